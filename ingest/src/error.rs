@@ -1,0 +1,161 @@
+//! Errors of change capture.
+//!
+//! Every error about the input names the 1-based line it was found on, and
+//! where it concerns one value, the column (a dotted path for nested fields,
+//! `[]` for list items).
+
+/// Result with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error decoding change events.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the input failed.
+    #[error("line {line}: reading input: {source}")]
+    Io {
+        line: usize,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The line is not a JSON object of the expected shape.
+    #[error("line {line}: malformed change event: {reason}")]
+    Malformed { line: usize, reason: String },
+
+    /// A required part of the event is absent or null.
+    #[error("line {line}: `{field}` is missing or null{}", required_by(op.as_deref()))]
+    MissingField {
+        line: usize,
+        /// `op`, `after` or `before`.
+        field: String,
+        /// The operation that needs the field, if that is why it is required.
+        op: Option<String>,
+    },
+
+    /// The event's `op` is not one of c, r, u, d.
+    #[error("line {line}: unsupported op {op:?}{}", op_hint(op))]
+    UnsupportedOp { line: usize, op: String },
+
+    /// The Kafka Connect schema of the envelope cannot be understood.
+    #[error("line {line}: bad Debezium schema: {reason}")]
+    BadSchema { line: usize, reason: String },
+
+    /// A column's schema type has no Arrow mapping here.
+    #[error("line {line}: column `{column}` has unsupported type {type_name}{}", hint_suffix(hint.as_deref()))]
+    UnsupportedType {
+        line: usize,
+        column: String,
+        type_name: String,
+        hint: Option<String>,
+    },
+
+    /// A value does not fit its column (wrong JSON type, bad base64, out of range, ...).
+    #[error("line {line}: column `{column}`: {reason}")]
+    BadValue {
+        line: usize,
+        column: String,
+        reason: String,
+    },
+
+    /// A column has one type up to some line and another type on this line.
+    #[error("line {line}: column `{column}` is {second} here but was {first} in earlier lines")]
+    TypeConflict {
+        line: usize,
+        column: String,
+        /// The type seen first (in earlier lines).
+        first: String,
+        /// The conflicting type seen on `line`.
+        second: String,
+    },
+
+    /// A data column has the name of one of the change metadata columns.
+    #[error("line {line}: column `{column}` has the name of a change metadata column")]
+    ReservedColumn { line: usize, column: String },
+
+    /// Assembling the Arrow arrays failed (a bug in the decoder, or a size limit).
+    #[error("building Arrow arrays: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+fn required_by(op: Option<&str>) -> String {
+    op.map(|op| format!(" (required by op {op:?})"))
+        .unwrap_or_default()
+}
+
+fn hint_suffix(hint: Option<&str>) -> String {
+    hint.map(|hint| format!("; {hint}")).unwrap_or_default()
+}
+
+fn op_hint(op: &str) -> &'static str {
+    match op {
+        "t" => " (truncate events are not supported yet)",
+        "m" => " (logical decoding messages are not change events)",
+        _ => " (expected c, r, u or d)",
+    }
+}
+
+impl Error {
+    /// The 1-based input line the error is about, if any.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Error::Io { line, .. }
+            | Error::Malformed { line, .. }
+            | Error::MissingField { line, .. }
+            | Error::UnsupportedOp { line, .. }
+            | Error::BadSchema { line, .. }
+            | Error::UnsupportedType { line, .. }
+            | Error::BadValue { line, .. }
+            | Error::TypeConflict { line, .. }
+            | Error::ReservedColumn { line, .. } => Some(*line),
+            Error::Arrow(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_line_and_column() {
+        let e = Error::TypeConflict {
+            line: 7,
+            column: "a".into(),
+            first: "integer".into(),
+            second: "string".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "line 7: column `a` is string here but was integer in earlier lines"
+        );
+        assert_eq!(e.line(), Some(7));
+
+        let e = Error::MissingField {
+            line: 3,
+            field: "after".into(),
+            op: Some("c".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "line 3: `after` is missing or null (required by op \"c\")"
+        );
+
+        let e = Error::UnsupportedOp {
+            line: 2,
+            op: "t".into(),
+        };
+        assert!(e.to_string().contains("truncate"), "{e}");
+
+        let e = Error::UnsupportedType {
+            line: 1,
+            column: "x".into(),
+            type_name: "io.debezium.data.VariableScaleDecimal".into(),
+            hint: Some("set decimal.handling.mode".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "line 1: column `x` has unsupported type io.debezium.data.VariableScaleDecimal; set decimal.handling.mode"
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! Read paths for users of inlet tables: snapshot, time travel and incremental queries with column
+//! selection, and the output formats of `inlet read` (JSON lines, CSV, a text table).
+
+mod output;
+
+pub use output::{Format, write_batches};
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use inlet_table::read::{Query, ReadResult};
+use inlet_table::schema::is_meta_column;
+use inlet_table::{InstantTime, Table};
+
+/// Errors of the query crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Table(#[from] inlet_table::Error),
+    #[error("unknown column {column:?}; the table has: {available}")]
+    UnknownColumn { column: String, available: String },
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    #[error("cannot write {format}: {reason}")]
+    Output {
+        format: &'static str,
+        reason: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A user's read request.
+#[derive(Debug, Clone, Default)]
+pub struct ReadRequest {
+    pub as_of: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Columns to return, in this order (all data columns when `None`).
+    pub columns: Option<Vec<String>>,
+    /// Whether to include the `_hoodie_*` meta columns.
+    pub meta: bool,
+}
+
+impl ReadRequest {
+    fn query(&self) -> Result<Query> {
+        let instant = |s: &str| -> Result<InstantTime> {
+            s.parse().map_err(|_| {
+                Error::InvalidQuery(format!("{s:?} is not an instant time (yyyyMMddHHmmssSSS)"))
+            })
+        };
+        match (&self.as_of, &self.from, &self.to) {
+            (None, None, None) => Ok(Query::Snapshot),
+            (Some(t), None, None) => Ok(Query::AsOf(instant(t)?)),
+            (None, Some(from), to) => {
+                let to = to.as_deref().map(instant).transpose()?;
+                Ok(Query::Incremental {
+                    from: instant(from)?,
+                    to,
+                })
+            }
+            (Some(_), Some(_), _) => Err(Error::InvalidQuery(
+                "--as-of and --from cannot be combined".into(),
+            )),
+            (_, None, Some(_)) => Err(Error::InvalidQuery("--to needs --from".into())),
+        }
+    }
+}
+
+/// Runs a read and shapes the result: meta columns only when asked for, selected columns only.
+pub async fn read(table: &Table, request: &ReadRequest) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
+    let ReadResult { schema, batches } = table.read(&request.query()?).await?;
+    let mut indices: Vec<usize> = Vec::new();
+    match &request.columns {
+        Some(columns) => {
+            if request.meta {
+                indices.extend(
+                    schema
+                        .fields()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| is_meta_column(f.name()))
+                        .map(|(i, _)| i),
+                );
+            }
+            for column in columns {
+                let index = schema.index_of(column).map_err(|_| Error::UnknownColumn {
+                    column: column.clone(),
+                    available: data_columns(&schema).join(", "),
+                })?;
+                if !indices.contains(&index) {
+                    indices.push(index);
+                }
+            }
+        }
+        None => indices.extend(
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| request.meta || !is_meta_column(f.name()))
+                .map(|(i, _)| i),
+        ),
+    }
+    let projected = Arc::new(schema.project(&indices).map_err(inlet_table::Error::from)?);
+    let batches = batches
+        .iter()
+        .map(|b| b.project(&indices).map_err(|e| Error::Table(e.into())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((projected, batches))
+}
+
+fn data_columns(schema: &Schema) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| !is_meta_column(f.name()))
+        .map(|f| f.name().clone())
+        .collect()
+}

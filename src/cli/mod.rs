@@ -1,0 +1,66 @@
+//! Command-line arguments and the commands they run.
+
+mod demo;
+mod read;
+mod table;
+mod timeline;
+mod write;
+
+use clap::{Args, Parser, Subcommand};
+use inlet_table::TableConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "inlet", version, about = "Change data capture into Apache Hudi tables", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and manage tables.
+    #[command(subcommand)]
+    Table(table::TableCommand),
+    /// Write Debezium change events (one JSON object per line) to a table in one commit.
+    Write(write::WriteArgs),
+    /// Read a table: snapshot, time travel (--as-of) or incremental (--from/--to).
+    Read(read::ReadArgs),
+    /// Show the table's timeline: instants, their state and what each commit wrote.
+    Timeline(timeline::TimelineArgs),
+    /// Create a demo table from built-in sample events and query it.
+    Demo(demo::DemoArgs),
+}
+
+/// Options for reaching a table's storage.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Object-store option KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000, aws_region=eu-west-1);
+    /// repeatable. Missing S3 options come from the usual AWS_* environment variables.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = parse_key_value, global = true)]
+    storage_options: Vec<(String, String)>,
+}
+
+impl StorageArgs {
+    fn table_config(&self) -> TableConfig {
+        TableConfig {
+            storage_options: self.storage_options.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Table(command) => table::run(command).await,
+        Command::Write(args) => write::run(args).await,
+        Command::Read(args) => read::run(args).await,
+        Command::Timeline(args) => timeline::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}

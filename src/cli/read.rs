@@ -1,0 +1,52 @@
+//! `inlet read`
+
+use std::io::Write;
+
+use clap::Args;
+use inlet_query::{Format, ReadRequest};
+use inlet_table::Table;
+
+use super::StorageArgs;
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Table location.
+    uri: String,
+    /// Time travel: the table as of this instant (yyyyMMddHHmmssSSS).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    as_of: Option<String>,
+    /// Incremental: records changed by commits after this instant…
+    #[arg(long)]
+    from: Option<String>,
+    /// …up to and including this instant (default: the latest commit).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// Columns to print, comma-separated (default: all data columns).
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Include the _hoodie_* meta columns.
+    #[arg(long)]
+    meta: bool,
+    /// Output format: jsonl, csv or table.
+    #[arg(long, default_value = "jsonl")]
+    format: Format,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
+    let table = Table::open(&args.uri, args.storage.table_config()).await?;
+    let request = ReadRequest {
+        as_of: args.as_of,
+        from: args.from,
+        to: args.to,
+        columns: args.columns,
+        meta: args.meta,
+    };
+    let (schema, batches) = inlet_query::read(&table, &request).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    inlet_query::write_batches(&mut out, args.format, &schema, &batches)?;
+    out.flush()?;
+    Ok(())
+}

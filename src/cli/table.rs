@@ -1,0 +1,96 @@
+//! `inlet table …`
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use inlet_table::{Table, TableProperties, TableType};
+
+use super::StorageArgs;
+
+/// Buckets per partition when `--buckets` is not given: enough file groups to rewrite in parallel
+/// on a small machine, few enough that a small table is not scattered over many tiny files.
+pub const DEFAULT_BUCKETS: u32 = 4;
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// Create a table (writes .hoodie/hoodie.properties).
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TypeArg {
+    /// Copy-on-write: every commit rewrites the touched file groups.
+    Cow,
+    /// Merge-on-read (not writable yet).
+    Mor,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Table location: a directory, file:///dir, s3://bucket/prefix or memory://name.
+    uri: String,
+    /// Table name (letters, digits, underscores).
+    #[arg(long)]
+    name: String,
+    /// Table type.
+    #[arg(long = "type", value_enum, default_value = "cow")]
+    table_type: TypeArg,
+    /// Record key column(s), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    record_key: Vec<String>,
+    /// Ordering (precombine) column: of two versions of a record, the greater value wins.
+    /// Without it the latest commit wins.
+    #[arg(long)]
+    ordering_field: Option<String>,
+    /// Partition column(s), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    partition_by: Vec<String>,
+    /// Name partition directories column=value.
+    #[arg(long)]
+    hive_style: bool,
+    /// File groups (buckets) per partition of the bucket index.
+    #[arg(long, default_value_t = DEFAULT_BUCKETS)]
+    buckets: u32,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+pub async fn run(command: TableCommand) -> anyhow::Result<()> {
+    match command {
+        TableCommand::Create(args) => create(args).await,
+    }
+}
+
+pub fn properties(
+    name: &str,
+    record_key: Vec<String>,
+    ordering_field: Option<String>,
+    partition_by: Vec<String>,
+    hive_style: bool,
+    buckets: u32,
+) -> TableProperties {
+    let mut props = TableProperties::new(name, TableType::CopyOnWrite, record_key);
+    props.ordering_field = ordering_field;
+    props.partition_fields = partition_by;
+    props.hive_style_partitioning = hive_style;
+    props.buckets = Some(buckets);
+    props
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    if matches!(args.table_type, TypeArg::Mor) {
+        anyhow::bail!("merge-on-read tables are not supported yet; use --type cow");
+    }
+    let props = properties(
+        &args.name,
+        args.record_key,
+        args.ordering_field,
+        args.partition_by,
+        args.hive_style,
+        args.buckets,
+    );
+    Table::create(&args.uri, args.storage.table_config(), props)
+        .await
+        .with_context(|| format!("creating table at {}", args.uri))?;
+    println!("Created copy-on-write table {} at {}", args.name, args.uri);
+    Ok(())
+}

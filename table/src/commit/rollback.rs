@@ -1,0 +1,317 @@
+//! Rollback of a write that never completed: its data files are deleted, a rollback instant
+//! (`R.rollback.requested` → `.inflight` → `R.rollback`, Avro `HoodieRollbackPlan` and
+//! `HoodieRollbackMetadata` as Hudi writes them) records what was removed, and the pending
+//! instant's own files are dropped from the timeline last, so a crash midway is simply rolled back
+//! again on the next open.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant as Stopwatch;
+
+use apache_avro::types::Value;
+use apache_avro::{Schema, Writer};
+use bytes::Bytes;
+
+use super::instant_path;
+use crate::error::{Error, Result};
+use crate::file_group::BaseFile;
+use crate::storage::{Created, Storage};
+use crate::timeline::{
+    Action, Instant, InstantGenerator, InstantTime, State, TIMELINE_DIR, Timeline,
+};
+
+const PLAN_SCHEMA: &str = include_str!("avro/HoodieRollbackPlan.avsc");
+const METADATA_SCHEMA: &str = include_str!("avro/HoodieRollbackMetadata.avsc");
+/// Version of the rollback plan and metadata layouts Hudi 0.14 writes.
+const ROLLBACK_VERSION: i32 = 1;
+
+/// What a rollback removed.
+#[derive(Debug, Clone)]
+pub struct RollbackOutcome {
+    pub rollback_instant: InstantTime,
+    pub rolled_back: Instant,
+    /// Deleted data files, table-relative.
+    pub deleted_files: Vec<String>,
+}
+
+/// Rolls back every pending write on the timeline (a dead writer's), oldest first.
+pub async fn rollback_pending(
+    storage: &Storage,
+    timeline: &Timeline,
+    generator: &InstantGenerator,
+) -> Result<Vec<RollbackOutcome>> {
+    let pending: Vec<Instant> = timeline
+        .pending()
+        .filter(|i| {
+            matches!(
+                i.action,
+                Action::Commit | Action::DeltaCommit | Action::ReplaceCommit
+            )
+        })
+        .cloned()
+        .collect();
+    let mut outcomes = Vec::new();
+    for instant in pending {
+        let timeline = Timeline::load(storage).await?;
+        tracing::warn!(instant = %instant, "Rolling back a write that did not complete.");
+        outcomes.push(rollback(storage, &timeline, generator, &instant).await?);
+    }
+    // A rollback that crashed midway left its own instant pending; the write it was undoing is
+    // still pending too and was rolled back again above, so the stale rollback instant goes.
+    for stale in timeline.pending().filter(|i| i.action == Action::Rollback) {
+        for state in [State::Inflight, State::Requested] {
+            if let Some(name) = stale.with_state(state).file_name() {
+                storage.delete(&format!("{TIMELINE_DIR}/{name}")).await?;
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Rolls back one pending write.
+pub async fn rollback(
+    storage: &Storage,
+    timeline: &Timeline,
+    generator: &InstantGenerator,
+    pending: &Instant,
+) -> Result<RollbackOutcome> {
+    let started = Stopwatch::now();
+    let target = &pending.time;
+    let mut files: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for entry in storage.list("").await? {
+        if entry.path.starts_with(TIMELINE_DIR) {
+            continue;
+        }
+        let (partition, name) = entry
+            .path
+            .rsplit_once('/')
+            .unwrap_or(("", entry.path.as_str()));
+        if let Some(base) = BaseFile::parse(name)
+            && &base.instant == target
+        {
+            files
+                .entry(partition.to_string())
+                .or_default()
+                .push((base.file_id, entry.path.clone()));
+        }
+    }
+
+    let time = generator.next(timeline.latest_time());
+    let requested = Instant::new(time.clone(), Action::Rollback, State::Requested);
+    let plan = encode_plan(storage, pending, &files)?;
+    if storage
+        .put_if_absent(&instant_path(&requested)?, plan)
+        .await?
+        == Created::AlreadyExists
+    {
+        return Err(Error::CommitConflict {
+            instant: time,
+            reason: "rollback instant time taken".to_string(),
+        });
+    }
+    let inflight = requested.with_state(State::Inflight);
+    storage
+        .put_if_absent(&instant_path(&inflight)?, Bytes::new())
+        .await?;
+
+    let mut deleted = Vec::new();
+    for paths in files.values() {
+        for (_, path) in paths {
+            storage.delete(path).await?;
+            deleted.push(path.clone());
+        }
+    }
+    let metadata = encode_metadata(&time, pending, &files, started.elapsed().as_millis() as i64)?;
+    let completed = inflight.with_state(State::Completed);
+    storage
+        .put_if_absent(&instant_path(&completed)?, metadata)
+        .await?;
+
+    // Only now drop the rolled-back instant's files, latest state first.
+    for state in [State::Inflight, State::Requested] {
+        if let Some(name) = pending.with_state(state).file_name() {
+            storage.delete(&format!("{TIMELINE_DIR}/{name}")).await?;
+        }
+    }
+    Ok(RollbackOutcome {
+        rollback_instant: time,
+        rolled_back: pending.clone(),
+        deleted_files: deleted,
+    })
+}
+
+fn avro_error(e: impl std::fmt::Display) -> Error {
+    Error::Avro(e.to_string())
+}
+
+fn strings(items: impl IntoIterator<Item = String>) -> Value {
+    Value::Array(items.into_iter().map(Value::String).collect())
+}
+
+fn instant_info(instant: &Instant) -> Value {
+    Value::Record(vec![
+        (
+            "commitTime".to_string(),
+            Value::String(instant.time.to_string()),
+        ),
+        (
+            "action".to_string(),
+            Value::String(instant.action.completed_as().to_string()),
+        ),
+    ])
+}
+
+fn container(schema: &str, record: Value) -> Result<Bytes> {
+    let schema = Schema::parse_str(schema).map_err(avro_error)?;
+    let mut writer = Writer::new(&schema, Vec::new());
+    writer.append(record).map_err(avro_error)?;
+    Ok(Bytes::from(writer.into_inner().map_err(avro_error)?))
+}
+
+fn full_path(storage: &Storage, rel: &str) -> String {
+    format!("{}/{rel}", storage.uri().trim_end_matches('/'))
+}
+
+fn encode_plan(
+    storage: &Storage,
+    pending: &Instant,
+    files: &BTreeMap<String, Vec<(String, String)>>,
+) -> Result<Bytes> {
+    let requests = files
+        .iter()
+        .flat_map(|(partition, paths)| {
+            paths.iter().map(move |(file_id, path)| {
+                Value::Record(vec![
+                    (
+                        "partitionPath".to_string(),
+                        Value::String(partition.clone()),
+                    ),
+                    (
+                        "fileId".to_string(),
+                        Value::Union(1, Box::new(Value::String(file_id.clone()))),
+                    ),
+                    (
+                        "latestBaseInstant".to_string(),
+                        Value::Union(1, Box::new(Value::String(pending.time.to_string()))),
+                    ),
+                    (
+                        "filesToBeDeleted".to_string(),
+                        strings([full_path(storage, path)]),
+                    ),
+                    (
+                        "logBlocksToBeDeleted".to_string(),
+                        Value::Union(0, Box::new(Value::Null)),
+                    ),
+                ])
+            })
+        })
+        .collect();
+    let plan = Value::Record(vec![
+        (
+            "instantToRollback".to_string(),
+            Value::Union(1, Box::new(instant_info(pending))),
+        ),
+        (
+            "RollbackRequests".to_string(),
+            Value::Union(1, Box::new(Value::Array(requests))),
+        ),
+        (
+            "version".to_string(),
+            Value::Union(0, Box::new(Value::Int(ROLLBACK_VERSION))),
+        ),
+    ]);
+    container(PLAN_SCHEMA, plan)
+}
+
+fn encode_metadata(
+    time: &InstantTime,
+    pending: &Instant,
+    files: &BTreeMap<String, Vec<(String, String)>>,
+    took_ms: i64,
+) -> Result<Bytes> {
+    let partitions: HashMap<String, Value> = files
+        .iter()
+        .map(|(partition, paths)| {
+            let value = Value::Record(vec![
+                (
+                    "partitionPath".to_string(),
+                    Value::String(partition.clone()),
+                ),
+                (
+                    "successDeleteFiles".to_string(),
+                    strings(paths.iter().map(|(_, p)| p.clone())),
+                ),
+                ("failedDeleteFiles".to_string(), Value::Array(Vec::new())),
+                (
+                    "rollbackLogFiles".to_string(),
+                    Value::Union(0, Box::new(Value::Null)),
+                ),
+                (
+                    "logFilesFromFailedCommit".to_string(),
+                    Value::Union(0, Box::new(Value::Null)),
+                ),
+            ]);
+            (partition.clone(), value)
+        })
+        .collect();
+    let total: usize = files.values().map(Vec::len).sum();
+    let metadata = Value::Record(vec![
+        (
+            "startRollbackTime".to_string(),
+            Value::String(time.to_string()),
+        ),
+        ("timeTakenInMillis".to_string(), Value::Long(took_ms)),
+        ("totalFilesDeleted".to_string(), Value::Int(total as i32)),
+        (
+            "commitsRollback".to_string(),
+            strings([pending.time.to_string()]),
+        ),
+        ("partitionMetadata".to_string(), Value::Map(partitions)),
+        (
+            "version".to_string(),
+            Value::Union(0, Box::new(Value::Int(ROLLBACK_VERSION))),
+        ),
+        (
+            "instantsRollback".to_string(),
+            Value::Array(vec![instant_info(pending)]),
+        ),
+    ]);
+    container(METADATA_SCHEMA, metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_and_metadata_are_readable_avro_containers() -> Result<()> {
+        let storage = Storage::open("memory://rollback-avro", &[])?;
+        let pending = Instant::new(
+            "20240418173213674".parse()?,
+            Action::Commit,
+            State::Inflight,
+        );
+        let mut files = BTreeMap::new();
+        files.insert(
+            "p=1".to_string(),
+            vec![(
+                "f1-0".to_string(),
+                "p=1/f1-0_0-0-0_20240418173213674.parquet".to_string(),
+            )],
+        );
+        for bytes in [
+            encode_plan(&storage, &pending, &files)?,
+            encode_metadata(&"20240418173300000".parse()?, &pending, &files, 5)?,
+        ] {
+            assert_eq!(&bytes[..4], b"Obj\x01");
+            let reader = apache_avro::Reader::new(&bytes[..]).map_err(avro_error)?;
+            let records: Vec<Value> = reader.collect::<Result<_, _>>().map_err(avro_error)?;
+            assert_eq!(records.len(), 1);
+            let text = format!("{:?}", records[0]);
+            assert!(
+                text.contains("20240418173213674") && text.contains("f1-0"),
+                "{text}"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! The Apache Hudi table format (table version 6): storage, `hoodie.properties`, the timeline and
+//! its commit protocol, file groups and base files, copy-on-write writes and snapshot, time-travel
+//! and incremental reads. It knows nothing of change-capture sources or of the service.
+
+pub mod bloom;
+pub mod commit;
+pub mod error;
+pub mod file_group;
+pub mod index;
+pub mod key;
+pub mod properties;
+pub mod read;
+pub mod schema;
+pub mod storage;
+pub mod table;
+pub mod timeline;
+pub mod write;
+
+pub use error::{Error, Result};
+pub use properties::{TableProperties, TableType};
+pub use table::{Table, TableConfig};
+pub use timeline::{Action, Instant, InstantTime, State, Timeline};

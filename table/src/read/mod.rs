@@ -1,0 +1,171 @@
+//! Reading a table: snapshot (latest slices), time travel (slices as of an instant) and
+//! incremental (the latest state of records changed by commits in `(from, to]`). Every file's rows
+//! are aligned to one schema, so files written before a schema change read back with nulls for
+//! added columns and widened values.
+
+mod base_file;
+
+pub use base_file::{read_base_file, read_base_file_schema};
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{Schema, SchemaRef};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{Error, Result};
+use crate::file_group::{FileSlice, FileSystemView, file_path};
+use crate::schema::{self, COMMIT_TIME};
+use crate::storage::Storage;
+use crate::timeline::{InstantTime, Timeline};
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub enum Query {
+    /// The latest committed state.
+    #[default]
+    Snapshot,
+    /// The state as of an instant (time travel).
+    AsOf(InstantTime),
+    /// Records changed by commits after `from`, up to and including `to` (or the latest).
+    Incremental {
+        from: InstantTime,
+        to: Option<InstantTime>,
+    },
+}
+
+/// Rows read from a table: meta columns then data columns.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl ReadResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// How many files are read at once.
+const READ_CONCURRENCY: usize = 8;
+
+pub async fn read(storage: &Storage, timeline: &Timeline, query: &Query) -> Result<ReadResult> {
+    let view = FileSystemView::load(storage, timeline).await?;
+    let (slices, window): (Vec<FileSlice<'_>>, Option<(InstantTime, InstantTime)>) = match query {
+        Query::Snapshot => (view.latest_slices(None), None),
+        Query::AsOf(t) => (view.latest_slices(Some(t)), None),
+        Query::Incremental { from, to } => {
+            let Some(to) = to
+                .clone()
+                .or_else(|| timeline.latest_completed_write().map(|i| i.time.clone()))
+            else {
+                return Ok(ReadResult {
+                    schema: Arc::new(Schema::empty()),
+                    batches: Vec::new(),
+                });
+            };
+            let mut touched = HashSet::new();
+            for instant in timeline
+                .completed_writes()
+                .filter(|i| &i.time > from && i.time <= to)
+            {
+                let metadata = timeline.commit_metadata(storage, instant).await?;
+                for (partition, stats) in &metadata.partition_to_write_stats {
+                    for stat in stats {
+                        touched.insert((partition.clone(), stat.file_id.clone()));
+                    }
+                }
+            }
+            let slices = view
+                .latest_slices(Some(&to))
+                .into_iter()
+                .filter(|s| touched.contains(&(s.partition.to_string(), s.file_id.to_string())))
+                .collect();
+            (slices, Some((from.clone(), to)))
+        }
+    };
+    let files: Vec<(String, InstantTime)> = slices
+        .iter()
+        .map(|s| {
+            (
+                file_path(s.partition, &s.base_file.file_name()),
+                s.base_file.instant.clone(),
+            )
+        })
+        .collect();
+    let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(files)
+        .map(|(path, instant)| async move {
+            Ok::<_, Error>((instant, read_base_file(storage, &path).await?))
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    // The newest file's schema, widened by older ones, is the schema of the result.
+    read.sort_by(|a, b| b.0.cmp(&a.0));
+    let schema = result_schema(
+        read.iter()
+            .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
+    );
+    let mut batches = Vec::new();
+    for (_, file_batches) in read {
+        for batch in file_batches {
+            let batch = schema::align(&batch, &schema)?;
+            let batch = match &window {
+                Some((from, to)) => filter_commit_time(&batch, from, to)?,
+                None => batch,
+            };
+            if batch.num_rows() > 0 {
+                batches.push(batch);
+            }
+        }
+    }
+    Ok(ReadResult { schema, batches })
+}
+
+/// Keeps rows whose `_hoodie_commit_time` lies in `(from, to]`.
+fn filter_commit_time(
+    batch: &RecordBatch,
+    from: &InstantTime,
+    to: &InstantTime,
+) -> Result<RecordBatch> {
+    let Some(times) = batch.column_by_name(COMMIT_TIME) else {
+        return Ok(batch.clone());
+    };
+    let keep: BooleanArray = times
+        .as_string::<i32>()
+        .iter()
+        .map(|t| Some(t.is_some_and(|t| t > from.as_str() && t <= to.as_str())))
+        .collect();
+    Ok(filter_record_batch(batch, &keep)?)
+}
+
+fn result_schema(schemas: impl Iterator<Item = SchemaRef>) -> SchemaRef {
+    let mut result: Option<SchemaRef> = None;
+    for schema in schemas {
+        result = Some(match result {
+            None => schema,
+            Some(current) => schema::evolve(&current, &schema).unwrap_or(current),
+        });
+    }
+    result.unwrap_or_else(|| Arc::new(Schema::empty()))
+}
+
+/// The table's current data schema: that of a base file written by the latest completed write
+/// that wrote one (without meta columns). `None` for a table without data files.
+pub async fn table_schema(storage: &Storage, timeline: &Timeline) -> Result<Option<SchemaRef>> {
+    for instant in timeline.completed_writes().rev() {
+        let metadata = timeline.commit_metadata(storage, instant).await?;
+        if let Some(path) = metadata
+            .write_stats()
+            .filter_map(|s| s.path.as_deref())
+            .find(|p| p.ends_with(".parquet"))
+        {
+            let schema = read_base_file_schema(storage, path).await?;
+            return Ok(Some(schema::without_meta_columns(&schema)));
+        }
+    }
+    Ok(None)
+}

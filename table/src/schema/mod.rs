@@ -1,0 +1,60 @@
+//! Table schemas: the Arrow schema of a table's data columns, the five `_hoodie_*` meta columns
+//! that precede them in every file, the rules for evolving a schema on write, and its Avro form
+//! for Hudi readers.
+
+mod avro;
+mod evolution;
+mod normalize;
+
+pub use avro::avro_schema_json;
+pub use evolution::{align, evolve};
+pub use normalize::normalize;
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+pub const COMMIT_TIME: &str = "_hoodie_commit_time";
+pub const COMMIT_SEQNO: &str = "_hoodie_commit_seqno";
+pub const RECORD_KEY: &str = "_hoodie_record_key";
+pub const PARTITION_PATH: &str = "_hoodie_partition_path";
+pub const FILE_NAME: &str = "_hoodie_file_name";
+
+/// The meta columns, in the order Hudi writes them before the data columns.
+pub const META_COLUMNS: [&str; 5] = [
+    COMMIT_TIME,
+    COMMIT_SEQNO,
+    RECORD_KEY,
+    PARTITION_PATH,
+    FILE_NAME,
+];
+
+pub fn is_meta_column(name: &str) -> bool {
+    META_COLUMNS.contains(&name)
+}
+
+/// The schema of a base file: meta columns, then the data columns.
+pub fn with_meta_columns(data: &Schema) -> SchemaRef {
+    let mut fields: Vec<Arc<Field>> = META_COLUMNS
+        .iter()
+        .map(|name| Arc::new(Field::new(*name, DataType::Utf8, true)))
+        .collect();
+    fields.extend(
+        data.fields()
+            .iter()
+            .filter(|f| !is_meta_column(f.name()))
+            .cloned(),
+    );
+    Arc::new(Schema::new(fields))
+}
+
+/// The data columns of a schema that may hold meta columns.
+pub fn without_meta_columns(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .filter(|f| !is_meta_column(f.name()))
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(fields))
+}

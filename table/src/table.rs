@@ -1,0 +1,163 @@
+//! A table handle: its storage, its properties and how instant times are made. Creating a table
+//! writes `hoodie.properties` with put-if-absent, so two concurrent creates cannot both succeed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+
+use crate::commit::lease::DEFAULT_LEASE_TTL;
+use crate::error::{Error, Result};
+use crate::properties::{PROPERTIES_FILE, TableProperties, TableType};
+use crate::read::{self, Query, ReadResult};
+use crate::storage::{Created, Storage};
+use crate::timeline::{Clock, InstantGenerator, SystemClock, Timeline};
+use crate::write::Writer;
+
+/// How a table is opened.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// Object-store options (`aws_endpoint`, `aws_region`, …).
+    pub storage_options: Vec<(String, String)>,
+    pub clock: Arc<dyn Clock>,
+    /// Lifetime of an object-store writer lease between heartbeats.
+    pub lease_ttl: Duration,
+    /// File groups rewritten at once; bounds write memory to this many file groups.
+    pub write_parallelism: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            storage_options: Vec::new(),
+            clock: Arc::new(SystemClock),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            write_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// An open Hudi table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    storage: Storage,
+    properties: TableProperties,
+    generator: Arc<InstantGenerator>,
+    config: TableConfig,
+}
+
+impl Table {
+    /// Creates a copy-on-write table. Fails if a table already exists at `uri`.
+    pub async fn create(
+        uri: &str,
+        config: TableConfig,
+        properties: TableProperties,
+    ) -> Result<Table> {
+        if properties.table_type != TableType::CopyOnWrite {
+            return Err(Error::Unsupported(
+                "merge-on-read tables cannot be written yet".to_string(),
+            ));
+        }
+        validate_new(&properties)?;
+        let storage = Storage::open(uri, &config.storage_options)?;
+        let file = Bytes::from(properties.to_file());
+        if storage.put_if_absent(PROPERTIES_FILE, file).await? == Created::AlreadyExists {
+            return Err(Error::TableExists(uri.to_string()));
+        }
+        Ok(Table::new(storage, properties, config))
+    }
+
+    /// Opens an existing table.
+    pub async fn open(uri: &str, config: TableConfig) -> Result<Table> {
+        let storage = Storage::open(uri, &config.storage_options)?;
+        let bytes = storage
+            .get_opt(PROPERTIES_FILE)
+            .await?
+            .ok_or_else(|| Error::TableNotFound(uri.to_string()))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|e| Error::InvalidProperties(e.to_string()))?;
+        let properties = TableProperties::parse(text)?;
+        properties.check_supported()?;
+        Ok(Table::new(storage, properties, config))
+    }
+
+    fn new(storage: Storage, properties: TableProperties, config: TableConfig) -> Table {
+        let generator = Arc::new(InstantGenerator::new(config.clock.clone()));
+        Table {
+            storage,
+            properties,
+            generator,
+            config,
+        }
+    }
+
+    pub fn properties(&self) -> &TableProperties {
+        &self.properties
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn config(&self) -> &TableConfig {
+        &self.config
+    }
+
+    pub(crate) fn generator(&self) -> &InstantGenerator {
+        &self.generator
+    }
+
+    pub async fn timeline(&self) -> Result<Timeline> {
+        Timeline::load(&self.storage).await
+    }
+
+    /// The current data schema (no meta columns); `None` before the first write.
+    pub async fn schema(&self) -> Result<Option<SchemaRef>> {
+        read::table_schema(&self.storage, &self.timeline().await?).await
+    }
+
+    pub async fn read(&self, query: &Query) -> Result<ReadResult> {
+        read::read(&self.storage, &self.timeline().await?, query).await
+    }
+
+    /// Becomes the table's single writer: takes the lease and rolls back writes a dead writer
+    /// left pending.
+    pub async fn writer(&self) -> Result<Writer> {
+        Writer::open(self.clone()).await
+    }
+}
+
+fn validate_new(properties: &TableProperties) -> Result<()> {
+    let invalid = |reason: String| Err(Error::InvalidConfig(reason));
+    if properties.name.is_empty()
+        || !properties
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return invalid(format!(
+            "table name {:?} must be letters, digits and underscores",
+            properties.name
+        ));
+    }
+    if properties.record_key_fields.is_empty() {
+        return invalid("at least one record key column is required".to_string());
+    }
+    match properties.buckets {
+        Some(0) | None => return invalid("the bucket count must be at least 1".to_string()),
+        Some(_) => {}
+    }
+    for field in properties
+        .record_key_fields
+        .iter()
+        .chain(&properties.partition_fields)
+    {
+        if field.is_empty() || field.contains([',', ':', '/', '=']) {
+            return invalid(format!(
+                "column name {field:?} cannot be a key or partition column"
+            ));
+        }
+    }
+    Ok(())
+}

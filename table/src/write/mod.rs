@@ -1,0 +1,398 @@
+//! Copy-on-write writes. A commit takes one batch of changes (upserts and deletes), plans which
+//! file group each record goes to (bucket index), rewrites every touched file group into a new
+//! base file in parallel, and publishes all of it in one atomic commit with the caller's metadata.
+
+mod merge;
+mod parquet;
+mod plan;
+
+pub use plan::Ordering;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::datatypes::{Schema, SchemaRef};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::commit::Transaction;
+use crate::commit::lease::Lease;
+use crate::commit::metadata::{CommitMetadata, SCHEMA_KEY, WriteStat};
+use crate::commit::rollback::{RollbackOutcome, rollback_pending};
+use crate::error::{Error, Result};
+use crate::file_group::{BaseFile, FileSystemView, WriteToken, file_path, partition_metafile};
+use crate::index;
+use crate::key::KeyGenerator;
+use crate::read::{read_base_file, table_schema};
+use crate::schema;
+use crate::table::Table;
+use crate::timeline::{Action, InstantTime, Timeline};
+use merge::{MergeContext, merge};
+use plan::Plan;
+
+/// What a write does with its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// New records. With a bucket index a key lives in exactly one file group, so an inserted key
+    /// that exists is updated, never duplicated.
+    Insert,
+    /// Insert or update by record key; rows flagged in `deletes` are deletes.
+    Upsert,
+    /// Every row is a delete (only key, partition and ordering columns are needed).
+    Delete,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Insert => "INSERT",
+            Operation::Upsert => "UPSERT",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
+/// One commit's worth of changes.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    pub batch: RecordBatch,
+    /// Rows that are deletes (upserts only).
+    pub deletes: Option<BooleanArray>,
+    pub operation: Operation,
+}
+
+impl Changes {
+    pub fn upsert(batch: RecordBatch) -> Self {
+        Changes {
+            batch,
+            deletes: None,
+            operation: Operation::Upsert,
+        }
+    }
+}
+
+/// A completed commit.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub instant: InstantTime,
+    pub metadata: CommitMetadata,
+}
+
+/// The table's single writer (holds the lease until closed or dropped).
+#[derive(Debug)]
+pub struct Writer {
+    table: Table,
+    lease: Option<Lease>,
+    rolled_back: Vec<RollbackOutcome>,
+}
+
+impl Writer {
+    pub(crate) async fn open(table: Table) -> Result<Writer> {
+        if table.properties().buckets.is_none() {
+            return Err(Error::Unsupported(
+                "inlet writes only tables with a bucket index (created by inlet)".to_string(),
+            ));
+        }
+        let lease = Lease::acquire(table.storage(), table.config().lease_ttl).await?;
+        let timeline = table.timeline().await?;
+        let rolled_back = rollback_pending(table.storage(), &timeline, table.generator()).await?;
+        Ok(Writer {
+            table,
+            lease: Some(lease),
+            rolled_back,
+        })
+    }
+
+    /// Writes that a dead writer left pending and that were rolled back on open.
+    pub fn rolled_back(&self) -> &[RollbackOutcome] {
+        &self.rolled_back
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    fn lease(&self) -> Result<&Lease> {
+        self.lease.as_ref().ok_or_else(|| Error::WriterLeaseLost {
+            table: self.table.storage().uri().to_string(),
+            reason: "the writer was closed".to_string(),
+        })
+    }
+
+    /// Applies `changes` in one commit, with `extra_metadata` (e.g. a source checkpoint) stored in
+    /// the same atomic commit. On any error nothing becomes visible and the files written so far
+    /// are rolled back.
+    pub async fn commit(
+        &mut self,
+        changes: Changes,
+        extra_metadata: BTreeMap<String, String>,
+    ) -> Result<Commit> {
+        let table = self.table.clone();
+        let storage = table.storage();
+        let timeline = table.timeline().await?;
+        let prepared = prepare(&table, &timeline, &changes).await?;
+        let avro_schema = prepared.avro_schema.clone();
+        let view = FileSystemView::load(storage, &timeline).await?;
+
+        let mut txn =
+            Transaction::begin(storage, &timeline, table.generator(), Action::Commit).await?;
+        let operation = changes.operation.name().to_string();
+        let workload = CommitMetadata {
+            operation_type: Some(operation.clone()),
+            ..Default::default()
+        };
+        let result = async {
+            txn.inflight(storage, &workload).await?;
+            let stats = write_file_groups(&table, &view, prepared, txn.instant_time()).await?;
+            let mut metadata = CommitMetadata {
+                operation_type: Some(operation),
+                extra_metadata,
+                ..Default::default()
+            };
+            metadata
+                .extra_metadata
+                .insert(SCHEMA_KEY.to_string(), avro_schema);
+            for stat in stats {
+                let partition = stat.partition_path.clone().unwrap_or_default();
+                metadata
+                    .partition_to_write_stats
+                    .entry(partition)
+                    .or_default()
+                    .push(stat);
+            }
+            Ok::<_, Error>(metadata)
+        }
+        .await;
+        let metadata = match result {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                if let Err(rollback_error) = txn.abort(storage, table.generator()).await {
+                    tracing::error!(error = %rollback_error, "Rolling back a failed write failed; the next writer will roll it back.");
+                }
+                return Err(e);
+            }
+        };
+        let time = txn.instant_time().clone();
+        // A failed completion leaves the instant pending: roll it back now if we can.
+        match txn.complete(storage, self.lease()?, &metadata).await {
+            Ok(_) => Ok(Commit {
+                instant: time,
+                metadata,
+            }),
+            Err(e) => {
+                let timeline = Timeline::load(storage).await?;
+                if let Some(pending) = timeline.get(&time).filter(|i| !i.is_completed()).cloned()
+                    && self.lease()?.check().await.is_ok()
+                {
+                    crate::commit::rollback::rollback(
+                        storage,
+                        &timeline,
+                        table.generator(),
+                        &pending,
+                    )
+                    .await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases the lease.
+    pub async fn close(mut self) -> Result<()> {
+        match self.lease.take() {
+            Some(lease) => lease.release().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The incoming batch made ready to merge: storage types, the evolved table schema, the plan.
+#[derive(Debug)]
+struct Prepared {
+    batch: RecordBatch,
+    data_schema: SchemaRef,
+    avro_schema: String,
+    plan: Plan,
+}
+
+async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Result<Prepared> {
+    let props = table.properties();
+    let batch = schema::normalize(&changes.batch)?;
+    if let Some(meta) = batch
+        .schema()
+        .fields()
+        .iter()
+        .find(|f| schema::is_meta_column(f.name()))
+    {
+        return Err(Error::Schema {
+            column: meta.name().clone(),
+            reason: "meta columns cannot be written".to_string(),
+        });
+    }
+    let current = table_schema(table.storage(), timeline)
+        .await?
+        .unwrap_or_else(|| Arc::new(Schema::empty()));
+    let data_schema = schema::evolve(&current, &batch.schema())?;
+    let batch = schema::align(&batch, &data_schema)?;
+    let deletes = match (changes.operation, &changes.deletes) {
+        (Operation::Delete, _) => BooleanArray::from(vec![true; batch.num_rows()]),
+        (_, Some(deletes)) if deletes.len() == batch.num_rows() => deletes.clone(),
+        (_, Some(deletes)) => {
+            return Err(Error::InvalidConfig(format!(
+                "{} delete flags for {} rows",
+                deletes.len(),
+                batch.num_rows()
+            )));
+        }
+        (_, None) => BooleanArray::from(vec![false; batch.num_rows()]),
+    };
+    let ordering = match &props.ordering_field {
+        Some(field) => Ordering::EventTime(field.clone()),
+        None => Ordering::CommitTime,
+    };
+    let keygen = KeyGenerator::new(props);
+    let buckets = props.buckets.unwrap_or(1);
+    let plan = plan::plan(&batch, deletes, &keygen, buckets, &ordering)?;
+    let avro_schema = schema::avro_schema_json(&props.name, &data_schema)?;
+    Ok(Prepared {
+        batch,
+        data_schema,
+        avro_schema,
+        plan,
+    })
+}
+
+/// One file group to rewrite.
+#[derive(Debug)]
+struct Task {
+    index: usize,
+    partition: String,
+    file_id: String,
+    previous: Option<BaseFile>,
+    rows: Vec<usize>,
+}
+
+async fn write_file_groups(
+    table: &Table,
+    view: &FileSystemView,
+    prepared: Prepared,
+    instant: &InstantTime,
+) -> Result<Vec<WriteStat>> {
+    let storage = table.storage();
+    // Existing file group of each (partition, bucket).
+    let mut existing: BTreeMap<(&str, u32), (&str, Option<BaseFile>)> = BTreeMap::new();
+    for group in view.file_groups() {
+        if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
+            let latest = group.latest_slice(None).map(|s| s.base_file.clone());
+            existing.insert(
+                (group.partition.as_str(), bucket),
+                (group.file_id.as_str(), latest),
+            );
+        }
+    }
+    let mut tasks = Vec::new();
+    let mut new_partitions = BTreeSet::new();
+    for (index, ((partition, bucket), rows)) in prepared.plan.groups.iter().enumerate() {
+        let (file_id, previous) = match existing.get(&(partition.as_str(), *bucket)) {
+            Some((file_id, previous)) => (file_id.to_string(), previous.clone()),
+            None => {
+                new_partitions.insert(partition.clone());
+                (index::new_bucket_file_id(*bucket), None)
+            }
+        };
+        tasks.push(Task {
+            index,
+            partition: partition.clone(),
+            file_id,
+            previous,
+            rows: rows.clone(),
+        });
+    }
+
+    let ctx = Arc::new(MergeContext {
+        instant: instant.clone(),
+        incoming: prepared.batch,
+        plan: prepared.plan,
+        data_schema: prepared.data_schema,
+        ordering_field: table.properties().ordering_field.clone(),
+    });
+    let parallelism = table.config().write_parallelism.max(1);
+    let stats: Vec<Option<WriteStat>> = futures::stream::iter(tasks)
+        .map(|task| rewrite(storage, ctx.clone(), task))
+        .buffer_unordered(parallelism)
+        .try_collect()
+        .await?;
+
+    for partition in new_partitions {
+        let (path, text) = partition_metafile(&partition, instant);
+        if storage.head(&path).await?.is_none() {
+            storage.put(&path, Bytes::from(text)).await?;
+        }
+    }
+    let mut stats: Vec<WriteStat> = stats.into_iter().flatten().collect();
+    stats.sort_by(|a, b| (&a.partition_path, &a.file_id).cmp(&(&b.partition_path, &b.file_id)));
+    Ok(stats)
+}
+
+/// Rewrites one file group into a new base file; `None` when nothing in it changes.
+async fn rewrite(
+    storage: &crate::storage::Storage,
+    ctx: Arc<MergeContext>,
+    task: Task,
+) -> Result<Option<WriteStat>> {
+    let stored = match &task.previous {
+        Some(base) => {
+            let batches =
+                read_base_file(storage, &file_path(&task.partition, &base.file_name())).await?;
+            let full_schema = schema::with_meta_columns(&ctx.data_schema);
+            let aligned = batches
+                .iter()
+                .map(|b| schema::align(b, &full_schema))
+                .collect::<Result<Vec<_>>>()?;
+            Some(arrow::compute::concat_batches(&full_schema, &aligned)?)
+        }
+        None => None,
+    };
+    let token = WriteToken {
+        partition: task.index as u32,
+        stage: 0,
+        attempt: 0,
+    };
+    let base_file = BaseFile::new(&task.file_id, &token, &ctx.instant);
+    let name = base_file.file_name();
+    let path = file_path(&task.partition, &name);
+    // Merging and encoding are CPU work: keep them off the async executor.
+    let (partition, index, rows, file_path_) =
+        (task.partition.clone(), task.index, task.rows, path.clone());
+    let encoded = tokio::task::spawn_blocking(move || -> Result<Option<(Bytes, merge::Merged)>> {
+        let Some(merged) = merge(&ctx, stored.as_ref(), &rows, &partition, &name, index)? else {
+            return Ok(None);
+        };
+        let bytes = parquet::encode_base_file(&merged.batch, &file_path_)?;
+        Ok(Some((bytes, merged)))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
+    let Some((bytes, merged)) = encoded else {
+        return Ok(None);
+    };
+    let size = bytes.len() as i64;
+    storage.put(&path, bytes).await?;
+    Ok(Some(WriteStat {
+        file_id: task.file_id,
+        path: Some(path),
+        prev_commit: Some(
+            task.previous
+                .map_or_else(|| "null".to_string(), |b| b.instant.to_string()),
+        ),
+        num_writes: merged.batch.num_rows() as i64,
+        num_deletes: merged.deletes as i64,
+        num_update_writes: merged.updates as i64,
+        num_inserts: merged.inserts as i64,
+        total_write_bytes: size,
+        file_size_in_bytes: size,
+        partition_path: Some(task.partition),
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,123 @@
+//! Test harness shared by the end-to-end tests: where the repo, `../shared` and the
+//! interop virtualenv are, running the Python interop scripts (`tests/interop/`),
+//! a local S3 server ([`moto::MotoServer`]) and fixture unpacking
+//! ([`fixtures::unzip_fixture`]).
+//!
+//! The virtualenv is made by `scripts/venv` (which `scripts/test` runs); its
+//! interpreter and `moto_server` are found through `INLET_PYTHON` and
+//! `INLET_MOTO_SERVER`, or else at `<repo>/.venv/bin/`.
+
+pub mod fixtures;
+pub mod moto;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const NO_VENV: &str = "run scripts/test (or scripts/venv) to create the interop venv";
+
+/// The workspace root (the folder holding the root `Cargo.toml`).
+pub fn repo_root() -> PathBuf {
+    let tests_crate = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    match tests_crate.parent() {
+        Some(root) => root.to_path_buf(),
+        None => tests_crate,
+    }
+}
+
+/// The project's `shared/` folder, beside the repo (`<repo>/../shared`), which
+/// holds the fixtures.
+pub fn shared_dir() -> PathBuf {
+    repo_root().join("..").join("shared")
+}
+
+/// A tool of the interop venv: `$env_var` if set, else `<repo>/.venv/bin/<name>`.
+fn venv_tool(env_var: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let path = repo_root().join(".venv").join("bin").join(name);
+    if path.exists() {
+        return path;
+    }
+    panic!(
+        "{env_var} is not set and {} does not exist: {NO_VENV}",
+        path.display()
+    );
+}
+
+/// The interop venv's Python interpreter (`INLET_PYTHON`, else `<repo>/.venv/bin/python`).
+///
+/// # Panics
+/// When neither exists: run `scripts/test` (or `scripts/venv`) first.
+pub fn python() -> PathBuf {
+    venv_tool("INLET_PYTHON", "python")
+}
+
+/// The venv's `moto_server` (`INLET_MOTO_SERVER`, else `<repo>/.venv/bin/moto_server`).
+///
+/// # Panics
+/// When neither exists: run `scripts/test` (or `scripts/venv`) first.
+pub fn moto_server() -> PathBuf {
+    venv_tool("INLET_MOTO_SERVER", "moto_server")
+}
+
+/// Runs `tests/interop/<script> <args..>` with the venv's Python and returns its
+/// stdout. A non-zero exit is an error carrying the exit status, stderr and stdout.
+pub fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let script_path = repo_root().join("tests").join("interop").join(script);
+    if !script_path.is_file() {
+        bail!("interop script {} does not exist", script_path.display());
+    }
+    let python = python();
+    let output = Command::new(&python)
+        .arg(&script_path)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {} {}", python.display(), script_path.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        bail!(
+            "{script} {args:?} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+            output.status,
+            stderr.trim_end(),
+            stdout.trim_end()
+        );
+    }
+    Ok(stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_root_holds_the_workspace() {
+        assert!(repo_root().join("Cargo.toml").is_file());
+        assert!(repo_root().join("tests").join("interop").is_dir());
+    }
+
+    #[test]
+    fn run_python_returns_stdout_and_reports_failures() {
+        let out = run_python(
+            "check_base_files.py",
+            &[repo_root().join("src").to_str().expect("utf-8 path")],
+        )
+        .expect("check_base_files.py on a folder without parquet files");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(json["files"], serde_json::json!({}));
+
+        let err = run_python("check_base_files.py", &["/nonexistent/inlet-table"])
+            .expect_err("must fail");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("is not a directory"),
+            "stderr missing from error: {msg}"
+        );
+
+        let err = run_python("no_such_script.py", &[]).expect_err("must fail");
+        assert!(format!("{err:#}").contains("does not exist"));
+    }
+}
