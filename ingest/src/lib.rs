@@ -3,6 +3,8 @@
 //! Today it holds only the Debezium event decoder, which turns Debezium JSON
 //! change events into Arrow record batches.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod debezium;
 pub mod error;
 

@@ -3,6 +3,9 @@
 bindings) and write every row it returns as ONE Parquet file.
 
 Usage:
+  hudi_read.py TABLE_URI --queries QUERIES.json --out-dir DIR
+               (QUERIES.json: [{"name": N, "as_of": T?, "start": T?, "end": T?}, ...];
+                writes DIR/N.parquet for each and prints {"rows": {N: rows, ...}})
   hudi_read.py TABLE_URI --out FILE.parquet
                [--as-of T]                      # snapshot (time travel) as of instant T
                [--start T [--end T]]            # incremental: commits in (start, end]
@@ -29,7 +32,9 @@ def fail(msg: str) -> "NoReturn":  # noqa: F821
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("table_uri")
-    p.add_argument("--out", required=True, help="Parquet file to write")
+    p.add_argument("--out", help="Parquet file to write")
+    p.add_argument("--queries", help="JSON file with a list of queries (see above)")
+    p.add_argument("--out-dir", dest="out_dir", help="directory for the results of --queries")
     p.add_argument("--as-of", dest="as_of", help="snapshot as of this instant time")
     p.add_argument("--start", help="incremental read: start instant (exclusive)")
     p.add_argument("--end", help="incremental read: end instant (inclusive)")
@@ -50,6 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="hudi option for the table, repeatable",
     )
     args = p.parse_args(argv)
+    if (args.out is None) == (args.queries is None):
+        p.error("give either --out or --queries with --out-dir")
+    if args.queries is not None and args.out_dir is None:
+        p.error("--queries needs --out-dir")
     if args.end is not None and args.start is None:
         p.error("--end needs --start")
     if args.as_of is not None and args.start is not None:
@@ -76,31 +85,18 @@ def table_uri(raw: str) -> str:
     return path
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-
+def read_query(table, uri: str, as_of, start, end):
+    """One read (snapshot, as-of or incremental) as a single pyarrow Table."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
-    from hudi import HudiQueryType, HudiReadOptions, HudiTableBuilder
-
-    uri = table_uri(args.table_uri)
-    try:
-        table = (
-            HudiTableBuilder.from_base_uri(uri)
-            .with_storage_options(kv_pairs(args.storage_options, "--storage-option"))
-            .with_hudi_options(kv_pairs(args.hudi_options, "--hudi-option"))
-            .build()
-        )
-    except Exception as e:  # hudi raises its own error types
-        fail(f"cannot open Hudi table {uri}: {type(e).__name__}: {e}")
+    from hudi import HudiQueryType, HudiReadOptions
 
     options = HudiReadOptions()
-    if args.as_of is not None:
-        options = options.with_as_of_timestamp(args.as_of)
-    if args.start is not None:
-        options = options.with_query_type(HudiQueryType.Incremental).with_start_timestamp(args.start)
-        if args.end is not None:
-            options = options.with_end_timestamp(args.end)
+    if as_of is not None:
+        options = options.with_as_of_timestamp(as_of)
+    if start is not None:
+        options = options.with_query_type(HudiQueryType.Incremental).with_start_timestamp(start)
+        if end is not None:
+            options = options.with_end_timestamp(end)
 
     try:
         batches = table.read(options)
@@ -123,6 +119,40 @@ def main(argv: list[str]) -> int:
             fail(f"table {uri} returned no rows and its schema is unreadable: {type(e).__name__}: {e}")
         result = schema.empty_table()
 
+    return result
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from hudi import HudiQueryType, HudiReadOptions, HudiTableBuilder
+
+    uri = table_uri(args.table_uri)
+    try:
+        table = (
+            HudiTableBuilder.from_base_uri(uri)
+            .with_storage_options(kv_pairs(args.storage_options, "--storage-option"))
+            .with_hudi_options(kv_pairs(args.hudi_options, "--hudi-option"))
+            .build()
+        )
+    except Exception as e:  # hudi raises its own error types
+        fail(f"cannot open Hudi table {uri}: {type(e).__name__}: {e}")
+
+    if args.queries is not None:
+        with open(args.queries) as f:
+            queries = json.load(f)
+        os.makedirs(args.out_dir, exist_ok=True)
+        rows = {}
+        for q in queries:
+            result = read_query(table, uri, q.get("as_of"), q.get("start"), q.get("end"))
+            pq.write_table(result, os.path.join(args.out_dir, q["name"] + ".parquet"))
+            rows[q["name"]] = result.num_rows
+        print(json.dumps({"rows": rows}))
+        return 0
+
+    result = read_query(table, uri, args.as_of, args.start, args.end)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     pq.write_table(result, args.out)

@@ -30,7 +30,7 @@
 //! | Connect type / logical `name`                         | JSON value                   | Arrow                          |
 //! |-------------------------------------------------------|------------------------------|--------------------------------|
 //! | `boolean`                                             | bool                         | Boolean                        |
-//! | `int8`                                                | integer                      | Int16 (Spark cannot read INT_8)|
+//! | `int8`                                                | integer                      | Int16 (for Spark; lossless)    |
 //! | `int16` / `int32` / `int64`                           | integer                      | Int16 / Int32 / Int64          |
 //! | `float32` / `float64`                                 | number, `"NaN"`, `"Infinity"`| Float32 / Float64              |
 //! | `string`                                              | string                       | Utf8                           |
@@ -51,18 +51,19 @@
 //! | other names (`io.debezium.data.Enum`, …)              | as the base type             | as the base type               |
 //!
 //! Times of day are Int64 microseconds rather than Time64 because MySQL TIME
-//! spans -838:59:59..838:59:59 (and PostgreSQL allows 24:00:00), and Spark
-//! cannot read Parquet TIME columns. `optional` fields are nullable.
+//! spans -838:59:59..838:59:59 (PostgreSQL allows 24:00:00), which Time64
+//! cannot hold, and Spark SQL has traditionally had no time-of-day type.
+//! `optional` fields are nullable.
 //!
 //! When lines carry different schemas, the columns are united; a column whose
-//! Arrow type changes is an [`Error::TypeConflict`](crate::Error::TypeConflict).
+//! Arrow type changes is an [`Error::TypeConflict`].
 //!
 //! # Types without the envelope
 //!
-//! Inferred from the values of all lines: see [`infer`](self) — boolean →
+//! Inferred from the values of all lines: boolean →
 //! Boolean, integer → Int64, other number → Float64 (integers and others mixed
 //! → Float64), string → Utf8, object → Struct, array → List, only nulls → Utf8;
-//! all nullable. Any other mix is an [`Error::TypeConflict`](crate::Error::TypeConflict).
+//! all nullable. Any other mix is an [`Error::TypeConflict`].
 
 mod convert;
 mod envelope;

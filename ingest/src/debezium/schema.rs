@@ -88,8 +88,8 @@ impl Kind {
     pub fn data_type(&self) -> DataType {
         match self {
             Kind::Boolean => DataType::Boolean,
-            // Arrow has Int8, but Spark (and so Hudi's Spark readers) cannot read
-            // an INT_8 Parquet column; Connect int8 widens losslessly to Int16.
+            // Connect int8 becomes Int16, not Int8, so that Spark-based Hudi
+            // readers see a type they handle well; the widening is lossless.
             Kind::Int { bits: 8 | 16 } => DataType::Int16,
             Kind::Int { bits: 32 } => DataType::Int32,
             Kind::Int { .. } => DataType::Int64,

@@ -68,10 +68,10 @@ impl MotoServer {
                     server.log_text()
                 );
             }
-            if let Ok((status, _)) = server.request("GET", "/") {
-                if (200..500).contains(&status) {
-                    return Ok(server);
-                }
+            if let Ok((status, _)) = server.request("GET", "/")
+                && (200..500).contains(&status)
+            {
+                return Ok(server);
             }
             if Instant::now() >= deadline {
                 bail!(

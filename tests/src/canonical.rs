@@ -1,0 +1,66 @@
+//! A reader-independent form of query results, to compare what two readers returned: every row
+//! as a JSON object of chosen columns, with types that readers legitimately differ on (integer
+//! widths, timestamp zones) normalised; rows sorted.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema};
+
+/// Rows of `batches` restricted to `columns` (all when empty), as sorted JSON strings.
+pub fn rows(batches: &[RecordBatch], columns: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let schema = batch.schema();
+        let names: Vec<String> = if columns.is_empty() {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        } else {
+            columns.to_vec()
+        };
+        let mut fields = Vec::new();
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for name in &names {
+            let column = batch.column_by_name(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "column {name} missing; have {:?}",
+                    schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+                )
+            })?;
+            let target = match column.data_type() {
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                    Some(DataType::Int64)
+                }
+                DataType::Float32 => Some(DataType::Float64),
+                DataType::Timestamp(..) => Some(DataType::Int64),
+                DataType::LargeUtf8 | DataType::Utf8View => Some(DataType::Utf8),
+                _ => None,
+            };
+            let column = match target {
+                Some(t) => cast(column, &t)?,
+                None => column.clone(),
+            };
+            fields.push(Field::new(name, column.data_type().clone(), true));
+            arrays.push(column);
+        }
+        let normalized = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        let mut writer = arrow_json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow_json::writer::LineDelimited>(Vec::new());
+        writer.write(&normalized)?;
+        writer.finish()?;
+        let text = String::from_utf8(writer.into_inner())?;
+        out.extend(text.lines().map(str::to_string));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a Parquet file (written by an interop script) into batches.
+pub fn read_parquet(path: &Path) -> anyhow::Result<Vec<RecordBatch>> {
+    let file = std::fs::File::open(path)?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
