@@ -1,6 +1,10 @@
 //! One input line: tombstone, `{"schema":…,"payload":…}` envelope or bare
 //! payload, and the change it carries.
 
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::source;
@@ -8,12 +12,14 @@ use crate::error::{Error, Result};
 
 /// What one input line holds.
 #[derive(Debug)]
-pub(crate) enum Parsed {
+pub(crate) enum Parsed<'a> {
     /// A blank line, a `null` (Kafka tombstone) or an envelope with a null payload.
     Skip,
-    /// Kafka Connect `JsonConverter` output with `schemas.enable=true`.
+    /// Kafka Connect `JsonConverter` output with `schemas.enable=true`. The
+    /// schema is kept as text: it is usually the same on every line, so it is
+    /// only parsed when it differs from one seen before.
     Envelope {
-        schema: Value,
+        schema: &'a RawValue,
         payload: Map<String, Value>,
     },
     /// The Debezium payload alone.
@@ -21,42 +27,87 @@ pub(crate) enum Parsed {
 }
 
 /// Parses one line (without interpreting the payload).
-pub(crate) fn parse_line(line: usize, bytes: &[u8]) -> Result<Parsed> {
+pub(crate) fn parse_line(line: usize, bytes: &[u8]) -> Result<Parsed<'_>> {
     let bytes = bytes.trim_ascii();
     if bytes.is_empty() {
         return Ok(Parsed::Skip);
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
+    let top: Top<'_> = serde_json::from_slice(bytes).map_err(|e| Error::Malformed {
         line,
         reason: json_error(&e),
     })?;
-    let mut object = match value {
-        Value::Null => return Ok(Parsed::Skip),
-        Value::Object(object) => object,
-        other => {
-            return Err(Error::Malformed {
+    let Top::Object {
+        schema,
+        rest: mut object,
+    } = top
+    else {
+        return Ok(Parsed::Skip);
+    };
+    match (schema, object.contains_key("payload")) {
+        (Some(schema), true) => match object.remove("payload") {
+            None | Some(Value::Null) => Ok(Parsed::Skip),
+            Some(Value::Object(payload)) => Ok(Parsed::Envelope { schema, payload }),
+            Some(other) => Err(Error::Malformed {
                 line,
                 reason: format!(
-                    "expected a JSON object (a change event) or null (a tombstone), found {}",
+                    "the envelope's `payload` is {}, expected a JSON object",
                     json_type(&other)
                 ),
-            });
+            }),
+        },
+        (Some(schema), false) => {
+            // Not an envelope after all: a bare payload with a `schema` key.
+            let schema = serde_json::from_str(schema.get()).map_err(|e| Error::Malformed {
+                line,
+                reason: json_error(&e),
+            })?;
+            object.insert("schema".to_owned(), schema);
+            Ok(Parsed::Bare(object))
         }
-    };
-    if !(object.contains_key("schema") && object.contains_key("payload")) {
-        return Ok(Parsed::Bare(object));
+        (None, _) => Ok(Parsed::Bare(object)),
     }
-    let schema = object.remove("schema").unwrap_or(Value::Null);
-    match object.remove("payload") {
-        None | Some(Value::Null) => Ok(Parsed::Skip),
-        Some(Value::Object(payload)) => Ok(Parsed::Envelope { schema, payload }),
-        Some(other) => Err(Error::Malformed {
-            line,
-            reason: format!(
-                "the envelope's `payload` is {}, expected a JSON object",
-                json_type(&other)
-            ),
-        }),
+}
+
+/// A line's top-level JSON value, parsed in one pass: `schema` as raw text,
+/// every other key as a [`Value`].
+enum Top<'a> {
+    Null,
+    Object {
+        schema: Option<&'a RawValue>,
+        rest: Map<String, Value>,
+    },
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopVisitor)
+    }
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object (a change event) or null (a tombstone)")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top<'de>, E> {
+        Ok(Top::Null)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut schema = None;
+        let mut rest = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "schema" {
+                schema = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                rest.insert(key, map.next_value::<Value>()?);
+            }
+        }
+        Ok(Top::Object { schema, rest })
     }
 }
 
@@ -225,6 +276,13 @@ mod tests {
         assert!(matches!(p, Parsed::Envelope { .. }));
         let p = parse_line(1, br#"{"op":"c","after":{"schema":1}}"#).unwrap();
         assert!(matches!(p, Parsed::Bare(_)));
+        let p = parse_line(1, br#"{"op":"c","schema":{"a":[1]},"after":{}}"#).unwrap();
+        let Parsed::Bare(payload) = p else {
+            panic!("not bare")
+        };
+        let keys: Vec<_> = payload.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["op", "after", "schema"]);
+        assert_eq!(payload["schema"]["a"][0], 1);
     }
 
     #[test]
@@ -233,7 +291,9 @@ mod tests {
         assert!(matches!(e, Error::Malformed { line: 12, .. }), "{e}");
         assert!(!e.to_string().contains("line 1 "), "{e}");
         let e = parse_line(3, b"[1,2]").unwrap_err();
-        assert!(e.to_string().contains("found an array"), "{e}");
+        assert!(e.to_string().contains("expected a JSON object"), "{e}");
+        let e = parse_line(3, b"{} {}").unwrap_err();
+        assert!(e.to_string().contains("trailing characters"), "{e}");
         let e = parse_line(3, br#"{"schema":{},"payload":5}"#).unwrap_err();
         assert!(e.to_string().contains("payload"), "{e}");
         let e = parse_line(3, b"\xff\xfe").unwrap_err();

@@ -80,6 +80,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -196,6 +197,9 @@ struct Decoder {
     /// Envelope input: the distinct row schemas, and all their columns merged.
     schemas: Vec<RowSchema>,
     columns: Vec<Column>,
+    /// Envelope schema texts already seen, with the side (`after`/`before`)
+    /// and the index into `schemas` of its row schema.
+    schema_texts: Vec<(Box<str>, &'static str, usize)>,
     /// Bare input: the inferred column types.
     inferred: Vec<(String, Inferred)>,
 }
@@ -240,28 +244,45 @@ impl Decoder {
         Ok(())
     }
 
-    /// The index of the row schema of this envelope, merging it into the
-    /// columns when it is new.
-    fn row_schema(&mut self, line: usize, schema: Value, side: &str) -> Result<usize> {
-        let raw = envelope::take_row_schema(line, schema, side)?;
-        // Schemas rarely change: look from the most recent one back.
-        if let Some(index) = self.schemas.iter().rposition(|s| s.raw == raw) {
+    /// The index of the row schema (of `side`) of this envelope schema,
+    /// merging it into the columns when it is new.
+    fn row_schema(&mut self, line: usize, schema: &RawValue, side: &'static str) -> Result<usize> {
+        // Schemas rarely change: the same text as a recent line settles it.
+        let text = schema.get();
+        if let Some(&(_, _, index)) = self
+            .schema_texts
+            .iter()
+            .rev()
+            .find(|(t, s, _)| *s == side && **t == *text)
+        {
             return Ok(index);
         }
-        let columns = schema::row_columns(&raw, line)?;
-        if let Some(c) = columns.iter().find(|c| is_reserved(&c.name)) {
-            return Err(Error::ReservedColumn {
-                line,
-                column: c.name.clone(),
-            });
-        }
-        if self.schemas.is_empty() {
-            self.columns = columns.clone();
-        } else {
-            schema::merge_columns(&mut self.columns, &columns, line, None)?;
-        }
-        self.schemas.push(RowSchema { raw, columns });
-        Ok(self.schemas.len() - 1)
+        let schema: Value = serde_json::from_str(text).map_err(|e| Error::BadSchema {
+            line,
+            reason: e.to_string(),
+        })?;
+        let raw = envelope::take_row_schema(line, schema, side)?;
+        let index = match self.schemas.iter().rposition(|s| s.raw == raw) {
+            Some(index) => index,
+            None => {
+                let columns = schema::row_columns(&raw, line)?;
+                if let Some(c) = columns.iter().find(|c| is_reserved(&c.name)) {
+                    return Err(Error::ReservedColumn {
+                        line,
+                        column: c.name.clone(),
+                    });
+                }
+                if self.schemas.is_empty() {
+                    self.columns = columns.clone();
+                } else {
+                    schema::merge_columns(&mut self.columns, &columns, line, None)?;
+                }
+                self.schemas.push(RowSchema { raw, columns });
+                self.schemas.len() - 1
+            }
+        };
+        self.schema_texts.push((text.into(), side, index));
+        Ok(index)
     }
 
     fn finish(self) -> Result<ChangeBatch> {
@@ -271,6 +292,7 @@ impl Decoder {
             schemas,
             columns,
             inferred,
+            ..
         } = self;
         let columns = match format {
             Some(Format::Bare) => infer::into_columns(inferred),

@@ -12,6 +12,12 @@
 //! is visible to readers before the completed file exists, because readers only take files of
 //! completed instants. A writer that finds pending instants on open (a dead writer's) rolls them
 //! back before it writes ([`rollback`]).
+//!
+//! The commit's requirement, "the latest completed write is still the one I started from (B)", is
+//! made atomic by claiming the successor of B: a put-if-absent of `.hoodie/.aux/inlet/commit-after-B`
+//! naming `T`, just before completion. Of two writers that started from B (say a stalled writer
+//! whose lease expired and the writer that took over), exactly one claims it; the other fails
+//! with [`Error::CommitConflict`] and completes nothing.
 
 pub mod lease;
 pub mod metadata;
@@ -26,6 +32,9 @@ use crate::timeline::{
 };
 use lease::Lease;
 use metadata::CommitMetadata;
+
+/// Where successor claims live (Hudi's auxiliary folder, which readers ignore).
+const CLAIMS_DIR: &str = ".hoodie/.aux/inlet";
 
 /// One write in progress.
 #[derive(Debug)]
@@ -81,41 +90,105 @@ impl Transaction {
         Ok(())
     }
 
-    /// Publishes the write: checks that the lease is still held and that no other write completed
-    /// since the transaction began, then creates the completed instant file.
+    /// Publishes the write: checks that the lease is still held, claims the successor of the base
+    /// write, checks that no other write completed since the transaction began, then creates the
+    /// completed instant file.
     pub async fn complete(
         self,
         storage: &Storage,
         lease: &Lease,
         metadata: &CommitMetadata,
     ) -> Result<Instant> {
-        let conflict = |reason: String| Error::CommitConflict {
-            instant: self.instant.time.clone(),
-            reason,
-        };
         lease.check().await?;
+        self.claim_successor(storage).await?;
         let now = Timeline::load(storage).await?;
         let latest = now.latest_completed_write().map(|i| i.time.clone());
         if latest != self.base {
-            return Err(conflict(format!(
-                "the table changed while writing: latest completed write is {} (expected {})",
-                latest
-                    .as_ref()
-                    .map_or("none".to_string(), |t| t.to_string()),
-                self.base
-                    .as_ref()
-                    .map_or("none".to_string(), |t| t.to_string()),
+            let latest = latest.map_or_else(|| "none".to_string(), |t| t.to_string());
+            return Err(self.conflict(format!(
+                "the table changed while writing: latest completed write is {latest} (expected {})",
+                self.base_name()
             )));
         }
         let completed = self.instant.with_state(State::Completed);
+        let body = Bytes::from(metadata.to_json());
         match storage
-            .put_if_absent(&instant_path(&completed)?, Bytes::from(metadata.to_json()))
+            .put_if_absent(&instant_path(&completed)?, body)
             .await?
         {
-            Created::Yes => Ok(completed),
-            Created::AlreadyExists => Err(conflict(
-                "another writer completed this instant".to_string(),
-            )),
+            Created::Yes => {
+                self.prune_claims(storage).await;
+                Ok(completed)
+            }
+            Created::AlreadyExists => {
+                Err(self.conflict("another writer completed this instant".to_string()))
+            }
+        }
+    }
+
+    fn conflict(&self, reason: String) -> Error {
+        Error::CommitConflict {
+            instant: self.instant.time.clone(),
+            reason,
+        }
+    }
+
+    fn base_name(&self) -> String {
+        self.base
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |t| t.to_string())
+    }
+
+    fn claim_path(&self) -> String {
+        format!("{CLAIMS_DIR}/commit-after-{}", self.base_name())
+    }
+
+    /// Claims the right to be the next completed write after the base write.
+    async fn claim_successor(&self, storage: &Storage) -> Result<()> {
+        let path = self.claim_path();
+        let me = Bytes::from(self.instant.time.to_string());
+        for _ in 0..2 {
+            if storage.put_if_absent(&path, me.clone()).await? == Created::Yes {
+                return Ok(());
+            }
+            let holder = storage.get_opt(&path).await?.unwrap_or_default();
+            let holder = String::from_utf8_lossy(&holder).trim().to_string();
+            if holder == self.instant.time.as_str() {
+                return Ok(());
+            }
+            let timeline = Timeline::load(storage).await?;
+            if holder
+                .parse::<InstantTime>()
+                .ok()
+                .and_then(|t| timeline.get(&t).cloned())
+                .is_some()
+            {
+                // Completed, or pending (a live competitor): either way it came first.
+                return Err(self.conflict(format!(
+                    "write {holder} already claimed the commit after {}",
+                    self.base_name()
+                )));
+            }
+            // The holder was rolled back (a writer that died before completing): the claim is
+            // stale. Only the lease holder gets here, so removing it races with nobody.
+            storage.delete(&path).await?;
+        }
+        Err(self.conflict(format!(
+            "could not claim the commit after {}",
+            self.base_name()
+        )))
+    }
+
+    /// Removes older claims: writers that started before them are fenced by the base check.
+    async fn prune_claims(&self, storage: &Storage) {
+        let keep = self.claim_path();
+        let Ok(entries) = storage.list_dir(CLAIMS_DIR).await else {
+            return;
+        };
+        for entry in entries.into_iter().filter(|e| e.path != keep) {
+            if let Err(e) = storage.delete(&entry.path).await {
+                tracing::warn!(path = %entry.path, error = %e, "Could not remove an old commit claim.");
+            }
         }
     }
 
