@@ -7,11 +7,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use inlet_table::read::Query;
-use inlet_table::write::{Changes, Operation};
 use inlet_table::{Table, TableConfig};
 use inlet_tests::canonical;
 use inlet_tests::model::{self, Model, Shape};
@@ -49,31 +47,18 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
         )
         .await?;
         let mut model = Model::new(shape);
-        let mut writer = table.writer().await?;
-        for _ in 0..rng.random_range(2..=6) {
-            let changes = model::random_changes(&mut rng, 25, 30);
-            let (batch, deletes) = model::to_batch(&changes);
-            let commit = writer
-                .commit(
-                    Changes {
-                        batch,
-                        deletes: Some(deletes),
-                        operation: Operation::Upsert,
-                    },
-                    BTreeMap::new(),
-                )
-                .await?;
+        let count = rng.random_range(2..=6);
+        for _ in 0..count {
+            common::write_random_commits(&table, &mut model, &mut rng, 1, 25).await?;
             commits += 1;
-            model.apply(commit.instant.as_str(), &changes);
             let got = read(&table, &Query::Snapshot).await?;
+            let at = &model.history.last().expect("a commit").0;
             assert_eq!(
                 got,
                 model::canonical(&model.records),
-                "snapshot after {} (seed {seed}, {shape:?})",
-                commit.instant
+                "snapshot after {at} (seed {seed}, {shape:?})"
             );
         }
-        writer.close().await?;
         let instants: Vec<String> = model.history.iter().map(|(t, _)| t.clone()).collect();
         for (i, at) in instants.iter().enumerate() {
             let got = read(&table, &Query::AsOf(at.parse()?)).await?;

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
 use super::Path;
-use super::schema::{Column, Kind, Unit};
+use super::schema::{Column, Kind, Unit, map_entries};
 use crate::error::{Error, Result};
 
 /// One row's value of a column.
@@ -253,13 +253,7 @@ fn build_map(key: &Column, value: &Column, cells: &[Cell<'_>], path: &Path) -> R
     }
     let keys = build_array(key, &key_cells, &Path::Field(path, "keys"))?;
     let values = build_array(value, &value_cells, &Path::Field(path, "values"))?;
-    let DataType::Map(entries_field, _) = Kind::Map {
-        key: Box::new(key.clone()),
-        value: Box::new(value.clone()),
-    }
-    .data_type() else {
-        return Err(ArrowError::SchemaError("map type without entries".to_owned()).into());
-    };
+    let entries_field = map_entries(key, value);
     let entries = StructArray::try_new(
         Fields::from(vec![key.field(), value.field()]),
         vec![keys, values],

@@ -163,9 +163,30 @@ struct Event {
     op: Op,
     position: Option<i64>,
     commit_ts: Option<i64>,
-    row: Map<String, Value>,
+    /// The row's values by column index (shorter when later columns are absent).
+    row: Vec<Value>,
     /// Index into [`Decoder::schemas`] (envelope input only).
     schema: usize,
+}
+
+/// The values of `row` by index in `columns`, dropping the keys (and any
+/// key that is not a column). Rows usually list their keys in column order,
+/// so key i is looked for at column i first.
+fn align<C>(row: Map<String, Value>, columns: &[C], name: impl Fn(&C) -> &String) -> Vec<Value> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, (key, value)) in row.into_iter().enumerate() {
+        let index = if columns.get(i).is_some_and(|c| *name(c) == key) {
+            Some(i)
+        } else {
+            columns.iter().position(|c| *name(c) == key)
+        };
+        let Some(index) = index else { continue };
+        if values.len() <= index {
+            values.resize(index + 1, Value::Null);
+        }
+        values[index] = value;
+    }
+    values
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,11 +247,14 @@ impl Decoder {
             Some(_) => {}
         }
         let change = envelope::take_change(line, payload)?;
-        let schema = match schema {
-            Some(schema) => self.row_schema(line, schema, change.op.side())?,
+        let (schema, row) = match schema {
+            Some(schema) => {
+                let index = self.row_schema(line, schema, change.op.side())?;
+                (index, align(change.row, &self.columns, |c| &c.name))
+            }
             None => {
                 infer::observe_row(&mut self.inferred, &change.row, line)?;
-                0
+                (0, align(change.row, &self.inferred, |(name, _)| name))
             }
         };
         self.events.push(Event {
@@ -238,7 +262,7 @@ impl Decoder {
             op: change.op,
             position: change.position,
             commit_ts: change.commit_ts,
-            row: change.row,
+            row,
             schema,
         });
         Ok(())
@@ -288,7 +312,7 @@ impl Decoder {
     fn finish(self) -> Result<ChangeBatch> {
         let Decoder {
             format,
-            events,
+            mut events,
             schemas,
             columns,
             inferred,
@@ -322,17 +346,24 @@ impl Decoder {
                         .and_then(|j| schemas.get(e.schema)?.columns.get(j));
                     match (format, own) {
                         (Some(Format::Envelope), Some(own)) => {
-                            Cell::new(e.line, e.row.get(&column.name), &own.kind, null_ok)
+                            Cell::new(e.line, e.row.get(i), &own.kind, null_ok)
                         }
                         // Not in this line's schema: null (the merged column is nullable).
                         (Some(Format::Envelope), None) => {
                             Cell::new(e.line, None, &column.kind, true)
                         }
-                        _ => Cell::new(e.line, e.row.get(&column.name), &column.kind, null_ok),
+                        _ => Cell::new(e.line, e.row.get(i), &column.kind, null_ok),
                     }
                 })
                 .collect();
             let array = convert::build_array(column, &cells, &Path::Column(&column.name))?;
+            drop(cells);
+            // The column is in Arrow now: free its JSON values.
+            for e in &mut events {
+                if let Some(value) = e.row.get_mut(i) {
+                    *value = Value::Null;
+                }
+            }
             let nullable = column.nullable || array.null_count() > 0;
             fields.push(Field::new(&column.name, column.kind.data_type(), nullable));
             arrays.push(array);

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{
-    DataType, Decimal128Type, Field, Fields, TimeUnit, validate_decimal_precision_and_scale,
+    DataType, Decimal128Type, Field, FieldRef, Fields, TimeUnit,
+    validate_decimal_precision_and_scale,
 };
 use serde_json::{Map, Value};
 
@@ -108,14 +109,7 @@ impl Kind {
             Kind::Struct(children) => {
                 DataType::Struct(children.iter().map(Column::field).collect::<Fields>())
             }
-            Kind::Map { key, value } => DataType::Map(
-                Arc::new(Field::new(
-                    "entries",
-                    DataType::Struct(Fields::from(vec![key.field(), value.field()])),
-                    false,
-                )),
-                false,
-            ),
+            Kind::Map { key, value } => DataType::Map(map_entries(key, value), false),
         }
     }
 
@@ -127,6 +121,15 @@ impl Kind {
     fn is_nested(&self) -> bool {
         matches!(self, Kind::List(_) | Kind::Struct(_) | Kind::Map { .. })
     }
+}
+
+/// The `entries` field of a map type.
+pub(crate) fn map_entries(key: &Column, value: &Column) -> FieldRef {
+    Arc::new(Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![key.field(), value.field()])),
+        false,
+    ))
 }
 
 // Logical type names (the schema's `name`).

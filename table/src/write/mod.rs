@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use crate::commit::Transaction;
 use crate::commit::lease::Lease;
@@ -318,11 +318,14 @@ async fn write_file_groups(
         ordering_field: table.properties().ordering_field.clone(),
     });
     let parallelism = table.config().write_parallelism.max(1);
-    let stats: Vec<Option<WriteStat>> = futures::stream::iter(tasks)
+    // Every rewrite runs to its end even when another fails: a file write already handed to a
+    // blocking thread cannot be cancelled, and the rollback must see every file that was written.
+    let results: Vec<Result<Option<WriteStat>>> = futures::stream::iter(tasks)
         .map(|task| rewrite(storage, ctx.clone(), task))
         .buffer_unordered(parallelism)
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    let stats = results.into_iter().collect::<Result<Vec<_>>>()?;
 
     for partition in new_partitions {
         let (path, text) = partition_metafile(&partition, instant);

@@ -5,5 +5,4 @@ mod cow_writes;
 mod failures;
 mod schema_evolution;
 mod spark_fixtures;
-mod types;
 mod util;

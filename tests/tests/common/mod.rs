@@ -30,6 +30,16 @@ pub async fn all_types_table(uri: &str) -> anyhow::Result<Table> {
     let mut props = TableProperties::new("types", TableType::CopyOnWrite, vec!["id".into()]);
     props.buckets = Some(1);
     let table = Table::create(uri, TableConfig::default(), props).await?;
+    let mut writer = table.writer().await?;
+    writer
+        .commit(Changes::upsert(all_types_batch()?), BTreeMap::new())
+        .await?;
+    writer.close().await?;
+    Ok(table)
+}
+
+/// One column of every supported type (3 rows, with nulls).
+pub fn all_types_batch() -> anyhow::Result<RecordBatch> {
     let struct_fields = Fields::from(vec![
         Field::new("a", DataType::Utf8, true),
         Field::new("b", DataType::Int32, true),
@@ -125,14 +135,19 @@ pub async fn all_types_table(uri: &str) -> anyhow::Result<Table> {
             "unsigned",
             Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(0), None])),
         ),
+        (
+            "tiny",
+            Arc::new(Int8Array::from(vec![Some(-8), Some(7), None])),
+        ),
+        (
+            "wide_dec",
+            Arc::new(
+                Decimal128Array::from(vec![Some(i128::MAX / 10_000), None, Some(0)])
+                    .with_precision_and_scale(38, 4)?,
+            ),
+        ),
     ];
-    let batch = RecordBatch::try_from_iter(columns)?;
-    let mut writer = table.writer().await?;
-    writer
-        .commit(Changes::upsert(batch), BTreeMap::new())
-        .await?;
-    writer.close().await?;
-    Ok(table)
+    Ok(RecordBatch::try_from_iter(columns)?)
 }
 
 /// Runs hudi-rs on a table for every query and returns each result in canonical form.
@@ -186,23 +201,7 @@ pub async fn check_against_model(
     let options = config.storage_options.clone();
     let table = Table::create(uri, config, properties(&shape)).await?;
     let mut model = Model::new(shape);
-    let mut writer = table.writer().await?;
-    for _ in 0..4 {
-        let changes = model::random_changes(&mut rng, 40, 40);
-        let (batch, deletes) = model::to_batch(&changes);
-        let commit = writer
-            .commit(
-                Changes {
-                    batch,
-                    deletes: Some(deletes),
-                    operation: Operation::Upsert,
-                },
-                BTreeMap::new(),
-            )
-            .await?;
-        model.apply(commit.instant.as_str(), &changes);
-    }
-    writer.close().await?;
+    write_random_commits(&table, &mut model, &mut rng, 4, 40).await?;
 
     let instants: Vec<String> = model.history.iter().map(|(t, _)| t.clone()).collect();
     let mut queries = vec![("snapshot".to_string(), json!({}))];
@@ -237,4 +236,28 @@ pub async fn check_against_model(
         );
     }
     Ok(model)
+}
+
+/// Writes `commits` commits of random changes over `keys` keys to the table and the model.
+pub async fn write_random_commits(
+    table: &Table,
+    model: &mut Model,
+    rng: &mut StdRng,
+    commits: usize,
+    keys: i64,
+) -> anyhow::Result<()> {
+    let mut writer = table.writer().await?;
+    for _ in 0..commits {
+        let changes = model::random_changes(rng, keys, 40);
+        let (batch, deletes) = model::to_batch(&changes);
+        let changes_in = Changes {
+            batch,
+            deletes: Some(deletes),
+            operation: Operation::Upsert,
+        };
+        let commit = writer.commit(changes_in, BTreeMap::new()).await?;
+        model.apply(commit.instant.as_str(), &changes);
+    }
+    writer.close().await?;
+    Ok(())
 }
