@@ -120,7 +120,12 @@ mod tests {
         )
         .map_err(|e| Error::Table(e.into()))?;
         let mut out = Vec::new();
-        write_batches(&mut out, Format::Jsonl, &schema, &[batch.clone()])?;
+        write_batches(
+            &mut out,
+            Format::Jsonl,
+            &schema,
+            std::slice::from_ref(&batch),
+        )?;
         assert_eq!(
             String::from_utf8_lossy(&out),
             "{\"id\":1,\"name\":\"a\"}\n{\"id\":2,\"name\":null}\n"

@@ -225,7 +225,7 @@ impl TableProperties {
         keys.entry(PARTITION_METAFILE_BASE_FORMAT)
             .or_insert_with(|| "false".to_string());
         // No metadata table is maintained: registering one would hide new files from readers.
-        keys.entry(METADATA_PARTITIONS).or_insert_with(String::new);
+        keys.entry(METADATA_PARTITIONS).or_default();
         match &self.ordering_field {
             Some(field) => {
                 keys.insert(PRECOMBINE, field.clone());

@@ -47,9 +47,8 @@ fn merge_type(a: &DataType, b: &DataType) -> Option<DataType> {
     if equal_ignoring_nullability(a, b) {
         return Some(a.clone());
     }
-    match (int_rank(a), int_rank(b)) {
-        (Some(x), Some(y)) => return Some(if x >= y { a.clone() } else { b.clone() }),
-        _ => {}
+    if let (Some(x), Some(y)) = (int_rank(a), int_rank(b)) {
+        return Some(if x >= y { a.clone() } else { b.clone() });
     }
     match (a, b) {
         (DataType::Float32, DataType::Float64) | (DataType::Float64, DataType::Float32) => {

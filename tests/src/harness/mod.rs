@@ -89,6 +89,23 @@ pub fn run_python(script: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(stdout)
 }
 
+/// The `inlet` binary under test: `INLET_BIN`, else `<target>/debug/inlet`. `scripts/test` builds
+/// it first (a test cannot: `cargo test` holds the build lock while tests run).
+pub fn inlet_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("INLET_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let path = target.join("debug").join("inlet");
+    assert!(
+        path.exists(),
+        "{} does not exist: run `cargo build --bin inlet` first (scripts/test does), or set INLET_BIN",
+        path.display()
+    );
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,21 +137,4 @@ mod tests {
         let err = run_python("no_such_script.py", &[]).expect_err("must fail");
         assert!(format!("{err:#}").contains("does not exist"));
     }
-}
-
-/// The `inlet` binary under test: `INLET_BIN`, else `<target>/debug/inlet`. `scripts/test` builds
-/// it first (a test cannot: `cargo test` holds the build lock while tests run).
-pub fn inlet_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("INLET_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo_root().join("target"), PathBuf::from);
-    let path = target.join("debug").join("inlet");
-    assert!(
-        path.exists(),
-        "{} does not exist: run `cargo build --bin inlet` first (scripts/test does), or set INLET_BIN",
-        path.display()
-    );
-    path
 }
