@@ -114,10 +114,9 @@ impl Storage {
             None => PathBuf::from(uri),
         };
         let dir = std::path::absolute(&dir).map_err(|e| invalid(&e.to_string()))?;
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        if !dir.is_dir() {
+            return Err(Error::TableNotFound(uri.to_string()));
+        }
         let store = LocalFileSystem::new_with_prefix(&dir).map_err(|e| invalid(&e.to_string()))?;
         Ok(Storage {
             store: Arc::new(store),
@@ -125,6 +124,18 @@ impl Storage {
             local_root: Some(dir),
             uri: uri.to_string(),
         })
+    }
+
+    /// Like [`Storage::open`], but first creates the directory of a local table.
+    pub fn create(uri: &str, options: &[(String, String)]) -> Result<Self> {
+        if !uri.contains("://") || uri.starts_with("file://") {
+            let dir = PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri));
+            std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        Storage::open(uri, options)
     }
 
     /// The URI the table was opened with.

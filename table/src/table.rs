@@ -60,7 +60,7 @@ impl Table {
             ));
         }
         validate_new(&properties)?;
-        let storage = Storage::open(uri, &config.storage_options)?;
+        let storage = Storage::create(uri, &config.storage_options)?;
         let file = Bytes::from(properties.to_file());
         if storage.put_if_absent(PROPERTIES_FILE, file).await? == Created::AlreadyExists {
             return Err(Error::TableExists(uri.to_string()));

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 use inlet_tests::harness::{inlet_bin, repo_root};
 use serde_json::Value;
 
+mod common;
+
 fn inlet(args: &[&str]) -> Output {
     Command::new(inlet_bin())
         .args(args)
@@ -173,6 +175,15 @@ fn create_write_read_and_timeline() {
         text.contains(&first) && text.contains("COMPLETED"),
         "{text}"
     );
+
+    // hudi-rs reads what the CLI wrote exactly as our reader does.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(async {
+            let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+            common::compare_with_hudi_rs(&table, &uri, &[]).await
+        })
+        .expect("hudi-rs agrees");
 }
 
 #[test]
@@ -219,8 +230,13 @@ fn bad_input_fails_clearly_and_commits_nothing() {
     let rows = jsonl(&ok(&["read", &uri]));
     assert_eq!(rows.len(), 1);
 
-    let err = fails(&["read", &dir.path().join("missing").display().to_string()]);
+    let missing = dir.path().join("missing");
+    let err = fails(&["read", &missing.display().to_string()]);
     assert!(err.contains("no Hudi table"), "{err}");
+    assert!(
+        !missing.exists(),
+        "reading a missing table must not create it"
+    );
     let err = fails(&["read", &uri, "--columns", "nope"]);
     assert!(err.contains("unknown column \"nope\""), "{err}");
     let err = fails(&["read", &uri, "--as-of", "yesterday"]);

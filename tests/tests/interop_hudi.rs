@@ -126,3 +126,67 @@ async fn every_column_type_round_trips_through_our_reader() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// Apache Spark's own Parquet reader reads every column type of our base files, with the Spark
+/// types a Hudi table of this schema has.
+#[tokio::test]
+async fn spark_reads_every_column_type() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    common::all_types_table(&dir.path().display().to_string()).await?;
+    let output = run_python("spark_read.py", &[&dir.path().display().to_string()])?;
+    let files: Vec<serde_json::Value> = output
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(files.len(), 1, "{output}");
+    let file = &files[0];
+    assert_eq!(file["rows"], 3);
+    let schema = file["schema"].as_str().unwrap_or_default();
+    for column in [
+        "_hoodie_commit_time:string",
+        "id:bigint",
+        "flag:boolean",
+        "small:smallint",
+        "tiny:tinyint",
+        "int:int",
+        "f32:float",
+        "f64:double",
+        "dec:decimal(10,3)",
+        "wide_dec:decimal(38,4)",
+        "text:string",
+        "bytes:binary",
+        "day:date",
+        "at_utc:timestamp",
+        "at_local:timestamp_ntz",
+        "list:array<bigint>",
+        "record:struct<a:string,b:int>",
+        "unsigned:decimal(20,0)",
+    ] {
+        assert!(
+            schema.contains(column),
+            "{column} not in Spark schema {schema}"
+        );
+    }
+    let rows: Vec<serde_json::Value> = file["json"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r.as_str())
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let first = rows
+        .iter()
+        .find(|r| r["id"] == 1)
+        .ok_or_else(|| anyhow::anyhow!("row 1 missing: {rows:?}"))?;
+    assert_eq!(first["unsigned"].to_string(), "18446744073709551615");
+    assert_eq!(first["dec"].to_string(), "12.345");
+    assert_eq!(first["text"], "héllo");
+    assert_eq!(first["at_utc"], "2023-11-14T22:13:20.123Z");
+    assert_eq!(first["at_local"], "2023-11-14T22:13:20.123");
+    assert_eq!(first["list"], serde_json::json!([1, null]));
+    assert_eq!(first["record"], serde_json::json!({"a": "x", "b": 1}));
+    Ok(())
+}

@@ -69,6 +69,7 @@ async fn s3_tables_read_back_through_hudi_rs() -> anyhow::Result<()> {
         inlet_tests::canonical::rows(&ours.batches, &model::canonical_columns())?,
         model::canonical(&model.records)
     );
+    common::compare_with_hudi_rs(&table, "s3://lake/tables/model", &moto.storage_options()).await?;
     Ok(())
 }
 

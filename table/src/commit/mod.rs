@@ -35,6 +35,7 @@ use metadata::CommitMetadata;
 
 /// Where successor claims live (Hudi's auxiliary folder, which readers ignore).
 const CLAIMS_DIR: &str = ".hoodie/.aux/inlet";
+const CLAIM_PREFIX: &str = "commit-after-";
 
 /// One write in progress.
 #[derive(Debug)]
@@ -140,7 +141,7 @@ impl Transaction {
     }
 
     fn claim_path(&self) -> String {
-        format!("{CLAIMS_DIR}/commit-after-{}", self.base_name())
+        format!("{CLAIMS_DIR}/{CLAIM_PREFIX}{}", self.base_name())
     }
 
     /// Claims the right to be the next completed write after the base write.
@@ -185,7 +186,12 @@ impl Transaction {
         let Ok(entries) = storage.list_dir(CLAIMS_DIR).await else {
             return;
         };
-        for entry in entries.into_iter().filter(|e| e.path != keep) {
+        // Only claims: a competitor's claim being written on local disk is a temp file here.
+        let claim_prefix = format!("{CLAIMS_DIR}/{CLAIM_PREFIX}");
+        let old = entries
+            .into_iter()
+            .filter(|e| e.path != keep && e.path.starts_with(&claim_prefix));
+        for entry in old {
             if let Err(e) = storage.delete(&entry.path).await {
                 tracing::warn!(path = %entry.path, error = %e, "Could not remove an old commit claim.");
             }

@@ -128,6 +128,7 @@ impl Writer {
         changes: Changes,
         extra_metadata: BTreeMap<String, String>,
     ) -> Result<Commit> {
+        self.lease()?;
         let table = self.table.clone();
         let storage = table.storage();
         let timeline = table.timeline().await?;
