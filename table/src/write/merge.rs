@@ -1,28 +1,25 @@
-//! Merging incoming changes into one file group (copy-on-write): stored rows that a change
-//! supersedes are replaced or deleted in place, untouched rows are copied with their
-//! `_hoodie_commit_time`/`_hoodie_commit_seqno`, new keys are appended. Pure: no I/O.
+//! Merging incoming changes into one file group (copy-on-write), streaming: the stored base file
+//! is decoded a batch at a time; stored rows that a change supersedes are replaced or deleted in
+//! place, untouched rows are copied with their `_hoodie_commit_time`/`_hoodie_commit_seqno`, and
+//! new keys are appended. Memory is bounded by the batch size plus the incoming changes. No I/O.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::plan::{Plan, ordering_converter, ordering_rows, supersedes};
-use crate::error::Result;
+use super::parquet::BaseFileWriter;
+use super::plan::{Plan, ordering_rows, supersedes};
+use crate::error::{Error, Result};
 use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
 use crate::timeline::InstantTime;
 
-/// The merged contents of a file group and what changed.
-#[derive(Debug)]
-pub struct Merged {
-    /// Meta columns then data columns, ready to write.
-    pub batch: RecordBatch,
-    pub inserts: usize,
-    pub updates: usize,
-    pub deletes: usize,
-}
+/// Rows decoded or written per batch.
+const BATCH_SIZE: usize = 8192;
 
 /// Inputs that stay the same for every file group of a commit.
 #[derive(Debug)]
@@ -36,123 +33,186 @@ pub struct MergeContext {
     pub ordering_field: Option<String>,
 }
 
-/// Merges the incoming `rows` into `stored` (meta + data columns, aligned to the table schema, or
-/// `None` for a new file group). Returns `None` when nothing changes (stale or no-op changes).
-pub fn merge(
-    ctx: &MergeContext,
-    stored: Option<&RecordBatch>,
-    rows: &[usize],
-    partition: &str,
-    file_name: &str,
-    task: usize,
-) -> Result<Option<Merged>> {
-    let plan = &ctx.plan;
-    let stored_keys: Option<&StringArray> = stored
-        .and_then(|b| b.column_by_name(RECORD_KEY))
-        .map(|c| c.as_string::<i32>());
-    let index: HashMap<&str, usize> = stored_keys
-        .map(|keys| {
-            keys.iter()
-                .enumerate()
-                .filter_map(|(i, k)| k.map(|k| (k, i)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let stored_ordering = match (stored, ctx.ordering_field.as_deref()) {
-        (Some(batch), Some(field)) if plan.ordering.is_some() => {
-            match batch.column_by_name(field) {
-                Some(column) => Some(ordering_rows(&ordering_converter(column)?, column)?),
-                None => None,
-            }
-        }
-        _ => None,
-    };
+/// One file group to merge.
+#[derive(Debug)]
+pub struct MergeTask<'a> {
+    /// The stored base file (Parquet bytes), `None` for a new file group.
+    pub stored: Option<(Bytes, String)>,
+    /// Incoming rows for this file group (indices into `MergeContext::incoming`).
+    pub rows: &'a [usize],
+    pub partition: &'a str,
+    /// Name and table-relative path of the new base file.
+    pub file_name: &'a str,
+    pub path: &'a str,
+    /// Task number: part of each new record's `_hoodie_commit_seqno`.
+    pub task: usize,
+}
 
-    let stored_len = stored.map_or(0, |b| b.num_rows());
-    // For each stored row: None = keep, Some(None) = delete, Some(Some(r)) = replace by row r.
-    let mut fate: Vec<Option<Option<usize>>> = vec![None; stored_len];
-    let mut inserts = Vec::new();
+/// The new base file of a file group and what changed.
+#[derive(Debug)]
+pub struct Merged {
+    pub bytes: Bytes,
+    pub rows: usize,
+    pub inserts: usize,
+    pub updates: usize,
+    pub deletes: usize,
+}
+
+/// Merges, returning `None` when nothing in the file group changes (stale or no-op changes).
+pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>> {
+    let plan = &ctx.plan;
+    let full_schema = schema::with_meta_columns(&ctx.data_schema);
+    let mut incoming: HashMap<&str, usize> =
+        task.rows.iter().map(|&r| (plan.keys.value(r), r)).collect();
+    let mut out = Output {
+        ctx,
+        task,
+        writer: BaseFileWriter::new(full_schema.clone(), task.path)?,
+        schema: full_schema.clone(),
+        new_records: 0,
+    };
     let (mut updates, mut deletes) = (0, 0);
-    for &row in rows {
-        let is_delete = plan.deletes.value(row);
-        match index.get(plan.keys.value(row)) {
-            Some(&i) => {
-                let newer = plan.ordering.as_ref().and_then(|o| o[row].as_ref());
-                let older = stored_ordering.as_ref().and_then(|o| o[i].as_ref());
-                if !supersedes(newer, older) {
-                    continue;
+
+    if let Some((bytes, stored_path)) = &task.stored {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .and_then(|b| b.with_batch_size(BATCH_SIZE).build())
+            .map_err(|e| Error::parquet(stored_path, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(stored_path, e.into()))?;
+            let batch = schema::align(&batch, &full_schema)?;
+            let keys = column(&batch, RECORD_KEY)?.as_string::<i32>();
+            let ordering = match (&plan.ordering_converter, ctx.ordering_field.as_deref()) {
+                (Some(converter), Some(field)) => {
+                    Some(ordering_rows(converter, column(&batch, field)?)?)
                 }
-                if is_delete {
+                _ => None,
+            };
+            // (source, row): source 0 = this stored batch, 1 = incoming.
+            let mut picks = Vec::with_capacity(batch.num_rows());
+            for i in 0..batch.num_rows() {
+                let change = keys
+                    .is_valid(i)
+                    .then(|| keys.value(i))
+                    .and_then(|k| incoming.get(k).copied());
+                let Some(row) = change else {
+                    picks.push((0, i));
+                    continue;
+                };
+                incoming.remove(keys.value(i));
+                let newer = plan.ordering.as_ref().and_then(|o| o[row].as_ref());
+                let older = ordering.as_ref().and_then(|o| o[i].as_ref());
+                if !supersedes(newer, older) {
+                    picks.push((0, i));
+                } else if plan.deletes.value(row) {
                     deletes += 1;
-                    fate[i] = Some(None);
                 } else {
                     updates += 1;
-                    fate[i] = Some(Some(row));
+                    picks.push((1, row));
                 }
             }
-            None if !is_delete => inserts.push(row),
-            None => {}
+            out.write(Some(&batch), &picks)?;
         }
     }
+    // Keys not found in the file group are inserts (or deletes of nothing), in input order.
+    let mut inserts: Vec<usize> = incoming
+        .into_values()
+        .filter(|&r| !plan.deletes.value(r))
+        .collect();
+    inserts.sort_unstable();
     if updates == 0 && deletes == 0 && inserts.is_empty() {
         return Ok(None);
     }
-
-    // (source, row): source 0 = stored, 1 = incoming.
-    let mut picks: Vec<(usize, usize)> = Vec::with_capacity(stored_len + inserts.len());
-    for (i, f) in fate.iter().enumerate() {
-        match f {
-            None => picks.push((0, i)),
-            Some(Some(row)) => picks.push((1, *row)),
-            Some(None) => {}
-        }
+    for chunk in inserts.chunks(BATCH_SIZE) {
+        let picks: Vec<(usize, usize)> = chunk.iter().map(|&r| (1, r)).collect();
+        out.write(None, &picks)?;
     }
-    picks.extend(inserts.iter().map(|&row| (1, row)));
-
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(5 + ctx.data_schema.fields().len());
-    let stored_meta = |name: &str| {
-        stored
-            .and_then(|b| b.column_by_name(name))
-            .map(|c| c.as_string::<i32>())
-    };
-    let (old_times, old_seqnos) = (stored_meta(COMMIT_TIME), stored_meta(COMMIT_SEQNO));
-    let instant = ctx.instant.as_str();
-    let mut new_records = 0usize;
-    let mut times = Vec::with_capacity(picks.len());
-    let mut seqnos = Vec::with_capacity(picks.len());
-    let mut keys = Vec::with_capacity(picks.len());
-    for &(source, row) in &picks {
-        if source == 0 {
-            times.push(old_times.and_then(|a| a.is_valid(row).then(|| a.value(row).to_string())));
-            seqnos.push(old_seqnos.and_then(|a| a.is_valid(row).then(|| a.value(row).to_string())));
-            keys.push(stored_keys.map(|k| k.value(row).to_string()));
-        } else {
-            times.push(Some(instant.to_string()));
-            seqnos.push(Some(format!("{instant}_{task}_{new_records}")));
-            new_records += 1;
-            keys.push(Some(plan.keys.value(row).to_string()));
-        }
-    }
-    columns.push(Arc::new(StringArray::from(times)));
-    columns.push(Arc::new(StringArray::from(seqnos)));
-    columns.push(Arc::new(StringArray::from(keys)));
-    columns.push(Arc::new(StringArray::from(vec![partition; picks.len()])));
-    columns.push(Arc::new(StringArray::from(vec![file_name; picks.len()])));
-    for field in ctx.data_schema.fields() {
-        let incoming = ctx.incoming.column_by_name(field.name()).cloned();
-        let stored_column = stored.and_then(|b| b.column_by_name(field.name())).cloned();
-        let sources: Vec<ArrayRef> = [stored_column, incoming]
-            .into_iter()
-            .map(|c| c.unwrap_or_else(|| arrow::array::new_null_array(field.data_type(), 0)))
-            .collect();
-        let refs: Vec<&dyn Array> = sources.iter().map(|a| a.as_ref()).collect();
-        columns.push(interleave(&refs, &picks)?);
-    }
-    let batch = RecordBatch::try_new(schema::with_meta_columns(&ctx.data_schema), columns)?;
+    let rows = out.writer.rows();
+    let bytes = out.writer.finish()?;
     Ok(Some(Merged {
-        batch,
+        bytes,
+        rows,
         inserts: inserts.len(),
         updates,
         deletes,
     }))
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch.column_by_name(name).ok_or_else(|| Error::Schema {
+        column: name.to_string(),
+        reason: "missing from a stored base file".to_string(),
+    })
+}
+
+/// Builds output batches from picks of stored and incoming rows and writes them.
+struct Output<'a> {
+    ctx: &'a MergeContext,
+    task: &'a MergeTask<'a>,
+    writer: BaseFileWriter,
+    schema: SchemaRef,
+    new_records: usize,
+}
+
+impl Output<'_> {
+    fn write(&mut self, stored: Option<&RecordBatch>, picks: &[(usize, usize)]) -> Result<()> {
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let (ctx, task) = (self.ctx, self.task);
+        let stored_meta = |name: &str| {
+            stored
+                .and_then(|b| b.column_by_name(name))
+                .map(|c| c.as_string::<i32>())
+        };
+        let (old_times, old_seqnos, old_keys) = (
+            stored_meta(COMMIT_TIME),
+            stored_meta(COMMIT_SEQNO),
+            stored_meta(RECORD_KEY),
+        );
+        let instant = ctx.instant.as_str();
+        let mut times = Vec::with_capacity(picks.len());
+        let mut seqnos = Vec::with_capacity(picks.len());
+        let mut keys = Vec::with_capacity(picks.len());
+        let value = |a: Option<&StringArray>, row: usize| {
+            a.and_then(|a| a.is_valid(row).then(|| a.value(row).to_string()))
+        };
+        for &(source, row) in picks {
+            if source == 0 {
+                times.push(value(old_times, row));
+                seqnos.push(value(old_seqnos, row));
+                keys.push(value(old_keys, row));
+            } else {
+                times.push(Some(instant.to_string()));
+                seqnos.push(Some(format!(
+                    "{instant}_{}_{}",
+                    task.task, self.new_records
+                )));
+                self.new_records += 1;
+                keys.push(Some(ctx.plan.keys.value(row).to_string()));
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(times)),
+            Arc::new(StringArray::from(seqnos)),
+            Arc::new(StringArray::from(keys)),
+            Arc::new(StringArray::from(vec![task.partition; picks.len()])),
+            Arc::new(StringArray::from(vec![task.file_name; picks.len()])),
+        ];
+        for field in ctx.data_schema.fields() {
+            let stored_column = stored
+                .and_then(|b| b.column_by_name(field.name()).cloned())
+                .unwrap_or_else(|| new_null_array(field.data_type(), 0));
+            let incoming = ctx
+                .incoming
+                .column_by_name(field.name())
+                .cloned()
+                .unwrap_or_else(|| new_null_array(field.data_type(), 0));
+            columns.push(interleave(
+                &[stored_column.as_ref(), incoming.as_ref()],
+                picks,
+            )?);
+        }
+        self.writer
+            .write(&RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
 }

@@ -24,11 +24,12 @@ use crate::error::{Error, Result};
 use crate::file_group::{BaseFile, FileSystemView, WriteToken, file_path, partition_metafile};
 use crate::index;
 use crate::key::KeyGenerator;
-use crate::read::{read_base_file, table_schema};
+use crate::read::table_schema;
 use crate::schema;
+use crate::storage::Storage;
 use crate::table::Table;
 use crate::timeline::{Action, InstantTime, Timeline};
-use merge::{MergeContext, merge};
+use merge::{MergeContext, MergeTask, merge};
 use plan::Plan;
 
 /// What a write does with its rows.
@@ -341,20 +342,14 @@ async fn write_file_groups(
 
 /// Rewrites one file group into a new base file; `None` when nothing in it changes.
 async fn rewrite(
-    storage: &crate::storage::Storage,
+    storage: &Storage,
     ctx: Arc<MergeContext>,
     task: Task,
 ) -> Result<Option<WriteStat>> {
     let stored = match &task.previous {
         Some(base) => {
-            let batches =
-                read_base_file(storage, &file_path(&task.partition, &base.file_name())).await?;
-            let full_schema = schema::with_meta_columns(&ctx.data_schema);
-            let aligned = batches
-                .iter()
-                .map(|b| schema::align(b, &full_schema))
-                .collect::<Result<Vec<_>>>()?;
-            Some(arrow::compute::concat_batches(&full_schema, &aligned)?)
+            let path = file_path(&task.partition, &base.file_name());
+            Some((storage.get(&path).await?, path))
         }
         None => None,
     };
@@ -363,26 +358,29 @@ async fn rewrite(
         stage: 0,
         attempt: 0,
     };
-    let base_file = BaseFile::new(&task.file_id, &token, &ctx.instant);
-    let name = base_file.file_name();
+    let name = BaseFile::new(&task.file_id, &token, &ctx.instant).file_name();
     let path = file_path(&task.partition, &name);
     // Merging and encoding are CPU work: keep them off the async executor.
-    let (partition, index, rows, file_path_) =
+    let (partition, index, rows, target) =
         (task.partition.clone(), task.index, task.rows, path.clone());
-    let encoded = tokio::task::spawn_blocking(move || -> Result<Option<(Bytes, merge::Merged)>> {
-        let Some(merged) = merge(&ctx, stored.as_ref(), &rows, &partition, &name, index)? else {
-            return Ok(None);
+    let merged = tokio::task::spawn_blocking(move || {
+        let task = MergeTask {
+            stored,
+            rows: &rows,
+            partition: &partition,
+            file_name: &name,
+            path: &target,
+            task: index,
         };
-        let bytes = parquet::encode_base_file(&merged.batch, &file_path_)?;
-        Ok(Some((bytes, merged)))
+        merge(&ctx, &task)
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))??;
-    let Some((bytes, merged)) = encoded else {
+    let Some(merged) = merged else {
         return Ok(None);
     };
-    let size = bytes.len() as i64;
-    storage.put(&path, bytes).await?;
+    let size = merged.bytes.len() as i64;
+    storage.put(&path, merged.bytes).await?;
     Ok(Some(WriteStat {
         file_id: task.file_id,
         path: Some(path),
@@ -390,7 +388,7 @@ async fn rewrite(
             task.previous
                 .map_or_else(|| "null".to_string(), |b| b.instant.to_string()),
         ),
-        num_writes: merged.batch.num_rows() as i64,
+        num_writes: merged.rows as i64,
         num_deletes: merged.deletes as i64,
         num_update_writes: merged.updates as i64,
         num_inserts: merged.inserts as i64,

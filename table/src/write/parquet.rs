@@ -1,8 +1,9 @@
-//! Encoding base files: Parquet with the meta columns first and, in the footer, Hudi's bloom
-//! filter over record keys and the min/max record key (what Java writers with a bloom index look
-//! records up by).
+//! Base-file writer: Parquet with the meta columns first and, in the footer, Hudi's bloom filter
+//! over record keys and the min/max record key (what Java writers with a bloom index look records
+//! up by). Batches are encoded as they come, so a file group is never held whole in memory.
 
 use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -15,36 +16,77 @@ use crate::bloom::{
 use crate::error::{Error, Result};
 use crate::schema::RECORD_KEY;
 
-/// Encodes a base file. `batch` holds the meta columns then the data columns.
-pub fn encode_base_file(batch: &RecordBatch, path: &str) -> Result<Bytes> {
-    let mut bloom = BloomFilter::hudi_default();
-    let (mut min, mut max): (Option<&str>, Option<&str>) = (None, None);
-    if let Some(keys) = batch.column_by_name(RECORD_KEY) {
-        for key in keys.as_string::<i32>().iter().flatten() {
-            bloom.add(key);
-            min = Some(min.map_or(key, |m| m.min(key)));
-            max = Some(max.map_or(key, |m| m.max(key)));
+/// Writes one base file.
+#[derive(Debug)]
+pub struct BaseFileWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    bloom: BloomFilter,
+    min_key: Option<String>,
+    max_key: Option<String>,
+    rows: usize,
+    path: String,
+}
+
+impl BaseFileWriter {
+    /// A writer for `schema` (meta columns then data columns); `path` names the file in errors.
+    pub fn new(schema: SchemaRef, path: &str) -> Result<Self> {
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))
+            .map_err(|e| Error::parquet(path, e))?;
+        Ok(BaseFileWriter {
+            writer,
+            bloom: BloomFilter::hudi_default(),
+            min_key: None,
+            max_key: None,
+            rows: 0,
+            path: path.to_string(),
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some(keys) = batch.column_by_name(RECORD_KEY) {
+            for key in keys.as_string::<i32>().iter().flatten() {
+                self.bloom.add(key);
+                if self.min_key.as_deref().is_none_or(|m| key < m) {
+                    self.min_key = Some(key.to_string());
+                }
+                if self.max_key.as_deref().is_none_or(|m| key > m) {
+                    self.max_key = Some(key.to_string());
+                }
+            }
         }
+        self.rows += batch.num_rows();
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::parquet(&self.path, e))
     }
-    let mut metadata = vec![
-        KeyValue::new(BLOOM_FILTER_KEY.to_string(), bloom.to_footer_string()),
-        KeyValue::new(
-            BLOOM_FILTER_TYPE_KEY.to_string(),
-            bloom.kind().type_code().to_string(),
-        ),
-    ];
-    if let (Some(min), Some(max)) = (min, max) {
-        metadata.push(KeyValue::new(MIN_RECORD_KEY.to_string(), min.to_string()));
-        metadata.push(KeyValue::new(MAX_RECORD_KEY.to_string(), max.to_string()));
+
+    pub fn rows(&self) -> usize {
+        self.rows
     }
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_key_value_metadata(Some(metadata))
-        .build();
-    let mut buffer = Vec::with_capacity(batch.get_array_memory_size() / 2);
-    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props))
-        .map_err(|e| Error::parquet(path, e))?;
-    writer.write(batch).map_err(|e| Error::parquet(path, e))?;
-    writer.close().map_err(|e| Error::parquet(path, e))?;
-    Ok(Bytes::from(buffer))
+
+    /// Finishes the file: footer metadata, then the bytes.
+    pub fn finish(mut self) -> Result<Bytes> {
+        let mut metadata = vec![
+            KeyValue::new(BLOOM_FILTER_KEY.to_string(), self.bloom.to_footer_string()),
+            KeyValue::new(
+                BLOOM_FILTER_TYPE_KEY.to_string(),
+                self.bloom.kind().type_code().to_string(),
+            ),
+        ];
+        if let (Some(min), Some(max)) = (self.min_key.take(), self.max_key.take()) {
+            metadata.push(KeyValue::new(MIN_RECORD_KEY.to_string(), min));
+            metadata.push(KeyValue::new(MAX_RECORD_KEY.to_string(), max));
+        }
+        for kv in metadata {
+            self.writer.append_key_value_metadata(kv);
+        }
+        let bytes = self
+            .writer
+            .into_inner()
+            .map_err(|e| Error::parquet(&self.path, e))?;
+        Ok(Bytes::from(bytes))
+    }
 }

@@ -28,6 +28,8 @@ pub struct Plan {
     pub deletes: BooleanArray,
     /// Comparable ordering values of incoming rows, when event-time ordered.
     pub ordering: Option<Vec<Option<OwnedRow>>>,
+    /// The converter that made them; stored values must be encoded with the same one.
+    pub ordering_converter: Option<RowConverter>,
     pub groups: BTreeMap<(String, u32), Vec<usize>>,
 }
 
@@ -43,12 +45,6 @@ pub fn ordering_rows(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<
             }
         })
         .collect())
-}
-
-pub fn ordering_converter(column: &ArrayRef) -> Result<RowConverter> {
-    Ok(RowConverter::new(vec![SortField::new(
-        column.data_type().clone(),
-    )])?)
 }
 
 /// Whether a newer version with ordering `newer` replaces one with ordering `older`.
@@ -68,14 +64,16 @@ pub fn plan(
 ) -> Result<Plan> {
     let keys = keygen.record_keys(batch)?;
     let partitions = keygen.partition_paths(batch)?;
-    let ordering_rows = match ordering {
-        Ordering::CommitTime => None,
+    let (ordering_converter, ordering_rows) = match ordering {
+        Ordering::CommitTime => (None, None),
         Ordering::EventTime(field) => {
             let column = batch.column_by_name(field).ok_or_else(|| Error::Schema {
                 column: field.clone(),
                 reason: "the table's ordering field is missing from the written rows".to_string(),
             })?;
-            Some(ordering_rows(&ordering_converter(column)?, column)?)
+            let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())])?;
+            let rows = ordering_rows(&converter, column)?;
+            (Some(converter), Some(rows))
         }
     };
     // Winner per (partition, key), in input order.
@@ -111,6 +109,7 @@ pub fn plan(
         keys,
         deletes,
         ordering: ordering_rows,
+        ordering_converter,
         groups,
     })
 }

@@ -234,3 +234,49 @@ async fn a_bucket_keeps_its_file_group_across_commits() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn file_groups_larger_than_a_batch_merge_correctly() -> Result<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = local_table(&dir, props(&["id"], Some("ts"), &[], 1)).await?;
+    let n = 20_000i64;
+    let first: Vec<(i64, &str, Option<i64>, Option<&str>)> = (0..n).map(|i| (i, "a", Some(1), Some("old"))).collect();
+    let c1 = upsert(&table, rows(&first), None).await?;
+    // Changes spread over every stored batch: updates, deletes, a stale update and inserts.
+    let mut changes = Vec::new();
+    let mut deletes = Vec::new();
+    for i in (0..n).step_by(997) {
+        changes.push((i, "a", Some(2), Some("new")));
+        deletes.push(false);
+    }
+    for i in (500..n).step_by(1499) {
+        changes.push((i, "a", Some(2), None));
+        deletes.push(true);
+    }
+    changes.push((19_999, "a", Some(0), Some("stale")));
+    deletes.push(false);
+    for i in n..n + 10 {
+        changes.push((i, "a", Some(2), Some("inserted")));
+        deletes.push(false);
+    }
+    let c2 = upsert(&table, rows(&changes), Some(deletes)).await?;
+    let updated = (0..n).step_by(997).filter(|i| (*i < 500 || (i - 500) % 1499 != 0)).count() as i64;
+    let deleted = (500..n).step_by(1499).count() as i64;
+    let totals = c2.metadata.totals();
+    assert_eq!((totals.updates, totals.deletes, totals.inserts), (updated, deleted, 10));
+
+    let read = read_map(&table, &Query::Snapshot).await?;
+    assert_eq!(read.len() as i64, n - deleted + 10);
+    assert_eq!(read["997"]["value"], "new");
+    assert_eq!(read["997"]["_hoodie_commit_time"], c2.instant.to_string());
+    assert_eq!(read["998"]["value"], "old");
+    assert_eq!(read["998"]["_hoodie_commit_time"], c1.instant.to_string());
+    assert!(!read.contains_key("500") && !read.contains_key("1999"));
+    assert_eq!(read["19999"]["value"], "old", "the stale update is dropped");
+    assert_eq!(read["20005"]["value"], "inserted");
+    // New records get distinct sequence numbers.
+    let seqnos: std::collections::BTreeSet<&String> =
+        read.values().filter(|r| r["_hoodie_commit_time"] == c2.instant.to_string()).map(|r| &r["_hoodie_commit_seqno"]).collect();
+    assert_eq!(seqnos.len() as i64, updated + 10);
+    Ok(())
+}
