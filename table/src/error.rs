@@ -84,6 +84,13 @@ pub enum Error {
     Avro(String),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error("log block at byte {offset}: {reason}")]
+    LogBlockDecode { offset: u64, reason: String },
+    #[error("cannot encode {block_type} log block: {reason}")]
+    LogBlockEncode {
+        block_type: crate::file_group::BlockType,
+        reason: String,
+    },
 }
 
 impl Error {

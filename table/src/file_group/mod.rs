@@ -2,10 +2,15 @@
 //! slice is one version: a base file (plus, for merge-on-read, the log files that follow it).
 
 mod base_file;
+pub mod log_file;
 mod partition;
 mod view;
 
 pub use base_file::{BaseFile, WriteToken};
+pub use log_file::{
+    BlockContent, BlockMetadata, BlockType, DeleteRecord, HeaderKey, LogBlock, LogFile,
+    OrderingValue, encode_log_block, read_log_blocks,
+};
 pub use partition::{PARTITION_METAFILE, partition_metafile};
 pub use view::FileSystemView;
 

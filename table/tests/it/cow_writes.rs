@@ -240,7 +240,8 @@ async fn file_groups_larger_than_a_batch_merge_correctly() -> Result<()> {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = local_table(&dir, props(&["id"], Some("ts"), &[], 1)).await?;
     let n = 20_000i64;
-    let first: Vec<(i64, &str, Option<i64>, Option<&str>)> = (0..n).map(|i| (i, "a", Some(1), Some("old"))).collect();
+    let first: Vec<(i64, &str, Option<i64>, Option<&str>)> =
+        (0..n).map(|i| (i, "a", Some(1), Some("old"))).collect();
     let c1 = upsert(&table, rows(&first), None).await?;
     // Changes spread over every stored batch: updates, deletes, a stale update and inserts.
     let mut changes = Vec::new();
@@ -260,10 +261,16 @@ async fn file_groups_larger_than_a_batch_merge_correctly() -> Result<()> {
         deletes.push(false);
     }
     let c2 = upsert(&table, rows(&changes), Some(deletes)).await?;
-    let updated = (0..n).step_by(997).filter(|i| (*i < 500 || (i - 500) % 1499 != 0)).count() as i64;
+    let updated = (0..n)
+        .step_by(997)
+        .filter(|i| *i < 500 || (i - 500) % 1499 != 0)
+        .count() as i64;
     let deleted = (500..n).step_by(1499).count() as i64;
     let totals = c2.metadata.totals();
-    assert_eq!((totals.updates, totals.deletes, totals.inserts), (updated, deleted, 10));
+    assert_eq!(
+        (totals.updates, totals.deletes, totals.inserts),
+        (updated, deleted, 10)
+    );
 
     let read = read_map(&table, &Query::Snapshot).await?;
     assert_eq!(read.len() as i64, n - deleted + 10);
@@ -275,8 +282,11 @@ async fn file_groups_larger_than_a_batch_merge_correctly() -> Result<()> {
     assert_eq!(read["19999"]["value"], "old", "the stale update is dropped");
     assert_eq!(read["20005"]["value"], "inserted");
     // New records get distinct sequence numbers.
-    let seqnos: std::collections::BTreeSet<&String> =
-        read.values().filter(|r| r["_hoodie_commit_time"] == c2.instant.to_string()).map(|r| &r["_hoodie_commit_seqno"]).collect();
+    let seqnos: std::collections::BTreeSet<&String> = read
+        .values()
+        .filter(|r| r["_hoodie_commit_time"] == c2.instant.to_string())
+        .map(|r| &r["_hoodie_commit_seqno"])
+        .collect();
     assert_eq!(seqnos.len() as i64, updated + 10);
     Ok(())
 }
