@@ -8,6 +8,7 @@ pub mod error;
 pub mod file_group;
 pub mod index;
 pub mod key;
+pub mod merge;
 pub mod properties;
 pub mod read;
 pub mod schema;

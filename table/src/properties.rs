@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
+use crate::merge::Ordering;
 
 pub const PROPERTIES_FILE: &str = ".hoodie/hoodie.properties";
 
@@ -253,6 +254,31 @@ impl TableProperties {
         }
         let _ = writeln!(out, "{CHECKSUM}={}", self.checksum());
         out
+    }
+
+    /// How versions of a record are ordered when merged. For table version 6 the payload class
+    /// decides: Hudi's event-time payloads order by the precombine field, the default
+    /// `OverwriteWithLatestAvroPayload` by commit time even when a precombine field is set.
+    pub fn ordering(&self) -> Result<Ordering> {
+        let event_time = || match &self.ordering_field {
+            Some(field) => Ordering::EventTime(field.clone()),
+            None => Ordering::CommitTime,
+        };
+        match self.other.get(PAYLOAD_CLASS).map(String::as_str) {
+            None => Ok(event_time()),
+            Some(class)
+                if class.ends_with(".DefaultHoodieRecordPayload")
+                    || class.ends_with(".EventTimeAvroPayload") =>
+            {
+                Ok(event_time())
+            }
+            Some(class) if class.ends_with(".OverwriteWithLatestAvroPayload") => {
+                Ok(Ordering::CommitTime)
+            }
+            Some(class) => Err(Error::Unsupported(format!(
+                "record payload class {class} (custom merging)"
+            ))),
+        }
     }
 
     /// Fails when the table is something this version of inlet cannot write or read correctly.

@@ -118,7 +118,29 @@ impl Table {
     }
 
     pub async fn read(&self, query: &Query) -> Result<ReadResult> {
-        read::read(&self.storage, &self.timeline().await?, query).await
+        let ordering = self.properties.ordering()?;
+        read::read(
+            &self.storage,
+            &self.timeline().await?,
+            &ordering,
+            query,
+            false,
+        )
+        .await
+    }
+
+    /// Like [`Table::read`], but from base files only: for merge-on-read tables, the state as of
+    /// the latest compaction of each file group (log files are ignored).
+    pub async fn read_optimized(&self, query: &Query) -> Result<ReadResult> {
+        let ordering = self.properties.ordering()?;
+        read::read(
+            &self.storage,
+            &self.timeline().await?,
+            &ordering,
+            query,
+            true,
+        )
+        .await
     }
 
     /// Becomes the table's single writer: takes the lease and rolls back writes a dead writer

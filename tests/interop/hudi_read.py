@@ -4,7 +4,8 @@ bindings) and write every row it returns as ONE Parquet file.
 
 Usage:
   hudi_read.py TABLE_URI --queries QUERIES.json --out-dir DIR
-               (QUERIES.json: [{"name": N, "as_of": T?, "start": T?, "end": T?}, ...];
+               (QUERIES.json: [{"name": N, "as_of": T?, "start": T?, "end": T?,
+                                "hudi_options": {K: V}?}, ...];
                 writes DIR/N.parquet for each and prints {"rows": {N: rows, ...}})
   hudi_read.py TABLE_URI --out FILE.parquet
                [--as-of T]                      # snapshot (time travel) as of instant T
@@ -85,12 +86,13 @@ def table_uri(raw: str) -> str:
     return path
 
 
-def read_query(table, uri: str, as_of, start, end):
-    """One read (snapshot, as-of or incremental) as a single pyarrow Table."""
+def read_query(table, uri: str, as_of, start, end, hudi_options=None):
+    """One read (snapshot, as-of or incremental) as a single pyarrow Table. `hudi_options` are
+    read options such as {"hoodie.read.use.read_optimized.mode": "true"}."""
     import pyarrow as pa
     from hudi import HudiQueryType, HudiReadOptions
 
-    options = HudiReadOptions()
+    options = HudiReadOptions(hudi_options=hudi_options) if hudi_options else HudiReadOptions()
     if as_of is not None:
         options = options.with_as_of_timestamp(as_of)
     if start is not None:
@@ -146,7 +148,7 @@ def main(argv: list[str]) -> int:
         os.makedirs(args.out_dir, exist_ok=True)
         rows = {}
         for q in queries:
-            result = read_query(table, uri, q.get("as_of"), q.get("start"), q.get("end"))
+            result = read_query(table, uri, q.get("as_of"), q.get("start"), q.get("end"), q.get("hudi_options"))
             pq.write_table(result, os.path.join(args.out_dir, q["name"] + ".parquet"))
             rows[q["name"]] = result.num_rows
         print(json.dumps({"rows": rows}))

@@ -4,6 +4,7 @@
 mod base_file;
 pub mod log_file;
 mod partition;
+mod reader;
 mod view;
 
 pub use base_file::{BaseFile, WriteToken};
@@ -12,6 +13,7 @@ pub use log_file::{
     OrderingValue, encode_log_block, read_log_blocks,
 };
 pub use partition::{PARTITION_METAFILE, partition_metafile};
+pub use reader::SliceRead;
 pub use view::FileSystemView;
 
 use crate::timeline::InstantTime;
@@ -23,29 +25,45 @@ pub struct FileGroup {
     pub file_id: String,
     /// Base files of completed writes, ordered by instant.
     pub base_files: Vec<BaseFile>,
+    /// Log files whose base instant is a completed write, in slice order.
+    pub log_files: Vec<LogFile>,
 }
 
 impl FileGroup {
-    /// The latest slice at or before `as_of` (the latest of all when `None`).
+    /// The latest slice at or before `as_of` (the latest of all when `None`): the greatest base
+    /// instant among base files and log files, with that instant's base file (if any) and logs.
     pub fn latest_slice(&self, as_of: Option<&InstantTime>) -> Option<FileSlice<'_>> {
-        self.base_files
+        let visible = |t: &InstantTime| as_of.is_none_or(|a| t <= a);
+        let base_instant = self
+            .base_files
             .iter()
-            .rev()
-            .find(|b| as_of.is_none_or(|t| &b.instant <= t))
-            .map(|base_file| FileSlice {
-                partition: &self.partition,
-                file_id: &self.file_id,
-                base_file,
-            })
+            .map(|b| &b.instant)
+            .chain(self.log_files.iter().map(|l| &l.base_instant))
+            .filter(|t| visible(t))
+            .max()?;
+        Some(FileSlice {
+            partition: &self.partition,
+            file_id: &self.file_id,
+            base_instant,
+            base_file: self.base_files.iter().find(|b| &b.instant == base_instant),
+            log_files: self
+                .log_files
+                .iter()
+                .filter(|l| &l.base_instant == base_instant)
+                .collect(),
+        })
     }
 }
 
-/// One version of a file group.
-#[derive(Debug, Clone, Copy)]
+/// One version of a file group: a base file and/or the log files written on top of it.
+#[derive(Debug, Clone)]
 pub struct FileSlice<'a> {
     pub partition: &'a str,
     pub file_id: &'a str,
-    pub base_file: &'a BaseFile,
+    pub base_instant: &'a InstantTime,
+    pub base_file: Option<&'a BaseFile>,
+    /// Log files of the slice, in the order their blocks apply.
+    pub log_files: Vec<&'a LogFile>,
 }
 
 /// The table-relative path of a file in a partition.

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{BaseFile, FileGroup, FileSlice};
+use super::{BaseFile, FileGroup, FileSlice, LogFile};
 use crate::error::Result;
 use crate::storage::Storage;
 use crate::timeline::{Action, InstantTime, TIMELINE_DIR, Timeline};
@@ -18,41 +18,62 @@ pub struct FileSystemView {
     replaced: HashMap<(String, String), InstantTime>,
 }
 
+fn new_group(
+    groups: &mut BTreeMap<(String, String), FileGroup>,
+    key: (String, String),
+) -> &mut FileGroup {
+    groups.entry(key.clone()).or_insert_with(|| FileGroup {
+        partition: key.0,
+        file_id: key.1,
+        base_files: Vec::new(),
+        log_files: Vec::new(),
+    })
+}
+
 impl FileSystemView {
     /// Lists the table and keeps the base files of completed writes.
     pub async fn load(storage: &Storage, timeline: &Timeline) -> Result<Self> {
         let earliest = timeline.instants().first().map(|i| i.time.clone());
-        let mut groups: BTreeMap<(String, String), FileGroup> = BTreeMap::new();
+        // Written by a completed write, or older than the active timeline (archived).
+        let committed = |t: &InstantTime| {
+            timeline.is_completed_write(t)
+                || (earliest.as_ref().is_some_and(|e| t < e) && timeline.get(t).is_none())
+        };
+        let mut entries: Vec<(String, String, u64)> = Vec::new();
         for entry in storage.list("").await? {
             if entry.path.starts_with(TIMELINE_DIR) {
                 continue;
             }
-            let (partition, name) = match entry.path.rsplit_once('/') {
-                Some((partition, name)) => (partition, name),
-                None => ("", entry.path.as_str()),
-            };
-            let Some(mut base_file) = BaseFile::parse(name) else {
-                continue;
-            };
-            let archived = earliest.as_ref().is_some_and(|t| &base_file.instant < t)
-                && timeline.get(&base_file.instant).is_none();
-            if !(timeline.is_completed_write(&base_file.instant) || archived) {
-                continue;
+            let (partition, name) = entry
+                .path
+                .rsplit_once('/')
+                .unwrap_or(("", entry.path.as_str()));
+            entries.push((partition.to_string(), name.to_string(), entry.size));
+        }
+        let mut groups: BTreeMap<(String, String), FileGroup> = BTreeMap::new();
+        for (partition, name, size) in entries {
+            let key_of = |file_id: &str| (partition.clone(), file_id.to_string());
+            if let Some(mut base_file) = BaseFile::parse(&name) {
+                if !committed(&base_file.instant) {
+                    continue;
+                }
+                base_file.size = size;
+                new_group(&mut groups, key_of(&base_file.file_id))
+                    .base_files
+                    .push(base_file);
+            } else if let Some(log_file) = LogFile::parse(&name) {
+                // Blocks inside are filtered by their own instants when read.
+                if log_file.cdc || !committed(&log_file.base_instant) {
+                    continue;
+                }
+                new_group(&mut groups, key_of(&log_file.file_id))
+                    .log_files
+                    .push(log_file);
             }
-            base_file.size = entry.size;
-            let key = (partition.to_string(), base_file.file_id.clone());
-            groups
-                .entry(key)
-                .or_insert_with(|| FileGroup {
-                    partition: partition.to_string(),
-                    file_id: base_file.file_id.clone(),
-                    base_files: Vec::new(),
-                })
-                .base_files
-                .push(base_file);
         }
         for group in groups.values_mut() {
             group.base_files.sort_by(|a, b| a.instant.cmp(&b.instant));
+            group.log_files.sort_by(|a, b| a.cmp_in_slice(b));
         }
         let mut replaced = HashMap::new();
         for instant in timeline

@@ -16,7 +16,8 @@ use arrow::datatypes::{Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
-use crate::file_group::{FileSlice, FileSystemView, file_path};
+use crate::file_group::{FileSlice, FileSystemView, SliceRead};
+use crate::merge::Ordering;
 use crate::schema::{self, COMMIT_TIME};
 use crate::storage::Storage;
 use crate::timeline::{InstantTime, Timeline};
@@ -49,10 +50,17 @@ impl ReadResult {
     }
 }
 
-/// How many files are read at once.
+/// How many file slices are read at once.
 const READ_CONCURRENCY: usize = 8;
 
-pub async fn read(storage: &Storage, timeline: &Timeline, query: &Query) -> Result<ReadResult> {
+/// Runs a query. `ordering` merges merge-on-read slices; `read_optimized` reads base files only.
+pub async fn read(
+    storage: &Storage,
+    timeline: &Timeline,
+    ordering: &Ordering,
+    query: &Query,
+    read_optimized: bool,
+) -> Result<ReadResult> {
     let view = FileSystemView::load(storage, timeline).await?;
     let (slices, window): (Vec<FileSlice<'_>>, Option<(InstantTime, InstantTime)>) = match query {
         Query::Snapshot => (view.latest_slices(None), None),
@@ -87,18 +95,21 @@ pub async fn read(storage: &Storage, timeline: &Timeline, query: &Query) -> Resu
             (slices, Some((from.clone(), to)))
         }
     };
-    let files: Vec<(String, InstantTime)> = slices
-        .iter()
-        .map(|s| {
-            (
-                file_path(s.partition, &s.base_file.file_name()),
-                s.base_file.instant.clone(),
-            )
-        })
-        .collect();
-    let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(files)
-        .map(|(path, instant)| async move {
-            Ok::<_, Error>((instant, read_base_file(storage, &path).await?))
+    let as_of = match (query, &window) {
+        (Query::AsOf(t), _) => Some(t),
+        (_, Some((_, to))) => Some(to),
+        _ => None,
+    };
+    let reader = SliceRead {
+        storage,
+        timeline,
+        ordering,
+        as_of,
+        read_optimized,
+    };
+    let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(&slices)
+        .map(|slice| async move {
+            Ok::<_, Error>((slice.base_instant.clone(), reader.read(slice).await?))
         })
         .buffered(READ_CONCURRENCY)
         .try_collect()

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::parquet::BaseFileWriter;
-use super::plan::{Plan, ordering_rows, supersedes};
+use super::plan::Plan;
 use crate::error::{Error, Result};
+use crate::merge::{ordering_rows, supersedes};
 use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
 use crate::timeline::InstantTime;
 

@@ -6,7 +6,7 @@ mod merge;
 mod parquet;
 mod plan;
 
-pub use plan::Ordering;
+pub use crate::merge::Ordering;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -249,10 +249,7 @@ async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Resul
         }
         (_, None) => BooleanArray::from(vec![false; batch.num_rows()]),
     };
-    let ordering = match &props.ordering_field {
-        Some(field) => Ordering::EventTime(field.clone()),
-        None => Ordering::CommitTime,
-    };
+    let ordering = props.ordering()?;
     let keygen = KeyGenerator::new(props);
     let buckets = props.buckets.unwrap_or(1);
     let plan = plan::plan(&batch, deletes, &keygen, buckets, &ordering)?;
@@ -286,7 +283,7 @@ async fn write_file_groups(
     let mut existing: BTreeMap<(&str, u32), (&str, Option<BaseFile>)> = BTreeMap::new();
     for group in view.file_groups() {
         if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
-            let latest = group.latest_slice(None).map(|s| s.base_file.clone());
+            let latest = group.latest_slice(None).and_then(|s| s.base_file.cloned());
             existing.insert(
                 (group.partition.as_str(), bucket),
                 (group.file_id.as_str(), latest),

@@ -4,22 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 
 use crate::error::{Error, Result};
 use crate::index;
 use crate::key::KeyGenerator;
-
-/// How two versions of a record are ordered.
-#[derive(Debug, Clone)]
-pub enum Ordering {
-    /// The later write wins.
-    CommitTime,
-    /// The greater value of this column wins; a tie, or a missing value on either side, falls
-    /// back to the later write. A stale change (smaller value than the stored one) is dropped.
-    EventTime(String),
-}
+pub use crate::merge::{Ordering, ordering_rows, supersedes};
 
 /// The incoming rows that go to one file group: (partition, bucket) → row indices.
 #[derive(Debug)]
@@ -31,28 +22,6 @@ pub struct Plan {
     /// The converter that made them; stored values must be encoded with the same one.
     pub ordering_converter: Option<RowConverter>,
     pub groups: BTreeMap<(String, u32), Vec<usize>>,
-}
-
-/// Encodes the ordering column of a batch as comparable rows (`None` for nulls).
-pub fn ordering_rows(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<Option<OwnedRow>>> {
-    let rows = converter.convert_columns(std::slice::from_ref(column))?;
-    Ok((0..column.len())
-        .map(|i| {
-            if column.is_null(i) {
-                None
-            } else {
-                Some(rows.row(i).owned())
-            }
-        })
-        .collect())
-}
-
-/// Whether a newer version with ordering `newer` replaces one with ordering `older`.
-pub fn supersedes(newer: Option<&OwnedRow>, older: Option<&OwnedRow>) -> bool {
-    match (newer, older) {
-        (Some(n), Some(o)) => n >= o,
-        _ => true,
-    }
 }
 
 pub fn plan(

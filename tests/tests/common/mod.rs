@@ -272,24 +272,30 @@ pub async fn compare_with_hudi_rs(
 ) -> anyhow::Result<usize> {
     use inlet_table::read::Query;
     let timeline = table.timeline().await?;
-    let mut queries = vec![("snapshot".to_string(), json!({}), Query::Snapshot)];
+    // (name, hudi-rs query, our query, read-optimized)
+    let mut queries = vec![("snapshot".to_string(), json!({}), Query::Snapshot, false)];
+    if table.properties().table_type == inlet_table::TableType::MergeOnRead {
+        let ro = json!({"hudi_options": {"hoodie.read.use.read_optimized.mode": "true"}});
+        queries.push(("read_optimized".to_string(), ro, Query::Snapshot, true));
+    }
     for (i, instant) in timeline.completed_writes().enumerate() {
         let t = instant.time.to_string();
         queries.push((
             format!("as_of_{i}"),
             json!({"as_of": t}),
             Query::AsOf(instant.time.clone()),
+            false,
         ));
         let incremental = Query::Incremental {
             from: instant.time.clone(),
             to: None,
         };
-        queries.push((format!("from_{i}"), json!({"start": t}), incremental));
+        queries.push((format!("from_{i}"), json!({"start": t}), incremental, false));
     }
     let work = tempfile::tempdir()?;
     let spec: Vec<serde_json::Value> = queries
         .iter()
-        .map(|(name, q, _)| {
+        .map(|(name, q, _, _)| {
             let mut q = q.clone();
             q["name"] = json!(name);
             q
@@ -313,9 +319,13 @@ pub async fn compare_with_hudi_rs(
         "hudi_read.py",
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     )?;
-    for (name, _, query) in &queries {
+    for (name, _, query, read_optimized) in &queries {
         let theirs = canonical::read_parquet(&out.join(format!("{name}.parquet")))?;
-        let ours = table.read(query).await?;
+        let ours = if *read_optimized {
+            table.read_optimized(query).await?
+        } else {
+            table.read(query).await?
+        };
         let columns: Vec<String> = match theirs.first() {
             Some(batch) => batch
                 .schema()

@@ -1,0 +1,135 @@
+//! Reading one file slice: its base file, and for merge-on-read its log blocks merged on top.
+//! A log block counts only if the write that appended it completed (at or before the query's
+//! instant); a rollback command block cancels the earlier blocks of the write it names.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::{StreamExt, TryStreamExt};
+
+use super::{BlockContent, FileSlice, LogBlock, file_path, log_file::read_log_blocks};
+use crate::error::{Error, Result};
+use crate::merge::{Ordering, RecordMerger};
+use crate::read::read_base_file;
+use crate::schema;
+use crate::storage::Storage;
+use crate::timeline::{InstantTime, Timeline};
+
+/// What a slice read sees and how it merges.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceRead<'a> {
+    pub storage: &'a Storage,
+    pub timeline: &'a Timeline,
+    pub ordering: &'a Ordering,
+    /// Log blocks of writes after this instant are left out (time travel).
+    pub as_of: Option<&'a InstantTime>,
+    /// Base files only, log files ignored (read-optimized queries).
+    pub read_optimized: bool,
+}
+
+impl SliceRead<'_> {
+    /// The records of a slice: meta columns then data columns.
+    pub async fn read(&self, slice: &FileSlice<'_>) -> Result<Vec<RecordBatch>> {
+        let base = match slice.base_file {
+            Some(base) => {
+                read_base_file(self.storage, &file_path(slice.partition, &base.file_name())).await?
+            }
+            None => Vec::new(),
+        };
+        if self.read_optimized || slice.log_files.is_empty() {
+            return Ok(base);
+        }
+        let blocks = self.log_blocks(slice).await?;
+        if blocks.is_empty() {
+            return Ok(base);
+        }
+        let ordering = self.ordering.clone();
+        tokio::task::spawn_blocking(move || merge(base, blocks, &ordering))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// The blocks of the slice's log files that apply, in order.
+    async fn log_blocks(&self, slice: &FileSlice<'_>) -> Result<Vec<LogBlock>> {
+        let paths: Vec<String> = slice
+            .log_files
+            .iter()
+            .map(|l| file_path(slice.partition, &l.file_name()))
+            .collect();
+        let files: Vec<Vec<LogBlock>> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let bytes = self.storage.get(&path).await?;
+                tokio::task::spawn_blocking(move || read_log_blocks(&bytes))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))?
+            })
+            .buffered(4)
+            .try_collect()
+            .await?;
+        let mut applied: Vec<LogBlock> = Vec::new();
+        for block in files.into_iter().flatten() {
+            match &block.content {
+                BlockContent::Corrupt { offset, reason } => {
+                    tracing::warn!(file_id = slice.file_id, offset, reason = %reason, "Skipping a corrupt log block.");
+                }
+                BlockContent::Command { target_instant } => {
+                    applied.retain(|b| b.instant_time().as_ref() != Some(target_instant));
+                }
+                BlockContent::Undecoded { .. } => {}
+                _ => {
+                    let committed = block.instant_time().is_some_and(|t| {
+                        self.timeline.is_completed_write(&t) && self.as_of.is_none_or(|a| &t <= a)
+                    });
+                    if committed {
+                        applied.push(block);
+                    }
+                }
+            }
+        }
+        Ok(applied)
+    }
+}
+
+/// Folds the blocks into the base records.
+fn merge(
+    base: Vec<RecordBatch>,
+    blocks: Vec<LogBlock>,
+    ordering: &Ordering,
+) -> Result<Vec<RecordBatch>> {
+    let schema = slice_schema(&base, &blocks);
+    let mut merger = RecordMerger::new(schema, ordering)?;
+    for batch in &base {
+        merger.add_records(batch)?;
+    }
+    for block in &blocks {
+        match &block.content {
+            BlockContent::AvroData(batch) | BlockContent::ParquetData(batch) => {
+                merger.add_records(batch)?
+            }
+            BlockContent::Delete(records) => merger.delete(records)?,
+            _ => {}
+        }
+    }
+    merger.finish()
+}
+
+/// The schema of the newest records, widened by older ones.
+fn slice_schema(base: &[RecordBatch], blocks: &[LogBlock]) -> SchemaRef {
+    let newest_first = blocks
+        .iter()
+        .rev()
+        .filter_map(|b| match &b.content {
+            BlockContent::AvroData(batch) | BlockContent::ParquetData(batch) => {
+                Some(batch.schema())
+            }
+            _ => None,
+        })
+        .chain(base.first().map(|b| b.schema()));
+    let mut result: Option<SchemaRef> = None;
+    for schema in newest_first {
+        result = Some(match result {
+            None => schema,
+            Some(current) => schema::evolve(&current, &schema).unwrap_or(current),
+        });
+    }
+    result.unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()))
+}
