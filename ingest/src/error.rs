@@ -1,8 +1,9 @@
 //! Errors of change capture.
 //!
-//! Every error about the input names the 1-based line it was found on, and
-//! where it concerns one value, the column (a dotted path for nested fields,
-//! `[]` for list items).
+//! Every error about Debezium input names the 1-based line it was found on,
+//! and where it concerns one value, the column (a dotted path for nested
+//! fields, `[]` for list items); pgoutput errors name the message and the byte
+//! offset.
 
 /// Result with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -76,6 +77,48 @@ pub enum Error {
     /// Assembling the Arrow arrays failed (a bug in the decoder, or a size limit).
     #[error("building Arrow arrays: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+
+    /// A pgoutput message is empty (it has no tag byte).
+    #[error("empty pgoutput message")]
+    PgOutputEmpty,
+
+    /// A pgoutput message ends inside one of its fields.
+    #[error("{}: truncated at byte {offset}: {field} is incomplete", pgoutput_label(*tag))]
+    PgOutputTruncated {
+        /// The message's first byte.
+        tag: u8,
+        /// Where the incomplete field starts (0-based, from the tag byte).
+        offset: usize,
+        /// The field being read, e.g. `relation OID`.
+        field: &'static str,
+    },
+
+    /// A pgoutput message holds a value its format does not allow.
+    #[error("{}: byte {offset}: {reason}", pgoutput_label(*tag))]
+    PgOutputMalformed {
+        tag: u8,
+        /// Where the offending value starts (0-based, from the tag byte).
+        offset: usize,
+        reason: String,
+    },
+
+    /// A pgoutput message type the protocol version 1 decoder does not handle.
+    #[error("{}: not supported (only pgoutput protocol version 1 is decoded)", pgoutput_label(*tag))]
+    PgOutputUnsupported { tag: u8 },
+
+    /// A PostgreSQL LSN that is not `X/Y` (two hexadecimal numbers of 1 to 8 digits).
+    #[error(
+        "invalid LSN {input:?}: expected two hexadecimal numbers of 1 to 8 digits separated by `/`"
+    )]
+    InvalidLsn { input: String },
+}
+
+/// `Insert message ('I')`, or `message with unknown tag 0x7a`.
+fn pgoutput_label(tag: u8) -> String {
+    match crate::postgres::pgoutput::message_name(tag) {
+        Some(name) => format!("pgoutput {name} message ({:?})", char::from(tag)),
+        None => format!("pgoutput message with unknown tag 0x{tag:02x}"),
+    }
 }
 
 fn required_by(op: Option<&str>) -> String {
@@ -108,7 +151,12 @@ impl Error {
             | Error::BadValue { line, .. }
             | Error::TypeConflict { line, .. }
             | Error::ReservedColumn { line, .. } => Some(*line),
-            Error::Arrow(_) => None,
+            Error::Arrow(_)
+            | Error::PgOutputEmpty
+            | Error::PgOutputTruncated { .. }
+            | Error::PgOutputMalformed { .. }
+            | Error::PgOutputUnsupported { .. }
+            | Error::InvalidLsn { .. } => None,
         }
     }
 }

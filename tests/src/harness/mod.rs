@@ -9,6 +9,7 @@
 
 pub mod fixtures;
 pub mod moto;
+pub mod postgres;
 
 use std::path::PathBuf;
 use std::process::Command;
