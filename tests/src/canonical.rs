@@ -64,3 +64,28 @@ pub fn read_parquet(path: &Path) -> anyhow::Result<Vec<RecordBatch>> {
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
+
+/// Panics with the rows only one side has, when two canonical row lists differ.
+#[track_caller]
+pub fn assert_same_rows(got: &[String], expected: &[String], context: &str) {
+    if got == expected {
+        return;
+    }
+    let only_got: Vec<&String> = got.iter().filter(|r| !expected.contains(r)).collect();
+    let only_expected: Vec<&String> = expected.iter().filter(|r| !got.contains(r)).collect();
+    panic!(
+        "{context}: {} rows vs {} expected\nonly in result:\n  {}\nonly expected:\n  {}",
+        got.len(),
+        expected.len(),
+        only_got
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+        only_expected
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n  "),
+    );
+}

@@ -55,6 +55,10 @@ pub struct WriteStat {
     pub base_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_files: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_offset: Option<i64>,
     pub runtime_stats: Option<RuntimeStats>,
 }
 

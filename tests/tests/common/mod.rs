@@ -230,9 +230,10 @@ pub async fn check_against_model(
 
     let results = hudi_rs(uri, &queries, &model::canonical_columns(), &options)?;
     for ((name, query), expected) in queries.iter().zip(expected) {
-        assert_eq!(
-            results[name], expected,
-            "hudi-rs {name} {query} (seed {seed}, {shape:?})"
+        canonical::assert_same_rows(
+            &results[name],
+            &expected,
+            &format!("hudi-rs {name} {query} (seed {seed}, {shape:?})"),
         );
     }
     Ok(model)
@@ -341,7 +342,7 @@ pub async fn compare_with_hudi_rs(
         } else {
             canonical::rows(&ours.batches, &columns)?
         };
-        assert_eq!(got, expected, "{uri}: {name} {query:?}");
+        canonical::assert_same_rows(&got, &expected, &format!("{uri}: {name} {query:?}"));
     }
     Ok(queries.len())
 }
