@@ -41,6 +41,8 @@ pub struct ReadRequest {
     pub columns: Option<Vec<String>>,
     /// Whether to include the `_hoodie_*` meta columns.
     pub meta: bool,
+    /// Base files only (merge-on-read tables: the state as of each file group's latest base file).
+    pub read_optimized: bool,
 }
 
 impl ReadRequest {
@@ -70,7 +72,12 @@ impl ReadRequest {
 
 /// Runs a read and shapes the result: meta columns only when asked for, selected columns only.
 pub async fn read(table: &Table, request: &ReadRequest) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
-    let ReadResult { schema, batches } = table.read(&request.query()?).await?;
+    let query = request.query()?;
+    let ReadResult { schema, batches } = if request.read_optimized {
+        table.read_optimized(&query).await?
+    } else {
+        table.read(&query).await?
+    };
     let mut indices: Vec<usize> = Vec::new();
     match &request.columns {
         Some(columns) => {

@@ -28,6 +28,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let uri = std::path::absolute(&args.dir)?.display().to_string();
     let props = table::properties(
+        inlet_table::TableType::CopyOnWrite,
         "customers",
         vec!["id".into()],
         Some(inlet_ingest::CDC_POSITION.into()),

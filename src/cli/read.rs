@@ -27,6 +27,9 @@ pub struct ReadArgs {
     /// Include the _hoodie_* meta columns.
     #[arg(long)]
     meta: bool,
+    /// Read base files only: for merge-on-read tables, skip the log files (faster, staler).
+    #[arg(long)]
+    read_optimized: bool,
     /// Output format: jsonl, csv or table.
     #[arg(long, default_value = "jsonl")]
     format: Format,
@@ -42,6 +45,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         to: args.to,
         columns: args.columns,
         meta: args.meta,
+        read_optimized: args.read_optimized,
     };
     let (schema, batches) = inlet_query::read(&table, &request).await?;
     let stdout = std::io::stdout();

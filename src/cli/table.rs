@@ -20,7 +20,7 @@ pub enum TableCommand {
 enum TypeArg {
     /// Copy-on-write: every commit rewrites the touched file groups.
     Cow,
-    /// Merge-on-read (not writable yet).
+    /// Merge-on-read: commits append log files to file groups; reads merge them.
     Mor,
 }
 
@@ -61,6 +61,7 @@ pub async fn run(command: TableCommand) -> anyhow::Result<()> {
 }
 
 pub fn properties(
+    table_type: TableType,
     name: &str,
     record_key: Vec<String>,
     ordering_field: Option<String>,
@@ -68,7 +69,7 @@ pub fn properties(
     hive_style: bool,
     buckets: u32,
 ) -> TableProperties {
-    let mut props = TableProperties::new(name, TableType::CopyOnWrite, record_key);
+    let mut props = TableProperties::new(name, table_type, record_key);
     props.ordering_field = ordering_field;
     props.partition_fields = partition_by;
     props.hive_style_partitioning = hive_style;
@@ -77,10 +78,12 @@ pub fn properties(
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
-    if matches!(args.table_type, TypeArg::Mor) {
-        anyhow::bail!("merge-on-read tables are not supported yet; use --type cow");
-    }
+    let (table_type, kind) = match args.table_type {
+        TypeArg::Cow => (TableType::CopyOnWrite, "copy-on-write"),
+        TypeArg::Mor => (TableType::MergeOnRead, "merge-on-read"),
+    };
     let props = properties(
+        table_type,
         &args.name,
         args.record_key,
         args.ordering_field,
@@ -91,6 +94,6 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     Table::create(&args.uri, args.storage.table_config(), props)
         .await
         .with_context(|| format!("creating table at {}", args.uri))?;
-    println!("Created copy-on-write table {} at {}", args.name, args.uri);
+    println!("Created {kind} table {} at {}", args.name, args.uri);
     Ok(())
 }

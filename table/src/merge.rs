@@ -1,9 +1,12 @@
-//! Record merging: the versions of a record, in write order, reduce to the one that wins under
-//! the table's ordering. Copy-on-write commits use it to merge changes into a file group;
-//! merge-on-read reads (and, later, compaction) use it to fold a slice's log blocks into its base
-//! file. Deletes follow Hudi: a delete whose ordering value is 0 (natural order), missing, or of
-//! another type than the ordering column always applies; otherwise the stored record survives
-//! only if its ordering value is greater.
+//! Record merging: the versions of a record reduce to the one that wins under the table's
+//! ordering, with Hudi's rules (checked against hudi-rs): a missing ordering value is the smallest;
+//! on a tie the later write wins; a delete is a tombstone that keeps its ordering value, except a
+//! delete in natural order (ordering value missing or 0, or of another type than the ordering
+//! column), which always wins, is not replaced by a later ordered delete, and which any later
+//! record beats. Changes written after a base file
+//! are folded among themselves first, and only the result meets the base record. Copy-on-write
+//! commits use this to merge a batch into a file group; merge-on-read reads use it to fold a
+//! slice's log blocks into its base file.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,11 +49,35 @@ pub fn ordering_rows(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<
         .collect())
 }
 
-/// Whether a newer version with ordering `newer` replaces one with ordering `older`.
+/// Whether a newer version with ordering `newer` replaces one with ordering `older` (a missing
+/// value is the smallest; ties go to the newer).
 pub fn supersedes(newer: Option<&OwnedRow>, older: Option<&OwnedRow>) -> bool {
     match (newer, older) {
         (Some(n), Some(o)) => n >= o,
+        (None, Some(_)) => false,
         _ => true,
+    }
+}
+
+/// One version of a record: a record or a delete, with its ordering value (`None` when missing;
+/// for a delete, natural order).
+#[derive(Debug, Clone, Copy)]
+pub struct Version<'a> {
+    pub delete: bool,
+    pub ordering: Option<&'a OwnedRow>,
+}
+
+/// Whether a newer version wins over the current one.
+pub fn wins(newer: Version<'_>, current: Version<'_>) -> bool {
+    if newer.delete {
+        // A delete in natural order stays deleted in natural order: a later ordered delete does
+        // not replace it (so any later record still beats it), as in hudi-rs.
+        let natural_tombstone = current.delete && current.ordering.is_none();
+        newer.ordering.is_none()
+            || (!natural_tombstone && supersedes(newer.ordering, current.ordering))
+    } else {
+        (current.delete && current.ordering.is_none())
+            || supersedes(newer.ordering, current.ordering)
     }
 }
 
@@ -77,17 +104,52 @@ fn ordering_value_array(value: &OrderingValue) -> Option<ArrayRef> {
     })
 }
 
-/// Folds versions of records, keyed by `_hoodie_record_key`, into the winners. Rows without a
-/// record key (tables written without meta fields) are kept as they are, like Hudi does.
+/// A batch added to a merger: its source number, ordering values and record keys.
+type Prepared = (usize, Option<Vec<Option<OwnedRow>>>, Option<StringArray>);
+
+/// Where a record's winning version comes from.
+#[derive(Debug, Clone)]
+enum State {
+    Record {
+        source: usize,
+        row: usize,
+        ordering: Option<OwnedRow>,
+    },
+    Deleted {
+        ordering: Option<OwnedRow>,
+    },
+}
+
+impl State {
+    fn version(&self) -> Version<'_> {
+        match self {
+            State::Record { ordering, .. } => Version {
+                delete: false,
+                ordering: ordering.as_ref(),
+            },
+            State::Deleted { ordering } => Version {
+                delete: true,
+                ordering: ordering.as_ref(),
+            },
+        }
+    }
+}
+
+/// Folds a file slice into its records: base records first ([`RecordMerger::add_base`]), then the
+/// log blocks in order ([`RecordMerger::add_records`], [`RecordMerger::delete`]). Keyed by
+/// `_hoodie_record_key`; rows without a record key (tables written without meta fields) are kept
+/// as they are, as Hudi does.
 #[derive(Debug)]
 pub struct RecordMerger {
     schema: SchemaRef,
     ordering_column: Option<(usize, RowConverter)>,
     sources: Vec<RecordBatch>,
-    /// Winning (source, row) of each record, `None` once deleted, in first-seen order.
-    slots: Vec<Option<(usize, usize)>>,
-    slot_ordering: Vec<Option<OwnedRow>>,
-    index: HashMap<String, usize>,
+    /// Base records by key, and rows without a key, in order: (source, row, ordering).
+    base: Vec<(usize, usize, Option<OwnedRow>)>,
+    base_index: HashMap<String, usize>,
+    /// The fold of the log versions of each key, in first-seen order.
+    logs: Vec<(String, State)>,
+    log_index: HashMap<String, usize>,
 }
 
 impl RecordMerger {
@@ -107,16 +169,15 @@ impl RecordMerger {
             schema,
             ordering_column,
             sources: Vec::new(),
-            slots: Vec::new(),
-            slot_ordering: Vec::new(),
-            index: HashMap::new(),
+            base: Vec::new(),
+            base_index: HashMap::new(),
+            logs: Vec::new(),
+            log_index: HashMap::new(),
         })
     }
 
-    /// Adds versions written after every version added so far.
-    pub fn add_records(&mut self, batch: &RecordBatch) -> Result<()> {
+    fn prepare(&mut self, batch: &RecordBatch) -> Result<Prepared> {
         let batch = schema::align(batch, &self.schema)?;
-        let source = self.sources.len();
         let ordering = match &self.ordering_column {
             Some((i, converter)) => Some(ordering_rows(converter, batch.column(*i))?),
             None => None,
@@ -124,75 +185,119 @@ impl RecordMerger {
         let keys = batch
             .column_by_name(RECORD_KEY)
             .map(|c| c.as_string::<i32>().clone());
-        for row in 0..batch.num_rows() {
-            let order = ordering.as_ref().and_then(|o| o[row].clone());
-            let key = keys
+        self.sources.push(batch);
+        Ok((self.sources.len() - 1, ordering, keys))
+    }
+
+    /// Adds the records of the slice's base file.
+    pub fn add_base(&mut self, batch: &RecordBatch) -> Result<()> {
+        let (source, ordering, keys) = self.prepare(batch)?;
+        for row in 0..self.sources[source].num_rows() {
+            if let Some(key) = keys
                 .as_ref()
                 .filter(|k| k.is_valid(row))
-                .map(|k| k.value(row));
-            let Some(key) = key else {
-                self.slots.push(Some((source, row)));
-                self.slot_ordering.push(order);
-                continue;
-            };
-            match self.index.get(key) {
-                Some(&slot) => {
-                    let alive = self.slots[slot].is_some();
-                    if !alive || supersedes(order.as_ref(), self.slot_ordering[slot].as_ref()) {
-                        self.slots[slot] = Some((source, row));
-                        self.slot_ordering[slot] = order;
-                    }
-                }
-                None => {
-                    self.index.insert(key.to_string(), self.slots.len());
-                    self.slots.push(Some((source, row)));
-                    self.slot_ordering.push(order);
-                }
+                .map(|k| k.value(row))
+            {
+                self.base_index.insert(key.to_string(), self.base.len());
             }
+            self.base
+                .push((source, row, ordering.as_ref().and_then(|o| o[row].clone())));
         }
-        self.sources.push(batch);
         Ok(())
     }
 
-    /// Applies deletes written after every version added so far.
+    fn fold(&mut self, key: &str, state: State) {
+        match self.log_index.get(key) {
+            Some(&i) => {
+                if wins(state.version(), self.logs[i].1.version()) {
+                    self.logs[i].1 = state;
+                }
+            }
+            None => {
+                self.log_index.insert(key.to_string(), self.logs.len());
+                self.logs.push((key.to_string(), state));
+            }
+        }
+    }
+
+    /// Adds log records written after every version added so far.
+    pub fn add_records(&mut self, batch: &RecordBatch) -> Result<()> {
+        let (source, ordering, keys) = self.prepare(batch)?;
+        for row in 0..self.sources[source].num_rows() {
+            let ordering = ordering.as_ref().and_then(|o| o[row].clone());
+            match keys
+                .as_ref()
+                .filter(|k| k.is_valid(row))
+                .map(|k| k.value(row))
+            {
+                Some(key) => self.fold(
+                    key,
+                    State::Record {
+                        source,
+                        row,
+                        ordering,
+                    },
+                ),
+                None => self.base.push((source, row, ordering)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies log deletes written after every version added so far.
     pub fn delete(&mut self, records: &[DeleteRecord]) -> Result<()> {
         for record in records {
-            let Some(slot) = record
-                .record_key
-                .as_deref()
-                .and_then(|k| self.index.get(k).copied())
-            else {
+            let Some(key) = record.record_key.as_deref() else {
                 continue;
             };
-            if self.slots[slot].is_none() {
-                continue;
-            }
-            let applies = match (
+            let ordering = match (
                 &self.ordering_column,
                 ordering_value_array(&record.ordering_value),
             ) {
                 (Some((i, converter)), Some(value)) => {
                     match cast(&value, self.schema.field(*i).data_type()) {
                         Ok(value) if value.null_count() == 0 => {
-                            let delete_order = ordering_rows(converter, &value)?;
-                            supersedes(delete_order[0].as_ref(), self.slot_ordering[slot].as_ref())
+                            ordering_rows(converter, &value)?.pop().flatten()
                         }
-                        // Of another type than the ordering column: Hudi lets the delete win.
-                        _ => true,
+                        // Of another type than the ordering column: natural order, as in Hudi.
+                        _ => None,
                     }
                 }
-                _ => true,
+                _ => None,
             };
-            if applies {
-                self.slots[slot] = None;
-            }
+            self.fold(key, State::Deleted { ordering });
         }
         Ok(())
     }
 
-    /// The winning records, in the order their keys were first seen.
+    /// The winning records: base records in order (where they win), then records only in logs.
     pub fn finish(self) -> Result<Vec<RecordBatch>> {
-        let picks: Vec<(usize, usize)> = self.slots.into_iter().flatten().collect();
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.base.len() + self.logs.len());
+        let keys_of_base: HashMap<usize, &String> =
+            self.base_index.iter().map(|(k, &i)| (i, k)).collect();
+        for (i, (source, row, ordering)) in self.base.iter().enumerate() {
+            let log = keys_of_base
+                .get(&i)
+                .and_then(|k| self.log_index.get(*k))
+                .map(|&l| &self.logs[l].1);
+            let base_version = Version {
+                delete: false,
+                ordering: ordering.as_ref(),
+            };
+            match log {
+                Some(state) if wins(state.version(), base_version) => {
+                    if let State::Record { source, row, .. } = state {
+                        picks.push((*source, *row));
+                    }
+                }
+                _ => picks.push((*source, *row)),
+            }
+        }
+        for (key, state) in &self.logs {
+            if let (None, State::Record { source, row, .. }) = (self.base_index.get(key), state) {
+                picks.push((*source, *row));
+            }
+        }
         let mut out = Vec::new();
         for chunk in picks.chunks(8192) {
             let columns = (0..self.schema.fields().len())

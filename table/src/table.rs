@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::commit::lease::DEFAULT_LEASE_TTL;
 use crate::error::{Error, Result};
-use crate::properties::{PROPERTIES_FILE, TableProperties, TableType};
+use crate::properties::{PROPERTIES_FILE, TableProperties};
 use crate::read::{self, Query, ReadResult};
 use crate::storage::{Created, Storage};
 use crate::timeline::{Clock, InstantGenerator, SystemClock, Timeline};
@@ -48,17 +48,12 @@ pub struct Table {
 }
 
 impl Table {
-    /// Creates a copy-on-write table. Fails if a table already exists at `uri`.
+    /// Creates a table. Fails if a table already exists at `uri`.
     pub async fn create(
         uri: &str,
         config: TableConfig,
         properties: TableProperties,
     ) -> Result<Table> {
-        if properties.table_type != TableType::CopyOnWrite {
-            return Err(Error::Unsupported(
-                "merge-on-read tables cannot be written yet".to_string(),
-            ));
-        }
         validate_new(&properties)?;
         let storage = Storage::create(uri, &config.storage_options)?;
         let file = Bytes::from(properties.to_file());

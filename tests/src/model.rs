@@ -2,7 +2,7 @@
 //! event-time or commit-time ordering, deletes, time travel and incremental reads. Property and
 //! interop tests apply the same changes to a table and to the model and compare.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -31,6 +31,8 @@ pub struct Change {
 /// How the model's table is set up.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
+    /// Merge-on-read (log files) instead of copy-on-write.
+    pub merge_on_read: bool,
     pub event_time: bool,
     pub partitioned: bool,
     pub composite_key: bool,
@@ -40,6 +42,7 @@ pub struct Shape {
 impl Shape {
     pub fn random(rng: &mut StdRng) -> Shape {
         Shape {
+            merge_on_read: rng.random_bool(0.5),
             event_time: rng.random_bool(0.5),
             partitioned: rng.random_bool(0.5),
             composite_key: rng.random_bool(0.3),
@@ -84,12 +87,49 @@ pub struct Record {
     pub commit_time: String,
 }
 
+/// The merge-on-read part of the model: what a file slice holds.
+#[derive(Debug, Clone, Default)]
+struct Slices {
+    /// File groups (partition, bucket) that exist.
+    groups: BTreeSet<(String, u32)>,
+    /// Records in base files.
+    base: BTreeMap<String, Record>,
+    /// The fold of the log versions of each key: a record, or a delete with its ordering.
+    logs: BTreeMap<String, LogState>,
+    /// What each commit wrote: (instant, [(key, change, went to a new base file)]).
+    writes: Vec<(String, Vec<Written>)>,
+}
+
+/// A change a commit wrote for a key, and whether it went to a new base file.
+type Written = (String, Change, bool);
+
+type LogState = Result<Record, Option<i64>>;
+
 #[derive(Debug, Clone)]
 pub struct Model {
     pub shape: Shape,
+    /// The current state (what a snapshot read returns).
     pub records: BTreeMap<String, Record>,
     /// The state after each commit, by instant.
     pub history: Vec<(String, BTreeMap<String, Record>)>,
+    slices: Slices,
+}
+
+/// Whether a newer version (delete?, ordering) wins over the current one — Hudi's rules: a
+/// missing ordering value is the smallest, ties go to the newer, a delete without an ordering
+/// value always wins, is not replaced by a later ordered delete, and any later record beats it.
+fn wins(newer: (bool, Option<i64>), current: (bool, Option<i64>)) -> bool {
+    let supersedes = |n: Option<i64>, c: Option<i64>| match (n, c) {
+        (Some(n), Some(c)) => n >= c,
+        (None, Some(_)) => false,
+        _ => true,
+    };
+    if newer.0 {
+        let natural_tombstone = current.0 && current.1.is_none();
+        newer.1.is_none() || (!natural_tombstone && supersedes(newer.1, current.1))
+    } else {
+        (current.0 && current.1.is_none()) || supersedes(newer.1, current.1)
+    }
 }
 
 impl Model {
@@ -98,49 +138,143 @@ impl Model {
             shape,
             records: BTreeMap::new(),
             history: Vec::new(),
+            slices: Slices::default(),
         }
     }
 
-    /// Whether `newer` replaces `older` under the table's ordering.
-    fn supersedes(&self, newer: &Row, older: &Row) -> bool {
-        match (self.shape.event_time, newer.ts, older.ts) {
-            (true, Some(n), Some(o)) => n >= o,
-            _ => true,
-        }
+    fn version(&self, delete: bool, row: &Row) -> (bool, Option<i64>) {
+        (delete, if self.shape.event_time { row.ts } else { None })
     }
 
     /// Applies one commit's changes at `instant`.
     pub fn apply(&mut self, instant: &str, changes: &[Change]) {
+        // Changes to one key within the commit fold to one winner.
         let mut winners: BTreeMap<String, &Change> = BTreeMap::new();
         for change in changes {
             let key = self.shape.key(&change.row);
-            match winners.get(&key) {
-                Some(current) if !self.supersedes(&change.row, &current.row) => {}
-                _ => {
-                    winners.insert(key, change);
-                }
+            let replace = winners.get(&key).is_none_or(|c| {
+                wins(
+                    self.version(change.delete, &change.row),
+                    self.version(c.delete, &c.row),
+                )
+            });
+            if replace {
+                winners.insert(key, change);
             }
         }
-        for (key, change) in winners {
-            if let Some(existing) = self.records.get(&key)
-                && !self.supersedes(&change.row, &existing.row)
-            {
-                continue;
+        let record = |c: &Change| Record {
+            row: c.row.clone(),
+            commit_time: instant.to_string(),
+        };
+        if !self.shape.merge_on_read {
+            for (key, change) in winners {
+                if let Some(existing) = self.records.get(&key)
+                    && !wins(
+                        self.version(change.delete, &change.row),
+                        self.version(false, &existing.row),
+                    )
+                {
+                    continue;
+                }
+                if change.delete {
+                    self.records.remove(&key);
+                } else {
+                    self.records.insert(key, record(change));
+                }
             }
-            if change.delete {
-                self.records.remove(&key);
-            } else {
-                self.records.insert(
-                    key,
-                    Record {
-                        row: change.row.clone(),
-                        commit_time: instant.to_string(),
-                    },
-                );
+        } else {
+            // The first write of a file group creates its base file; later writes append logs.
+            let mut created = BTreeSet::new();
+            let mut written = Vec::new();
+            for (key, change) in winners {
+                let group = self.group(&key, &change.row);
+                let to_base = !self.slices.groups.contains(&group);
+                if to_base {
+                    // Deletes alone write nothing: the file group exists once a record is written.
+                    if !change.delete {
+                        created.insert(group);
+                        self.slices.base.insert(key.clone(), record(change));
+                    }
+                } else {
+                    let mut logs = std::mem::take(&mut self.slices.logs);
+                    self.fold(&mut logs, &key, change, instant);
+                    self.slices.logs = logs;
+                }
+                written.push((key, change.clone(), to_base));
             }
+            self.slices.groups.extend(created);
+            self.slices.writes.push((instant.to_string(), written));
+            self.records = self.merged(&self.slices.base, &self.slices.logs);
         }
         self.history
             .push((instant.to_string(), self.records.clone()));
+    }
+
+    /// The file group (partition, bucket) of a record.
+    fn group(&self, key: &str, row: &Row) -> (String, u32) {
+        let partition = if self.shape.partitioned {
+            row.part.clone()
+        } else {
+            String::new()
+        };
+        (
+            partition,
+            inlet_table::index::bucket_id(key, &self.shape.record_key_fields(), self.shape.buckets),
+        )
+    }
+
+    /// Folds one more log version of `key` into `logs`.
+    fn fold(
+        &self,
+        logs: &mut BTreeMap<String, LogState>,
+        key: &str,
+        change: &Change,
+        instant: &str,
+    ) {
+        let newer = self.version(change.delete, &change.row);
+        let replace = match logs.get(key) {
+            None => true,
+            Some(Ok(r)) => wins(newer, self.version(false, &r.row)),
+            Some(Err(ordering)) => wins(newer, (true, *ordering)),
+        };
+        if replace {
+            let state = if change.delete {
+                Err(newer.1)
+            } else {
+                Ok(Record {
+                    row: change.row.clone(),
+                    commit_time: instant.to_string(),
+                })
+            };
+            logs.insert(key.to_string(), state);
+        }
+    }
+
+    /// Base records with the log folds merged on top.
+    fn merged(
+        &self,
+        base: &BTreeMap<String, Record>,
+        logs: &BTreeMap<String, LogState>,
+    ) -> BTreeMap<String, Record> {
+        let mut out = BTreeMap::new();
+        for (key, base) in base {
+            let base_version = self.version(false, &base.row);
+            match logs.get(key) {
+                Some(Ok(r)) if wins(self.version(false, &r.row), base_version) => {
+                    out.insert(key.clone(), r.clone());
+                }
+                Some(Err(ordering)) if wins((true, *ordering), base_version) => {}
+                _ => {
+                    out.insert(key.clone(), base.clone());
+                }
+            }
+        }
+        for (key, state) in logs {
+            if let (false, Ok(r)) = (base.contains_key(key), state) {
+                out.insert(key.clone(), r.clone());
+            }
+        }
+        out
     }
 
     /// The state as of an instant.
@@ -153,8 +287,37 @@ impl Model {
             .unwrap_or_default()
     }
 
-    /// Records changed by commits in `(from, to]`, in their state as of `to`.
+    /// Records changed by commits in `(from, to]`. Copy-on-write: their state as of `to`.
+    /// Merge-on-read (as hudi-rs reads it): what the window's commits wrote, merged among
+    /// themselves — base files created in the window and log versions written in it.
     pub fn incremental(&self, from: &str, to: &str) -> BTreeMap<String, Record> {
+        if self.shape.merge_on_read {
+            let mut base = BTreeMap::new();
+            let mut logs = BTreeMap::new();
+            for (instant, written) in self
+                .slices
+                .writes
+                .iter()
+                .filter(|(t, _)| t.as_str() > from && t.as_str() <= to)
+            {
+                for (key, change, to_base) in written {
+                    match (to_base, change.delete) {
+                        (true, false) => {
+                            base.insert(
+                                key.clone(),
+                                Record {
+                                    row: change.row.clone(),
+                                    commit_time: instant.clone(),
+                                },
+                            );
+                        }
+                        (true, true) => {}
+                        (false, _) => self.fold(&mut logs, key, change, instant),
+                    }
+                }
+            }
+            return self.merged(&base, &logs);
+        }
         self.as_of(to)
             .into_iter()
             .filter(|(_, r)| r.commit_time.as_str() > from && r.commit_time.as_str() <= to)

@@ -259,3 +259,90 @@ fn every_command_has_help() {
         assert!(out.contains("Usage:"), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn merge_on_read_tables_through_the_cli() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let uri = dir.path().join("mor").display().to_string();
+    let events = repo_root().join("src/cli/demo");
+    let created = ok(&[
+        "table",
+        "create",
+        &uri,
+        "--name",
+        "customers",
+        "--type",
+        "mor",
+        "--record-key",
+        "id",
+        "--ordering-field",
+        "_cdc_position",
+        "--buckets",
+        "1",
+    ]);
+    assert!(created.contains("merge-on-read"), "{created}");
+    let first = instant_of(&ok(&[
+        "write",
+        &uri,
+        &events.join("events-1.jsonl").display().to_string(),
+    ]));
+    ok(&[
+        "write",
+        &uri,
+        &events.join("events-2.jsonl").display().to_string(),
+    ]);
+    // The second commit appended a log file to the file group.
+    let logs: Vec<_> = std::fs::read_dir(&uri)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".log."))
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let timeline = jsonl(&ok(&["timeline", &uri, "--json"]));
+    assert!(
+        timeline.iter().all(|i| i["action"] == "deltacommit"),
+        "{timeline:?}"
+    );
+
+    let mut ids: Vec<i64> = jsonl(&ok(&["read", &uri]))
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [1, 2, 4, 5, 6]);
+    let balances: Vec<Value> = jsonl(&ok(&["read", &uri, "--columns", "id,balance"]))
+        .into_iter()
+        .filter(|r| r["id"] == 2)
+        .collect();
+    assert_eq!(
+        balances[0]["balance"].to_string().trim_matches('"'),
+        "415.25"
+    );
+    assert_eq!(jsonl(&ok(&["read", &uri, "--as-of", &first])).len(), 5);
+    // Read-optimized: the base file only, i.e. the first commit's state.
+    let ro = jsonl(&ok(&[
+        "read",
+        &uri,
+        "--read-optimized",
+        "--columns",
+        "id,balance",
+    ]));
+    assert_eq!(ro.len(), 5);
+    let grace = ro.iter().find(|r| r["id"] == 2).expect("customer 2");
+    assert_eq!(
+        grace["balance"]
+            .to_string()
+            .trim_matches('"')
+            .parse::<f64>()
+            .ok(),
+        Some(310.0)
+    );
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(async {
+            let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+            common::compare_with_hudi_rs(&table, &uri, &[]).await
+        })
+        .expect("hudi-rs agrees");
+}

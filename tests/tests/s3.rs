@@ -27,6 +27,7 @@ fn config(moto: &MotoServer) -> TableConfig {
 
 async fn s3_table(moto: &MotoServer, uri: &str) -> anyhow::Result<Table> {
     let shape = Shape {
+        merge_on_read: false,
         event_time: true,
         partitioned: true,
         composite_key: false,
@@ -54,6 +55,7 @@ async fn s3_tables_read_back_through_hudi_rs() -> anyhow::Result<()> {
     let moto = MotoServer::start()?;
     moto.create_bucket("lake")?;
     let shape = Shape {
+        merge_on_read: false,
         event_time: true,
         partitioned: true,
         composite_key: true,
@@ -222,6 +224,7 @@ async fn racing_completions_from_the_same_base_have_one_winner_on_local_disk() -
 {
     let dir = tempfile::tempdir()?;
     let shape = Shape {
+        merge_on_read: false,
         event_time: false,
         partitioned: false,
         composite_key: false,

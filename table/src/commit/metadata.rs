@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 /// `extraMetadata` key of the table's Avro schema (without meta fields) as of the commit.
 pub const SCHEMA_KEY: &str = "schema";
+/// `extraMetadata` key of the table's Arrow schema (JSON) as of the commit: the exact column types,
+/// which the Avro `schema` cannot always carry (hudi-rs needs timestamps without a zone spelled
+/// `timestamp-micros`). Hudi readers ignore it.
+pub const ARROW_SCHEMA_KEY: &str = "inlet.arrow.schema";
 /// `extraMetadata` key of a source checkpoint committed atomically with the data.
 pub const CHECKPOINT_KEY: &str = "inlet.checkpoint";
 
@@ -104,6 +108,11 @@ impl CommitMetadata {
 
     pub fn schema(&self) -> Option<&str> {
         self.extra_metadata.get(SCHEMA_KEY).map(String::as_str)
+    }
+
+    /// The Arrow schema recorded by inlet, when present and readable.
+    pub fn arrow_schema(&self) -> Option<arrow_schema::Schema> {
+        serde_json::from_str(self.extra_metadata.get(ARROW_SCHEMA_KEY)?).ok()
     }
 
     pub fn checkpoint(&self) -> Option<&str> {

@@ -22,6 +22,9 @@ pub struct SliceRead<'a> {
     pub ordering: &'a Ordering,
     /// Log blocks of writes after this instant are left out (time travel).
     pub as_of: Option<&'a InstantTime>,
+    /// Incremental reads `(from, to]`: only what was written in the window — the base file if
+    /// its instant is in it, log blocks whose instants are — is merged (as hudi-rs does).
+    pub window: Option<(&'a InstantTime, &'a InstantTime)>,
     /// Base files only, log files ignored (read-optimized queries).
     pub read_optimized: bool,
 }
@@ -29,7 +32,8 @@ pub struct SliceRead<'a> {
 impl SliceRead<'_> {
     /// The records of a slice: meta columns then data columns.
     pub async fn read(&self, slice: &FileSlice<'_>) -> Result<Vec<RecordBatch>> {
-        let base = match slice.base_file {
+        let in_window = |t: &InstantTime| self.window.is_none_or(|(from, to)| t > from && t <= to);
+        let base = match slice.base_file.filter(|b| in_window(&b.instant)) {
             Some(base) => {
                 read_base_file(self.storage, &file_path(slice.partition, &base.file_name())).await?
             }
@@ -77,7 +81,9 @@ impl SliceRead<'_> {
                 BlockContent::Undecoded { .. } => {}
                 _ => {
                     let committed = block.instant_time().is_some_and(|t| {
-                        self.timeline.is_completed_write(&t) && self.as_of.is_none_or(|a| &t <= a)
+                        self.timeline.is_completed_write(&t)
+                            && self.as_of.is_none_or(|a| &t <= a)
+                            && self.window.is_none_or(|(from, to)| &t > from && &t <= to)
                     });
                     if committed {
                         applied.push(block);
@@ -98,7 +104,7 @@ fn merge(
     let schema = slice_schema(&base, &blocks);
     let mut merger = RecordMerger::new(schema, ordering)?;
     for batch in &base {
-        merger.add_records(batch)?;
+        merger.add_base(batch)?;
     }
     for block in &blocks {
         match &block.content {

@@ -16,7 +16,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
-use crate::file_group::{FileSlice, FileSystemView, SliceRead};
+use crate::file_group::{BlockContent, FileSlice, FileSystemView, SliceRead, read_log_blocks};
 use crate::merge::Ordering;
 use crate::schema::{self, COMMIT_TIME};
 use crate::storage::Storage;
@@ -100,11 +100,13 @@ pub async fn read(
         (_, Some((_, to))) => Some(to),
         _ => None,
     };
+    let window = window.as_ref().map(|(from, to)| (from, to));
     let reader = SliceRead {
         storage,
         timeline,
         ordering,
         as_of,
+        window,
         read_optimized,
     };
     let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(&slices)
@@ -116,10 +118,22 @@ pub async fn read(
         .await?;
     // The newest file's schema, widened by older ones, is the schema of the result.
     read.sort_by(|a, b| b.0.cmp(&a.0));
-    let schema = result_schema(
-        read.iter()
-            .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
-    );
+    // The schema inlet recorded, when there is one, gives the exact column types (log blocks
+    // carry zone-less timestamps as UTC for hudi-rs).
+    let recorded = match timeline.latest_completed_write() {
+        Some(latest) => timeline
+            .commit_metadata(storage, latest)
+            .await?
+            .arrow_schema(),
+        None => None,
+    };
+    let schema = match recorded {
+        Some(recorded) => schema::with_meta_columns(&recorded),
+        None => result_schema(
+            read.iter()
+                .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
+        ),
+    };
     let mut batches = Vec::new();
     for (_, file_batches) in read {
         for batch in file_batches {
@@ -164,18 +178,33 @@ fn result_schema(schemas: impl Iterator<Item = SchemaRef>) -> SchemaRef {
     result.unwrap_or_else(|| Arc::new(Schema::empty()))
 }
 
-/// The table's current data schema: that of a base file written by the latest completed write
-/// that wrote one (without meta columns). `None` for a table without data files.
+/// The table's current data schema: that of the files written by the latest completed write
+/// (a base file's footer, or a log file's first data block), without meta columns. `None` for a
+/// table without data files.
 pub async fn table_schema(storage: &Storage, timeline: &Timeline) -> Result<Option<SchemaRef>> {
     for instant in timeline.completed_writes().rev() {
         let metadata = timeline.commit_metadata(storage, instant).await?;
-        if let Some(path) = metadata
-            .write_stats()
-            .filter_map(|s| s.path.as_deref())
-            .find(|p| p.ends_with(".parquet"))
-        {
-            let schema = read_base_file_schema(storage, path).await?;
-            return Ok(Some(schema::without_meta_columns(&schema)));
+        if let Some(schema) = metadata.arrow_schema() {
+            return Ok(Some(Arc::new(schema)));
+        }
+        for path in metadata.write_stats().filter_map(|s| s.path.as_deref()) {
+            if path.ends_with(".parquet") {
+                let schema = read_base_file_schema(storage, path).await?;
+                return Ok(Some(schema::without_meta_columns(&schema)));
+            }
+            let bytes = storage.get(path).await?;
+            let blocks = tokio::task::spawn_blocking(move || read_log_blocks(&bytes))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+            let data = blocks.iter().find_map(|b| match &b.content {
+                BlockContent::AvroData(batch) | BlockContent::ParquetData(batch) => {
+                    Some(batch.schema())
+                }
+                _ => None,
+            });
+            if let Some(schema) = data {
+                return Ok(Some(schema::without_meta_columns(&schema)));
+            }
         }
     }
     Ok(None)

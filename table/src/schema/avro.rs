@@ -79,6 +79,23 @@ fn avro_type(name: &str, data_type: &DataType, namespace: &str) -> Result<Value>
     })
 }
 
+/// The Arrow type Hudi readers derive from the Avro form of `data_type`: Avro has no 8- or 16-bit
+/// integers and (for hudi-rs) no zone-less timestamps. Log blocks are written in these types,
+/// because hudi-rs reads their columns only in exactly the types of the Avro schema.
+pub fn avro_reader_type(data_type: &DataType) -> DataType {
+    let field = |f: &Field| Field::new(f.name(), avro_reader_type(f.data_type()), f.is_nullable());
+    match data_type {
+        DataType::Int8 | DataType::Int16 => DataType::Int32,
+        DataType::Timestamp(unit, None) => DataType::Timestamp(*unit, Some("UTC".into())),
+        DataType::List(item) => DataType::List(std::sync::Arc::new(field(item))),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+        DataType::Map(entries, sorted) => {
+            DataType::Map(std::sync::Arc::new(field(entries)), *sorted)
+        }
+        other => other.clone(),
+    }
+}
+
 /// Bytes of the smallest two's-complement integer that holds every unscaled value of the given
 /// precision (Spark's `minBytesForPrecision`).
 fn decimal_size(precision: u8) -> usize {

@@ -6,7 +6,7 @@ mod avro;
 mod evolution;
 mod normalize;
 
-pub use avro::avro_schema_json;
+pub use avro::{avro_reader_type, avro_schema_json};
 pub use evolution::{align, evolve};
 pub use normalize::normalize;
 

@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::parquet::BaseFileWriter;
 use super::plan::Plan;
 use crate::error::{Error, Result};
-use crate::merge::{ordering_rows, supersedes};
+use crate::merge::{Version, ordering_rows, wins};
 use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
 use crate::timeline::InstantTime;
 
@@ -32,6 +32,9 @@ pub struct MergeContext {
     pub data_schema: SchemaRef,
     /// The event-time ordering column, if any.
     pub ordering_field: Option<String>,
+    /// Merge-on-read: the Avro schema (with meta fields) for log block headers. Changes to an
+    /// existing slice are then appended as log files instead of merged.
+    pub log_schema: Option<String>,
 }
 
 /// One file group to merge.
@@ -100,9 +103,15 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                     continue;
                 };
                 incoming.remove(keys.value(i));
-                let newer = plan.ordering.as_ref().and_then(|o| o[row].as_ref());
-                let older = ordering.as_ref().and_then(|o| o[i].as_ref());
-                if !supersedes(newer, older) {
+                let newer = Version {
+                    delete: plan.deletes.value(row),
+                    ordering: plan.ordering.as_ref().and_then(|o| o[row].as_ref()),
+                };
+                let stored = Version {
+                    delete: false,
+                    ordering: ordering.as_ref().and_then(|o| o[i].as_ref()),
+                };
+                if !wins(newer, stored) {
                     picks.push((0, i));
                 } else if plan.deletes.value(row) {
                     deletes += 1;

@@ -1,7 +1,10 @@
-//! Copy-on-write writes. A commit takes one batch of changes (upserts and deletes), plans which
-//! file group each record goes to (bucket index), rewrites every touched file group into a new
-//! base file in parallel, and publishes all of it in one atomic commit with the caller's metadata.
+//! Writes. A commit takes one batch of changes (upserts and deletes), plans which file group each
+//! record goes to (bucket index) and writes every touched file group in parallel — copy-on-write:
+//! a new base file merging the changes; merge-on-read: a new log file version holding them (a new
+//! file group gets a base file) — then publishes all of it in one atomic commit with the caller's
+//! metadata.
 
+mod log_append;
 mod merge;
 mod parquet;
 mod plan;
@@ -18,12 +21,15 @@ use futures::StreamExt;
 
 use crate::commit::Transaction;
 use crate::commit::lease::Lease;
-use crate::commit::metadata::{CommitMetadata, SCHEMA_KEY, WriteStat};
+use crate::commit::metadata::{ARROW_SCHEMA_KEY, CommitMetadata, SCHEMA_KEY, WriteStat};
 use crate::commit::rollback::{RollbackOutcome, rollback_pending};
 use crate::error::{Error, Result};
-use crate::file_group::{BaseFile, FileSystemView, WriteToken, file_path, partition_metafile};
+use crate::file_group::{
+    BaseFile, FileSystemView, LogFile, WriteToken, file_path, partition_metafile,
+};
 use crate::index;
 use crate::key::KeyGenerator;
+use crate::properties::TableType;
 use crate::read::table_schema;
 use crate::schema;
 use crate::storage::Storage;
@@ -135,10 +141,18 @@ impl Writer {
         let timeline = table.timeline().await?;
         let prepared = prepare(&table, &timeline, &changes).await?;
         let avro_schema = prepared.avro_schema.clone();
+        let arrow_schema =
+            serde_json::to_string(prepared.data_schema.as_ref()).map_err(|e| Error::Schema {
+                column: String::new(),
+                reason: e.to_string(),
+            })?;
         let view = FileSystemView::load(storage, &timeline).await?;
 
-        let mut txn =
-            Transaction::begin(storage, &timeline, table.generator(), Action::Commit).await?;
+        let action = match table.properties().table_type {
+            TableType::CopyOnWrite => Action::Commit,
+            TableType::MergeOnRead => Action::DeltaCommit,
+        };
+        let mut txn = Transaction::begin(storage, &timeline, table.generator(), action).await?;
         let operation = changes.operation.name().to_string();
         let workload = CommitMetadata {
             operation_type: Some(operation.clone()),
@@ -155,6 +169,9 @@ impl Writer {
             metadata
                 .extra_metadata
                 .insert(SCHEMA_KEY.to_string(), avro_schema);
+            metadata
+                .extra_metadata
+                .insert(ARROW_SCHEMA_KEY.to_string(), arrow_schema);
             for stat in stats {
                 let partition = stat.partition_path.clone().unwrap_or_default();
                 metadata
@@ -215,6 +232,8 @@ struct Prepared {
     batch: RecordBatch,
     data_schema: SchemaRef,
     avro_schema: String,
+    /// The Avro schema with the meta fields, for log block headers.
+    log_schema: String,
     plan: Plan,
 }
 
@@ -254,10 +273,13 @@ async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Resul
     let buckets = props.buckets.unwrap_or(1);
     let plan = plan::plan(&batch, deletes, &keygen, buckets, &ordering)?;
     let avro_schema = schema::avro_schema_json(&props.name, &data_schema)?;
+    let log_schema =
+        schema::avro_schema_json(&props.name, &schema::with_meta_columns(&data_schema))?;
     Ok(Prepared {
         batch,
         data_schema,
         avro_schema,
+        log_schema,
         plan,
     })
 }
@@ -268,8 +290,17 @@ struct Task {
     index: usize,
     partition: String,
     file_id: String,
-    previous: Option<BaseFile>,
+    /// The file group's latest slice, `None` for a new file group.
+    slice: Option<SliceInfo>,
     rows: Vec<usize>,
+}
+
+/// What a write needs of a file group's latest slice.
+#[derive(Debug, Clone)]
+struct SliceInfo {
+    base_instant: InstantTime,
+    base_file: Option<BaseFile>,
+    log_files: Vec<LogFile>,
 }
 
 async fn write_file_groups(
@@ -280,10 +311,14 @@ async fn write_file_groups(
 ) -> Result<Vec<WriteStat>> {
     let storage = table.storage();
     // Existing file group of each (partition, bucket).
-    let mut existing: BTreeMap<(&str, u32), (&str, Option<BaseFile>)> = BTreeMap::new();
+    let mut existing: BTreeMap<(&str, u32), (&str, Option<SliceInfo>)> = BTreeMap::new();
     for group in view.file_groups() {
         if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
-            let latest = group.latest_slice(None).and_then(|s| s.base_file.cloned());
+            let latest = group.latest_slice(None).map(|s| SliceInfo {
+                base_instant: s.base_instant.clone(),
+                base_file: s.base_file.cloned(),
+                log_files: s.log_files.into_iter().cloned().collect(),
+            });
             existing.insert(
                 (group.partition.as_str(), bucket),
                 (group.file_id.as_str(), latest),
@@ -293,8 +328,8 @@ async fn write_file_groups(
     let mut tasks = Vec::new();
     let mut new_partitions = BTreeSet::new();
     for (index, ((partition, bucket), rows)) in prepared.plan.groups.iter().enumerate() {
-        let (file_id, previous) = match existing.get(&(partition.as_str(), *bucket)) {
-            Some((file_id, previous)) => (file_id.to_string(), previous.clone()),
+        let (file_id, slice) = match existing.get(&(partition.as_str(), *bucket)) {
+            Some((file_id, slice)) => (file_id.to_string(), slice.clone()),
             None => {
                 new_partitions.insert(partition.clone());
                 (index::new_bucket_file_id(*bucket), None)
@@ -304,7 +339,7 @@ async fn write_file_groups(
             index,
             partition: partition.clone(),
             file_id,
-            previous,
+            slice,
             rows: rows.clone(),
         });
     }
@@ -315,6 +350,8 @@ async fn write_file_groups(
         plan: prepared.plan,
         data_schema: prepared.data_schema,
         ordering_field: table.properties().ordering_field.clone(),
+        log_schema: (table.properties().table_type == TableType::MergeOnRead)
+            .then_some(prepared.log_schema),
     });
     let parallelism = table.config().write_parallelism.max(1);
     // Every rewrite runs to its end even when another fails: a file write already handed to a
@@ -337,13 +374,20 @@ async fn write_file_groups(
     Ok(stats)
 }
 
-/// Rewrites one file group into a new base file; `None` when nothing in it changes.
+/// Writes one file group's changes: a new base file (copy-on-write, or a new merge-on-read file
+/// group), or a log file appended to its latest slice (merge-on-read). `None` when nothing changes.
 async fn rewrite(
     storage: &Storage,
     ctx: Arc<MergeContext>,
     task: Task,
 ) -> Result<Option<WriteStat>> {
-    let stored = match &task.previous {
+    if ctx.log_schema.is_some()
+        && let Some(slice) = task.slice.clone()
+    {
+        return append(storage, ctx, task, slice).await;
+    }
+    let previous = task.slice.as_ref().and_then(|s| s.base_file.clone());
+    let stored = match &previous {
         Some(base) => {
             let path = file_path(&task.partition, &base.file_name());
             Some((storage.get(&path).await?, path))
@@ -381,10 +425,7 @@ async fn rewrite(
     Ok(Some(WriteStat {
         file_id: task.file_id,
         path: Some(path),
-        prev_commit: Some(
-            task.previous
-                .map_or_else(|| "null".to_string(), |b| b.instant.to_string()),
-        ),
+        prev_commit: Some(previous.map_or_else(|| "null".to_string(), |b| b.instant.to_string())),
         num_writes: merged.rows as i64,
         num_deletes: merged.deletes as i64,
         num_update_writes: merged.updates as i64,
@@ -392,6 +433,67 @@ async fn rewrite(
         total_write_bytes: size,
         file_size_in_bytes: size,
         partition_path: Some(task.partition),
+        ..Default::default()
+    }))
+}
+
+/// Appends one file group's changes as a new log file version of its latest slice.
+async fn append(
+    storage: &Storage,
+    ctx: Arc<MergeContext>,
+    task: Task,
+    slice: SliceInfo,
+) -> Result<Option<WriteStat>> {
+    let version = slice
+        .log_files
+        .iter()
+        .map(|l| l.version)
+        .max()
+        .map_or(LogFile::FIRST_VERSION, |v| v + 1);
+    let token = WriteToken {
+        partition: task.index as u32,
+        stage: 0,
+        attempt: 0,
+    };
+    let log_file = LogFile::new(&task.file_id, &slice.base_instant, version, &token);
+    let path = file_path(&task.partition, &log_file.file_name());
+    let (partition, file_id, index, rows) = (
+        task.partition.clone(),
+        task.file_id.clone(),
+        task.index,
+        task.rows,
+    );
+    let appended = tokio::task::spawn_blocking(move || {
+        let schema = ctx.log_schema.as_deref().unwrap_or_default();
+        log_append::encode_log_append(&ctx, &rows, &partition, &file_id, index, schema)
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??;
+    let Some(appended) = appended else {
+        return Ok(None);
+    };
+    let size = appended.bytes.len() as i64;
+    storage.put_if_absent(&path, appended.bytes).await?;
+    let mut log_files: Vec<String> = slice.log_files.iter().map(LogFile::file_name).collect();
+    log_files.push(log_file.file_name());
+    let records = (appended.upserts + appended.deletes) as i64;
+    Ok(Some(WriteStat {
+        file_id: task.file_id,
+        path: Some(path),
+        prev_commit: Some(slice.base_instant.to_string()),
+        num_writes: records,
+        num_deletes: appended.deletes as i64,
+        // With a bucket index every record of an existing file group is an update of it.
+        num_update_writes: appended.upserts as i64,
+        total_write_bytes: size,
+        file_size_in_bytes: size,
+        partition_path: Some(task.partition),
+        total_log_blocks: appended.blocks as i64,
+        total_log_records: records,
+        base_file: Some(slice.base_file.map(|b| b.file_name()).unwrap_or_default()),
+        log_files: Some(log_files),
+        log_version: Some(i64::from(version)),
+        log_offset: Some(0),
         ..Default::default()
     }))
 }

@@ -10,7 +10,7 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use crate::error::{Error, Result};
 use crate::index;
 use crate::key::KeyGenerator;
-pub use crate::merge::{Ordering, ordering_rows, supersedes};
+pub use crate::merge::{Ordering, Version, ordering_rows, wins};
 
 /// The incoming rows that go to one file group: (partition, bucket) → row indices.
 #[derive(Debug)]
@@ -51,11 +51,11 @@ pub fn plan(
         let slot = (partitions.value(row), keys.value(row));
         match winners.get_mut(&slot) {
             Some(current) => {
-                let wins = match &ordering_rows {
-                    None => true,
-                    Some(rows) => supersedes(rows[row].as_ref(), rows[*current].as_ref()),
+                let version = |r: usize| Version {
+                    delete: deletes.value(r),
+                    ordering: ordering_rows.as_ref().and_then(|o| o[r].as_ref()),
                 };
-                if wins {
+                if wins(version(row), version(*current)) {
                     *current = row;
                 }
             }
@@ -121,10 +121,10 @@ mod tests {
             &Ordering::EventTime("ts".into()),
         )?;
         // "a": row 1 (ts 3) is stale against row 0 (ts 5); row 3 (ts 5) ties and is later.
-        // "b": row 4 has no ordering value, so the later write wins.
+        // "b": row 4 has no ordering value, the smallest, so row 2 (ts 1) stays.
         assert_eq!(
             event.groups.values().flatten().copied().collect::<Vec<_>>(),
-            vec![3, 4]
+            vec![2, 3]
         );
         let commit = plan(&batch, deletes, &keygen, 1, &Ordering::CommitTime)?;
         assert_eq!(

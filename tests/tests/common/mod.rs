@@ -16,8 +16,12 @@ use rand::rngs::StdRng;
 use serde_json::json;
 
 pub fn properties(shape: &Shape) -> TableProperties {
-    let mut props =
-        TableProperties::new("model", TableType::CopyOnWrite, shape.record_key_fields());
+    let table_type = if shape.merge_on_read {
+        TableType::MergeOnRead
+    } else {
+        TableType::CopyOnWrite
+    };
+    let mut props = TableProperties::new("model", table_type, shape.record_key_fields());
     props.ordering_field = shape.ordering_field();
     props.partition_fields = shape.partition_fields();
     props.hive_style_partitioning = true;
