@@ -113,29 +113,19 @@ impl Table {
     }
 
     pub async fn read(&self, query: &Query) -> Result<ReadResult> {
-        let ordering = self.properties.ordering()?;
-        read::read(
-            &self.storage,
-            &self.timeline().await?,
-            &ordering,
-            query,
-            false,
-        )
-        .await
+        self.read_with(query, false).await
     }
 
     /// Like [`Table::read`], but from base files only: for merge-on-read tables, the state as of
     /// the latest compaction of each file group (log files are ignored).
     pub async fn read_optimized(&self, query: &Query) -> Result<ReadResult> {
+        self.read_with(query, true).await
+    }
+
+    async fn read_with(&self, query: &Query, read_optimized: bool) -> Result<ReadResult> {
         let ordering = self.properties.ordering()?;
-        read::read(
-            &self.storage,
-            &self.timeline().await?,
-            &ordering,
-            query,
-            true,
-        )
-        .await
+        let timeline = self.timeline().await?;
+        read::read(&self.storage, &timeline, &ordering, query, read_optimized).await
     }
 
     /// Becomes the table's single writer: takes the lease and rolls back writes a dead writer

@@ -32,6 +32,17 @@ fn fails(args: &[&str]) -> String {
     String::from_utf8(out.stderr).expect("utf-8")
 }
 
+/// hudi-rs reads what the CLI wrote exactly as our reader does.
+fn assert_hudi_rs_agrees(uri: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(async {
+            let table = inlet_table::Table::open(uri, inlet_table::TableConfig::default()).await?;
+            common::compare_with_hudi_rs(&table, uri, &[]).await
+        })
+        .expect("hudi-rs agrees");
+}
+
 fn jsonl(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
@@ -176,14 +187,7 @@ fn create_write_read_and_timeline() {
         "{text}"
     );
 
-    // hudi-rs reads what the CLI wrote exactly as our reader does.
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(async {
-            let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
-            common::compare_with_hudi_rs(&table, &uri, &[]).await
-        })
-        .expect("hudi-rs agrees");
+    assert_hudi_rs_agrees(&uri);
 }
 
 #[test]
@@ -338,11 +342,5 @@ fn merge_on_read_tables_through_the_cli() {
         Some(310.0)
     );
 
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(async {
-            let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
-            common::compare_with_hudi_rs(&table, &uri, &[]).await
-        })
-        .expect("hudi-rs agrees");
+    assert_hudi_rs_agrees(&uri);
 }

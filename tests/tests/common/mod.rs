@@ -154,13 +154,13 @@ pub fn all_types_batch() -> anyhow::Result<RecordBatch> {
     Ok(RecordBatch::try_from_iter(columns)?)
 }
 
-/// Runs hudi-rs on a table for every query and returns each result in canonical form.
-pub fn hudi_rs(
+/// Runs hudi-rs (PyPI `hudi`) on a table for every named query, in one Python process, and
+/// returns each result's batches.
+pub fn run_hudi_rs(
     uri: &str,
     queries: &[(String, serde_json::Value)],
-    columns: &[String],
     options: &[(String, String)],
-) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+) -> anyhow::Result<BTreeMap<String, Vec<RecordBatch>>> {
     let work = tempfile::tempdir()?;
     let spec: Vec<serde_json::Value> = queries
         .iter()
@@ -184,14 +184,32 @@ pub fn hudi_rs(
         args.push("--storage-option".into());
         args.push(format!("{k}={v}"));
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_python("hudi_read.py", &args)?;
-    let mut results = BTreeMap::new();
-    for (name, _) in queries {
-        let batches = canonical::read_parquet(&out.join(format!("{name}.parquet")))?;
-        results.insert(name.clone(), canonical::rows(&batches, columns)?);
-    }
-    Ok(results)
+    run_python(
+        "hudi_read.py",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    queries
+        .iter()
+        .map(|(name, _)| {
+            Ok((
+                name.clone(),
+                canonical::read_parquet(&out.join(format!("{name}.parquet")))?,
+            ))
+        })
+        .collect()
+}
+
+/// Like [`run_hudi_rs`], with each result in canonical form over `columns`.
+pub fn hudi_rs(
+    uri: &str,
+    queries: &[(String, serde_json::Value)],
+    columns: &[String],
+    options: &[(String, String)],
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    run_hudi_rs(uri, queries, options)?
+        .into_iter()
+        .map(|(name, batches)| Ok((name, canonical::rows(&batches, columns)?)))
+        .collect()
 }
 
 /// Builds a table from random changes (several commits) and checks every query with hudi-rs.
@@ -297,35 +315,13 @@ pub async fn compare_with_hudi_rs(
         };
         queries.push((format!("from_{i}"), json!({"start": t}), incremental, false));
     }
-    let work = tempfile::tempdir()?;
-    let spec: Vec<serde_json::Value> = queries
+    let named: Vec<(String, serde_json::Value)> = queries
         .iter()
-        .map(|(name, q, _, _)| {
-            let mut q = q.clone();
-            q["name"] = json!(name);
-            q
-        })
+        .map(|(n, q, _, _)| (n.clone(), q.clone()))
         .collect();
-    let spec_path = work.path().join("queries.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
-    let out = work.path().join("out");
-    let mut args = vec![
-        uri.to_string(),
-        "--queries".into(),
-        spec_path.display().to_string(),
-        "--out-dir".into(),
-        out.display().to_string(),
-    ];
-    for (k, v) in options {
-        args.push("--storage-option".into());
-        args.push(format!("{k}={v}"));
-    }
-    run_python(
-        "hudi_read.py",
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    )?;
+    let mut results = run_hudi_rs(uri, &named, options)?;
     for (name, _, query, read_optimized) in &queries {
-        let theirs = canonical::read_parquet(&out.join(format!("{name}.parquet")))?;
+        let theirs = results.remove(name).unwrap_or_default();
         let ours = if *read_optimized {
             table.read_optimized(query).await?
         } else {
