@@ -1,6 +1,6 @@
 //! Record merging: the versions of a record reduce to the one that wins under the table's
-//! ordering, with Hudi's rules (checked against hudi-rs): a missing ordering value is the smallest;
-//! on a tie the later write wins; a delete is a tombstone that keeps its ordering value, except a
+//! ordering, with Hudi's rules (checked against hudi-rs): a record without an ordering value
+//! orders as the zero of the column's type; on a tie the later write wins; a delete is a tombstone that keeps its ordering value, except a
 //! delete in natural order (ordering value missing or 0, or of another type than the ordering
 //! column), which always wins, is not replaced by a later ordered delete, and which any later
 //! record beats. Changes written after a base file
@@ -38,15 +38,35 @@ pub enum Ordering {
 /// Comparable encodings of an ordering column (`None` for nulls).
 pub fn ordering_rows(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<Option<OwnedRow>>> {
     let rows = converter.convert_columns(std::slice::from_ref(column))?;
+    // A record without an ordering value orders as the zero of the column's type, as in Hudi.
+    let zero = zero_of(column.data_type())
+        .map(|zero| converter.convert_columns(&[zero]))
+        .transpose()?
+        .map(|rows| rows.row(0).owned());
     Ok((0..column.len())
         .map(|i| {
             if column.is_null(i) {
-                None
+                zero.clone()
             } else {
                 Some(rows.row(i).owned())
             }
         })
         .collect())
+}
+
+/// A one-row array holding the zero (0, false, empty string or bytes) of a type, if it has one.
+fn zero_of(data_type: &arrow::datatypes::DataType) -> Option<ArrayRef> {
+    use arrow::datatypes::DataType;
+    match data_type {
+        DataType::Utf8 => Some(Arc::new(StringArray::from(vec![""]))),
+        DataType::Binary => Some(Arc::new(BinaryArray::from(vec![&b""[..]]))),
+        _ => cast(
+            &(Arc::new(Int64Array::from(vec![0])) as ArrayRef),
+            data_type,
+        )
+        .ok()
+        .filter(|a| a.null_count() == 0),
+    }
 }
 
 /// Whether a newer version with ordering `newer` replaces one with ordering `older` (a missing

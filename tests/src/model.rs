@@ -115,8 +115,8 @@ pub struct Model {
     slices: Slices,
 }
 
-/// Whether a newer version (delete?, ordering) wins over the current one — Hudi's rules: a
-/// missing ordering value is the smallest, ties go to the newer, a delete without an ordering
+/// Whether a newer version (delete?, ordering) wins over the current one — Hudi's rules: ties go
+/// to the newer, a delete without an ordering
 /// value always wins, is not replaced by a later ordered delete, and any later record beats it.
 fn wins(newer: (bool, Option<i64>), current: (bool, Option<i64>)) -> bool {
     let supersedes = |n: Option<i64>, c: Option<i64>| match (n, c) {
@@ -142,8 +142,14 @@ impl Model {
         }
     }
 
+    /// A version's (delete?, ordering): a record without an ordering value orders as 0; a delete
+    /// without one is in natural order.
     fn version(&self, delete: bool, row: &Row) -> (bool, Option<i64>) {
-        (delete, if self.shape.event_time { row.ts } else { None })
+        match (self.shape.event_time, delete) {
+            (false, _) => (delete, None),
+            (true, true) => (true, row.ts),
+            (true, false) => (false, Some(row.ts.unwrap_or(0))),
+        }
     }
 
     /// Applies one commit's changes at `instant`.

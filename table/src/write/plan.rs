@@ -41,7 +41,19 @@ pub fn plan(
                 reason: "the table's ordering field is missing from the written rows".to_string(),
             })?;
             let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())])?;
-            let rows = ordering_rows(&converter, column)?;
+            // A delete without an ordering value is in natural order (a record without one orders
+            // as zero, see `ordering_rows`).
+            let rows: Vec<_> = ordering_rows(&converter, column)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    if deletes.value(i) && column.is_null(i) {
+                        None
+                    } else {
+                        r
+                    }
+                })
+                .collect();
             (Some(converter), Some(rows))
         }
     };
@@ -121,7 +133,7 @@ mod tests {
             &Ordering::EventTime("ts".into()),
         )?;
         // "a": row 1 (ts 3) is stale against row 0 (ts 5); row 3 (ts 5) ties and is later.
-        // "b": row 4 has no ordering value, the smallest, so row 2 (ts 1) stays.
+        // "b": row 4 has no ordering value, which orders as 0, so row 2 (ts 1) stays.
         assert_eq!(
             event.groups.values().flatten().copied().collect::<Vec<_>>(),
             vec![2, 3]

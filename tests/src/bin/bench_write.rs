@@ -1,7 +1,9 @@
-//! Write throughput of copy-on-write tables on local disk: a bulk insert of N rows, then an upsert
-//! of N/10 changes into it (80% updates, 10% inserts, 10% deletes). Prints rows/s and peak memory.
+//! Write throughput on local disk: a bulk insert of N rows, then an upsert of N/10 changes into it
+//! (80% updates, 10% inserts, 10% deletes), into a copy-on-write or merge-on-read table. Prints
+//! rows/s and peak memory.
 //!
-//! `cargo run --release -p inlet-tests --bin bench_write -- [ROWS] [BUCKETS]` (default 1000000 4).
+//! `cargo run --release -p inlet-tests --bin bench_write -- [ROWS] [BUCKETS] [cow|mor]`
+//! (default 1000000 4 cow).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,9 +82,14 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(1_000_000);
     let buckets: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
+    let table_type = match args.next().as_deref() {
+        None | Some("cow") => TableType::CopyOnWrite,
+        Some("mor") => TableType::MergeOnRead,
+        Some(other) => anyhow::bail!("table type {other:?}: use cow or mor"),
+    };
     let changes = rows / 10;
     let dir = tempfile::tempdir()?;
-    let mut props = TableProperties::new("bench", TableType::CopyOnWrite, vec!["id".into()]);
+    let mut props = TableProperties::new("bench", table_type, vec!["id".into()]);
     props.ordering_field = Some("_cdc_position".into());
     props.buckets = Some(buckets);
     let table = Table::create(
@@ -146,7 +153,12 @@ async fn main() -> anyhow::Result<()> {
     let t1 = c1.metadata.totals();
     let t2 = c2.metadata.totals();
     println!(
-        "inlet COW write, local disk, {buckets} buckets, {} cores",
+        "inlet {} write, local disk, {buckets} buckets, {} cores",
+        if table_type == TableType::MergeOnRead {
+            "MOR"
+        } else {
+            "COW"
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!("| step | rows | seconds | rows/s | files | MiB written |");
