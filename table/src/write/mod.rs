@@ -32,7 +32,7 @@ use crate::key::KeyGenerator;
 use crate::properties::TableType;
 use crate::read::table_schema;
 use crate::schema;
-use crate::storage::Storage;
+use crate::storage::{Created, Storage};
 use crate::table::Table;
 use crate::timeline::{Action, InstantTime, Timeline};
 use merge::{MergeContext, MergeTask, merge};
@@ -444,6 +444,7 @@ async fn append(
     task: Task,
     slice: SliceInfo,
 ) -> Result<Option<WriteStat>> {
+    let instant = ctx.instant.clone();
     let version = slice
         .log_files
         .iter()
@@ -473,7 +474,12 @@ async fn append(
         return Ok(None);
     };
     let size = appended.bytes.len() as i64;
-    storage.put_if_absent(&path, appended.bytes).await?;
+    if storage.put_if_absent(&path, appended.bytes).await? == Created::AlreadyExists {
+        return Err(Error::CommitConflict {
+            instant: instant.clone(),
+            reason: format!("log file {path} already exists"),
+        });
+    }
     let mut log_files: Vec<String> = slice.log_files.iter().map(LogFile::file_name).collect();
     log_files.push(log_file.file_name());
     let records = (appended.upserts + appended.deletes) as i64;
