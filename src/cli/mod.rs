@@ -2,6 +2,7 @@
 
 mod demo;
 mod read;
+mod services;
 mod table;
 mod timeline;
 mod write;
@@ -27,6 +28,14 @@ enum Command {
     Read(read::ReadArgs),
     /// Show the table's timeline: instants, their state and what each commit wrote.
     Timeline(timeline::TimelineArgs),
+    /// Compact a merge-on-read table: schedule a plan, then fold log files into new base files.
+    Compact(services::CompactArgs),
+    /// Delete file versions that no retained commit needs (Hudi's cleaner).
+    Clean(services::CleanArgs),
+    /// Move old instants from the active timeline to .hoodie/archived.
+    Archive(services::ArchiveArgs),
+    /// Roll back the latest completed commit, delta commit or compaction.
+    Rollback(services::RollbackArgs),
     /// Create a demo table from built-in sample events and query it.
     Demo(demo::DemoArgs),
 }
@@ -61,6 +70,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Write(args) => write::run(args).await,
         Command::Read(args) => read::run(args).await,
         Command::Timeline(args) => timeline::run(args).await,
+        Command::Compact(args) => services::compact(args).await,
+        Command::Clean(args) => services::clean(args).await,
+        Command::Archive(args) => services::archive(args).await,
+        Command::Rollback(args) => services::rollback(args).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -31,6 +31,11 @@ pub enum Error {
     InvalidProperties(String),
     #[error("unsupported table: {0}")]
     Unsupported(String),
+    #[error("cannot roll back {instant}: {reason}")]
+    RollbackRefused {
+        instant: InstantTime,
+        reason: String,
+    },
     #[error("invalid instant file name {0:?}")]
     InvalidInstant(String),
     #[error("invalid table configuration: {0}")]

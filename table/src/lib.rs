@@ -5,6 +5,7 @@
 pub mod bloom;
 pub mod commit;
 pub mod error;
+pub mod failpoint;
 pub mod file_group;
 pub mod index;
 pub mod key;

@@ -99,7 +99,8 @@ impl Table {
         &self.config
     }
 
-    pub(crate) fn generator(&self) -> &InstantGenerator {
+    /// Makes instant times for this table (monotonic, above every instant on the timeline).
+    pub fn generator(&self) -> &InstantGenerator {
         &self.generator
     }
 

@@ -19,8 +19,36 @@ use tokio::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
-const LOCK_FILE: &str = ".hoodie/.heartbeat/inlet.lock";
-const LEASE_OBJECT: &str = ".hoodie/.heartbeat/inlet.lease";
+/// Which lease: the table's single writer, or the table services (compaction runs, cleaning,
+/// archival), which may work beside the writer but not beside each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseKind {
+    Writer,
+    Services,
+}
+
+impl LeaseKind {
+    fn lock_file(self) -> &'static str {
+        match self {
+            LeaseKind::Writer => ".hoodie/.heartbeat/inlet.lock",
+            LeaseKind::Services => ".hoodie/.heartbeat/inlet-services.lock",
+        }
+    }
+
+    fn object(self) -> &'static str {
+        match self {
+            LeaseKind::Writer => ".hoodie/.heartbeat/inlet.lease",
+            LeaseKind::Services => ".hoodie/.heartbeat/inlet-services.lease",
+        }
+    }
+
+    fn holder(self, table: &str) -> String {
+        match self {
+            LeaseKind::Writer => table.to_string(),
+            LeaseKind::Services => format!("{table} (table services)"),
+        }
+    }
+}
 
 /// How long an object-store lease lasts without renewal.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
@@ -60,6 +88,7 @@ enum Inner {
 #[derive(Debug)]
 struct ObjectLease {
     storage: Storage,
+    object: &'static str,
     owner: String,
     ttl: Duration,
     e_tag: Mutex<String>,
@@ -68,11 +97,16 @@ struct ObjectLease {
 }
 
 impl Lease {
+    /// The writer lease.
     pub async fn acquire(storage: &Storage, ttl: Duration) -> Result<Lease> {
-        let table = storage.uri().to_string();
+        Lease::acquire_kind(storage, LeaseKind::Writer, ttl).await
+    }
+
+    pub async fn acquire_kind(storage: &Storage, kind: LeaseKind, ttl: Duration) -> Result<Lease> {
+        let table = kind.holder(storage.uri());
         match storage.local_root() {
             Some(root) => {
-                let path = root.join(LOCK_FILE);
+                let path = root.join(kind.lock_file());
                 let table2 = table.clone();
                 let file = tokio::task::spawn_blocking(move || lock_local(&path, &table2))
                     .await
@@ -83,7 +117,7 @@ impl Lease {
                 })
             }
             None => {
-                let lease = Arc::new(acquire_object(storage, ttl).await?);
+                let lease = Arc::new(acquire_object(storage, kind, ttl).await?);
                 let heartbeat = tokio::spawn(heartbeat(Arc::downgrade(&lease)));
                 if let Ok(mut slot) = lease.heartbeat.lock() {
                     *slot = Some(heartbeat);
@@ -121,7 +155,7 @@ impl Lease {
                 handle.abort();
             }
             if !lease.lost.load(Ordering::SeqCst) {
-                lease.storage.delete(LEASE_OBJECT).await?;
+                lease.storage.delete(lease.object).await?;
             }
         }
         Ok(())
@@ -144,7 +178,19 @@ fn lock_local(path: &std::path::Path, table: &str) -> Result<std::fs::File> {
         .write(true)
         .open(path)
         .map_err(io)?;
-    match file.try_lock() {
+    // A lock released a moment ago can still be held through a forked child that has not
+    // exec'd yet (the descriptor is shared until then): wait briefly before giving up.
+    let mut attempt = 0;
+    let locked = loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => break other,
+        }
+    };
+    match locked {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut owner = String::new();
@@ -162,7 +208,7 @@ fn lock_local(path: &std::path::Path, table: &str) -> Result<std::fs::File> {
     Ok(file)
 }
 
-async fn acquire_object(storage: &Storage, ttl: Duration) -> Result<ObjectLease> {
+async fn acquire_object(storage: &Storage, kind: LeaseKind, ttl: Duration) -> Result<ObjectLease> {
     let owner = owner_id();
     let record = |owner: &str| {
         let record = LeaseRecord {
@@ -172,7 +218,7 @@ async fn acquire_object(storage: &Storage, ttl: Duration) -> Result<ObjectLease>
         Bytes::from(serde_json::to_vec(&record).unwrap_or_default())
     };
     let store = storage.object_store();
-    let path = storage.path(LEASE_OBJECT);
+    let path = storage.path(kind.object());
     let create = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
@@ -200,7 +246,7 @@ async fn acquire_object(storage: &Storage, ttl: Duration) -> Result<ObjectLease>
             });
             if held.expires_at_ms > now_ms() {
                 return Err(Error::WriterLeaseHeld {
-                    table: storage.uri().to_string(),
+                    table: kind.holder(storage.uri()),
                     owner: held.owner,
                     expires: chrono::DateTime::from_timestamp_millis(held.expires_at_ms)
                         .map_or_else(|| held.expires_at_ms.to_string(), |t| t.to_rfc3339()),
@@ -224,7 +270,7 @@ async fn acquire_object(storage: &Storage, ttl: Duration) -> Result<ObjectLease>
                     object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
                 ) => {
                     return Err(Error::WriterLeaseHeld {
-                        table: storage.uri().to_string(),
+                        table: kind.holder(storage.uri()),
                         owner: "another writer".to_string(),
                         expires: "unknown (it just took the lease over)".to_string(),
                     });
@@ -239,6 +285,7 @@ async fn acquire_object(storage: &Storage, ttl: Duration) -> Result<ObjectLease>
     })?;
     Ok(ObjectLease {
         storage: storage.clone(),
+        object: kind.object(),
         owner,
         ttl,
         e_tag: Mutex::new(e_tag),
@@ -255,7 +302,7 @@ impl ObjectLease {
             owner: self.owner.clone(),
             expires_at_ms: now_ms() + self.ttl.as_millis() as i64,
         };
-        let path = self.storage.path(LEASE_OBJECT);
+        let path = self.storage.path(self.object);
         let version = UpdateVersion {
             e_tag: Some(e_tag.clone()),
             version: None,

@@ -19,6 +19,8 @@
 //! whose lease expired and the writer that took over), exactly one claims it; the other fails
 //! with [`Error::CommitConflict`] and completes nothing.
 
+pub mod avro_value;
+pub mod compaction_plan;
 pub mod lease;
 pub mod metadata;
 pub mod rollback;
@@ -41,8 +43,8 @@ const CLAIM_PREFIX: &str = "commit-after-";
 #[derive(Debug)]
 pub struct Transaction {
     instant: Instant,
-    /// The latest completed write when the transaction began: the commit requires it to still be
-    /// the latest when it completes.
+    /// The latest completed data write when the transaction began: the commit requires it to
+    /// still be the latest when it completes (a compaction completing meanwhile changes no record).
     base: Option<InstantTime>,
 }
 
@@ -73,7 +75,7 @@ impl Transaction {
                 reason: "the instant time is already taken".to_string(),
             });
         }
-        let base = timeline.latest_completed_write().map(|i| i.time.clone());
+        let base = timeline.latest_data_write().map(|i| i.time.clone());
         Ok(Transaction { instant, base })
     }
 
@@ -103,7 +105,7 @@ impl Transaction {
         lease.check().await?;
         self.claim_successor(storage).await?;
         let now = Timeline::load(storage).await?;
-        let latest = now.latest_completed_write().map(|i| i.time.clone());
+        let latest = now.latest_data_write().map(|i| i.time.clone());
         if latest != self.base {
             let latest = latest.map_or_else(|| "none".to_string(), |t| t.to_string());
             return Err(self.conflict(format!(

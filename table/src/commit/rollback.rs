@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant as Stopwatch;
 
 use apache_avro::types::Value;
-use apache_avro::{Schema, Writer};
 use bytes::Bytes;
 
+use super::avro_value::{container, strings};
 use super::instant_path;
+use super::metadata::CommitMetadata;
 use crate::error::{Error, Result};
-use crate::file_group::BaseFile;
+use crate::file_group::{BaseFile, LogFile};
 use crate::storage::{Created, Storage};
 use crate::timeline::{
     Action, Instant, InstantGenerator, InstantTime, State, TIMELINE_DIR, Timeline,
@@ -67,34 +68,155 @@ pub async fn rollback_pending(
     Ok(outcomes)
 }
 
-/// Rolls back one pending write.
+/// Rolls back one pending write (or compaction).
 pub async fn rollback(
     storage: &Storage,
     timeline: &Timeline,
     generator: &InstantGenerator,
     pending: &Instant,
 ) -> Result<RollbackOutcome> {
-    let started = Stopwatch::now();
+    let files = files_of(storage, pending).await?;
+    undo(storage, timeline, generator, pending, files).await
+}
+
+/// Rolls back the latest completed write (commit, delta commit or compaction): its files are
+/// deleted and the table is as it was before it. Refused when that would lose data: a later
+/// write, or a pending compaction, depends on it; or (copy-on-write) a file group it rewrote
+/// has no earlier version left because the cleaner removed it.
+pub async fn rollback_completed(
+    storage: &Storage,
+    timeline: &Timeline,
+    generator: &InstantGenerator,
+    time: &InstantTime,
+) -> Result<RollbackOutcome> {
+    let refuse = |reason: String| Error::RollbackRefused {
+        instant: time.clone(),
+        reason,
+    };
+    let instant = timeline
+        .get(time)
+        .filter(|i| i.is_completed() && i.action.writes_data())
+        .ok_or_else(|| {
+            refuse(
+                "it is not a completed commit, delta commit or compaction on the timeline"
+                    .to_string(),
+            )
+        })?
+        .clone();
+    if let Some(later) = timeline.completed_writes().find(|i| &i.time > time) {
+        return Err(refuse(format!(
+            "{later} was written after it; roll back the latest write first"
+        )));
+    }
+    if let Some(compaction) = timeline.pending_compactions().find(|i| &i.time > time) {
+        return Err(refuse(format!(
+            "compaction {} is scheduled on top of it; run it (inlet compact) first",
+            compaction.time
+        )));
+    }
+    let metadata = timeline.commit_metadata(storage, &instant).await?;
+    for stat in metadata.write_stats() {
+        let Some(prev) = stat.prev_commit.as_deref().filter(|p| *p != "null") else {
+            continue;
+        };
+        let is_base = stat
+            .path
+            .as_deref()
+            .and_then(|p| p.rsplit('/').next())
+            .is_some_and(|name| BaseFile::parse(name).is_some());
+        if !is_base {
+            continue; // a log file: the slice it was appended to stays as it was
+        }
+        let partition = stat.partition_path.clone().unwrap_or_default();
+        let prefix = if partition.is_empty() {
+            String::new()
+        } else {
+            format!("{partition}/")
+        };
+        let previous_exists = storage.list_dir(&partition).await?.iter().any(|e| {
+            let name = e.path.strip_prefix(&prefix).unwrap_or(&e.path);
+            BaseFile::parse(name)
+                .is_some_and(|b| b.file_id == stat.file_id && b.instant.as_str() == prev)
+                || LogFile::parse(name)
+                    .is_some_and(|l| l.file_id == stat.file_id && l.base_instant.as_str() == prev)
+        });
+        if !previous_exists {
+            return Err(refuse(format!(
+                "file group {} in {:?} has no version before it any more (cleaned); rolling back would drop its records",
+                stat.file_id, partition
+            )));
+        }
+    }
+    let mut files = files_of(storage, &instant).await?;
+    for stat in metadata.write_stats() {
+        if let Some(path) = &stat.path {
+            add_file(&mut files, path);
+        }
+    }
+    // Hide the write first: from here on it is a pending write, which a crash leaves to be
+    // rolled back again on the next open.
+    storage.delete(&instant_path(&instant)?).await?;
+    let pending = if timeline.is_compaction(time) {
+        Instant::new(time.clone(), Action::Compaction, State::Inflight)
+    } else {
+        instant.with_state(State::Inflight)
+    };
+    undo(storage, timeline, generator, &pending, files).await
+}
+
+/// Files a pending instant may have written: base files named with its instant, and the files
+/// its inflight workload names (log files carry no instant in their names).
+async fn files_of(storage: &Storage, pending: &Instant) -> Result<Files> {
     let target = &pending.time;
-    let mut files: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut files = Files::new();
     for entry in storage.list("").await? {
         if entry.path.starts_with(TIMELINE_DIR) {
             continue;
         }
-        let (partition, name) = entry
-            .path
-            .rsplit_once('/')
-            .unwrap_or(("", entry.path.as_str()));
-        if let Some(base) = BaseFile::parse(name)
-            && &base.instant == target
-        {
-            files
-                .entry(partition.to_string())
-                .or_default()
-                .push((base.file_id, entry.path.clone()));
+        let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
+        if BaseFile::parse(name).is_some_and(|b| &b.instant == target) {
+            add_file(&mut files, &entry.path);
         }
     }
+    if pending.action.writes_data()
+        && let Some(name) = pending.with_state(State::Inflight).file_name()
+        && let Some(bytes) = storage.get_opt(&format!("{TIMELINE_DIR}/{name}")).await?
+        && let Ok(workload) = CommitMetadata::from_json(&bytes)
+    {
+        for stat in workload.write_stats() {
+            if let Some(path) = &stat.path
+                && storage.head(path).await?.is_some()
+            {
+                add_file(&mut files, path);
+            }
+        }
+    }
+    Ok(files)
+}
 
+/// Data files to delete per partition: (file id, table-relative path).
+type Files = BTreeMap<String, Vec<(String, String)>>;
+
+fn add_file(files: &mut Files, path: &str) {
+    let (partition, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let file_id = BaseFile::parse(name)
+        .map(|b| b.file_id)
+        .or_else(|| LogFile::parse(name).map(|l| l.file_id))
+        .unwrap_or_default();
+    let paths = files.entry(partition.to_string()).or_default();
+    if !paths.iter().any(|(_, p)| p == path) {
+        paths.push((file_id, path.to_string()));
+    }
+}
+
+async fn undo(
+    storage: &Storage,
+    timeline: &Timeline,
+    generator: &InstantGenerator,
+    pending: &Instant,
+    files: Files,
+) -> Result<RollbackOutcome> {
+    let started = Stopwatch::now();
     let time = generator.next(timeline.latest_time());
     let requested = Instant::new(time.clone(), Action::Rollback, State::Requested);
     let plan = encode_plan(storage, pending, &files)?;
@@ -118,6 +240,7 @@ pub async fn rollback(
         for (_, path) in paths {
             storage.delete(path).await?;
             deleted.push(path.clone());
+            crate::failpoint!("rollback.after-delete");
         }
     }
     let metadata = encode_metadata(&time, pending, &files, started.elapsed().as_millis() as i64)?;
@@ -126,9 +249,15 @@ pub async fn rollback(
         .put_if_absent(&instant_path(&completed)?, metadata)
         .await?;
 
-    // Only now drop the rolled-back instant's files, latest state first.
-    for state in [State::Inflight, State::Requested] {
-        if let Some(name) = pending.with_state(state).file_name() {
+    // Only now drop the rolled-back instant's files, latest state first. A compaction keeps its
+    // requested plan: it is pending again, to be executed anew (as Hudi does).
+    let states: &[State] = if pending.action == Action::Compaction {
+        &[State::Inflight]
+    } else {
+        &[State::Inflight, State::Requested]
+    };
+    for state in states {
+        if let Some(name) = pending.with_state(*state).file_name() {
             storage.delete(&format!("{TIMELINE_DIR}/{name}")).await?;
         }
     }
@@ -137,14 +266,6 @@ pub async fn rollback(
         rolled_back: pending.clone(),
         deleted_files: deleted,
     })
-}
-
-fn avro_error(e: impl std::fmt::Display) -> Error {
-    Error::Avro(e.to_string())
-}
-
-fn strings(items: impl IntoIterator<Item = String>) -> Value {
-    Value::Array(items.into_iter().map(Value::String).collect())
 }
 
 fn instant_info(instant: &Instant) -> Value {
@@ -160,22 +281,11 @@ fn instant_info(instant: &Instant) -> Value {
     ])
 }
 
-fn container(schema: &str, record: Value) -> Result<Bytes> {
-    let schema = Schema::parse_str(schema).map_err(avro_error)?;
-    let mut writer = Writer::new(&schema, Vec::new());
-    writer.append(record).map_err(avro_error)?;
-    Ok(Bytes::from(writer.into_inner().map_err(avro_error)?))
-}
-
 fn full_path(storage: &Storage, rel: &str) -> String {
     format!("{}/{rel}", storage.uri().trim_end_matches('/'))
 }
 
-fn encode_plan(
-    storage: &Storage,
-    pending: &Instant,
-    files: &BTreeMap<String, Vec<(String, String)>>,
-) -> Result<Bytes> {
+fn encode_plan(storage: &Storage, pending: &Instant, files: &Files) -> Result<Bytes> {
     let requests = files
         .iter()
         .flat_map(|(partition, paths)| {
@@ -225,7 +335,7 @@ fn encode_plan(
 fn encode_metadata(
     time: &InstantTime,
     pending: &Instant,
-    files: &BTreeMap<String, Vec<(String, String)>>,
+    files: &Files,
     took_ms: i64,
 ) -> Result<Bytes> {
     let partitions: HashMap<String, Value> = files
@@ -281,6 +391,7 @@ fn encode_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::avro_value::avro_error;
 
     #[test]
     fn plan_and_metadata_are_readable_avro_containers() -> Result<()> {

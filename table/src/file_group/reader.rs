@@ -81,7 +81,7 @@ impl SliceRead<'_> {
                 BlockContent::Undecoded { .. } => {}
                 _ => {
                     let committed = block.instant_time().is_some_and(|t| {
-                        self.timeline.is_completed_write(&t)
+                        self.timeline.is_committed(&t)
                             && self.as_of.is_none_or(|a| &t <= a)
                             && self.window.is_none_or(|(from, to)| &t > from && &t <= to)
                     });

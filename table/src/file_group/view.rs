@@ -1,11 +1,13 @@
 //! The file-system view: which base files of a table are visible, grouped into file groups. A file
 //! is visible when the write named in its file name completed (or is older than the active
 //! timeline, i.e. archived); file groups replaced by a completed replace commit drop out from that
-//! commit on.
+//! commit on. Log files written while a compaction is pending are named with the compaction's
+//! instant and are visible too (see [`FileGroup::latest_slice`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::{BaseFile, FileGroup, FileSlice, LogFile};
+use crate::commit::compaction_plan::CompactionPlan;
 use crate::error::Result;
 use crate::storage::Storage;
 use crate::timeline::{Action, InstantTime, TIMELINE_DIR, Timeline};
@@ -27,18 +29,22 @@ fn new_group(
         file_id: key.1,
         base_files: Vec::new(),
         log_files: Vec::new(),
+        pending_compaction: None,
     })
 }
 
 impl FileSystemView {
     /// Lists the table and keeps the base files of completed writes.
     pub async fn load(storage: &Storage, timeline: &Timeline) -> Result<Self> {
-        let earliest = timeline.instants().first().map(|i| i.time.clone());
-        // Written by a completed write, or older than the active timeline (archived).
-        let committed = |t: &InstantTime| {
-            timeline.is_completed_write(t)
-                || (earliest.as_ref().is_some_and(|e| t < e) && timeline.get(t).is_none())
-        };
+        // File groups pinned by a pending compaction, and its instant: logs written meanwhile
+        // are named with it and count although it has not completed.
+        let mut pending: HashMap<(String, String), InstantTime> = HashMap::new();
+        for compaction in timeline.pending_compactions() {
+            let plan = CompactionPlan::load(storage, &compaction.time).await?;
+            for op in plan.operations {
+                pending.insert((op.partition, op.file_id), compaction.time.clone());
+            }
+        }
         let mut entries: Vec<(String, String, u64)> = Vec::new();
         for entry in storage.list("").await? {
             if entry.path.starts_with(TIMELINE_DIR) {
@@ -54,16 +60,19 @@ impl FileSystemView {
         for (partition, name, size) in entries {
             let key_of = |file_id: &str| (partition.clone(), file_id.to_string());
             if let Some(mut base_file) = BaseFile::parse(&name) {
-                if !committed(&base_file.instant) {
+                if !timeline.is_committed(&base_file.instant) {
                     continue;
                 }
                 base_file.size = size;
                 new_group(&mut groups, key_of(&base_file.file_id))
                     .base_files
                     .push(base_file);
-            } else if let Some(log_file) = LogFile::parse(&name) {
+            } else if let Some(mut log_file) = LogFile::parse(&name) {
+                log_file.size = size;
                 // Blocks inside are filtered by their own instants when read.
-                if log_file.cdc || !committed(&log_file.base_instant) {
+                let pinned =
+                    pending.get(&key_of(&log_file.file_id)) == Some(&log_file.base_instant);
+                if log_file.cdc || !(timeline.is_committed(&log_file.base_instant) || pinned) {
                     continue;
                 }
                 new_group(&mut groups, key_of(&log_file.file_id))
@@ -71,7 +80,8 @@ impl FileSystemView {
                     .push(log_file);
             }
         }
-        for group in groups.values_mut() {
+        for (key, group) in groups.iter_mut() {
+            group.pending_compaction = pending.remove(key);
             group.base_files.sort_by(|a, b| a.instant.cmp(&b.instant));
             group.log_files.sort_by(|a, b| a.cmp_in_slice(b));
         }

@@ -8,7 +8,7 @@ mod instant;
 pub use clock::{Clock, InstantGenerator, SystemClock};
 pub use instant::{Action, Instant, InstantTime, State};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::commit::metadata::CommitMetadata;
 use crate::error::Result;
@@ -21,6 +21,8 @@ pub const TIMELINE_DIR: &str = ".hoodie";
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
     instants: Vec<Instant>,
+    /// Times of compactions, pending or completed (a completed one is listed as a commit).
+    compactions: BTreeSet<InstantTime>,
 }
 
 impl Timeline {
@@ -38,6 +40,7 @@ impl Timeline {
     /// Builds a timeline from instant file names (unparseable names are skipped).
     pub fn from_file_names(names: impl IntoIterator<Item = String>) -> Timeline {
         let mut latest: BTreeMap<InstantTime, Instant> = BTreeMap::new();
+        let mut compactions = BTreeSet::new();
         for name in names {
             let Ok(instant) = name.parse::<Instant>() else {
                 if name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -45,6 +48,9 @@ impl Timeline {
                 }
                 continue;
             };
+            if instant.action == Action::Compaction {
+                compactions.insert(instant.time.clone());
+            }
             match latest.get(&instant.time) {
                 Some(existing) if existing.state >= instant.state => {}
                 _ => {
@@ -54,6 +60,7 @@ impl Timeline {
         }
         Timeline {
             instants: latest.into_values().collect(),
+            compactions,
         }
     }
 
@@ -76,6 +83,37 @@ impl Timeline {
 
     pub fn latest_completed_write(&self) -> Option<&Instant> {
         self.completed_writes().next_back()
+    }
+
+    /// The latest completed write that changed records: compactions only rewrite them, so a
+    /// writer's view stays valid when one completes beside it.
+    pub fn latest_data_write(&self) -> Option<&Instant> {
+        self.completed_writes()
+            .rfind(|i| !self.compactions.contains(&i.time))
+    }
+
+    /// Compactions scheduled or running, oldest first.
+    pub fn pending_compactions(&self) -> impl Iterator<Item = &Instant> + '_ {
+        self.pending().filter(|i| i.action == Action::Compaction)
+    }
+
+    /// Whether the instant is (or was, once completed) a compaction.
+    pub fn is_compaction(&self, time: &InstantTime) -> bool {
+        self.compactions.contains(time)
+    }
+
+    /// Whether data named with `time` is committed: written by a completed write, or older than
+    /// every write on the active timeline and not on it (archived). Failed writes are rolled
+    /// back before archival, so nothing uncommitted can hide below the active timeline.
+    pub fn is_committed(&self, time: &InstantTime) -> bool {
+        if self.is_completed_write(time) {
+            return true;
+        }
+        let earliest = self
+            .instants
+            .iter()
+            .find(|i| i.action.writes_data() || i.action == Action::Compaction);
+        earliest.is_some_and(|e| time < &e.time) && self.get(time).is_none()
     }
 
     /// The greatest instant time on the timeline, in any state: new instants must exceed it.
@@ -102,6 +140,7 @@ impl Timeline {
                 .filter(|i| &i.time <= time)
                 .cloned()
                 .collect(),
+            compactions: self.compactions.clone(),
         }
     }
 

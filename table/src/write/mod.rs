@@ -10,6 +10,7 @@ mod parquet;
 mod plan;
 
 pub use crate::merge::Ordering;
+pub use parquet::BaseFileWriter;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use futures::StreamExt;
 use crate::commit::Transaction;
 use crate::commit::lease::Lease;
 use crate::commit::metadata::{ARROW_SCHEMA_KEY, CommitMetadata, SCHEMA_KEY, WriteStat};
-use crate::commit::rollback::{RollbackOutcome, rollback_pending};
+use crate::commit::rollback::{RollbackOutcome, rollback_completed, rollback_pending};
 use crate::error::{Error, Result};
 use crate::file_group::{
     BaseFile, FileSystemView, LogFile, WriteToken, file_path, partition_metafile,
@@ -159,8 +160,15 @@ impl Writer {
             ..Default::default()
         };
         let result = async {
+            let tasks = plan_file_groups(&table, &view, &prepared, txn.instant_time());
+            // The inflight file names every file the write may create, so that a rollback
+            // after a crash finds them all (log files carry no instant in their names).
+            let workload = CommitMetadata {
+                partition_to_write_stats: planned_stats(&tasks),
+                ..workload
+            };
             txn.inflight(storage, &workload).await?;
-            let stats = write_file_groups(&table, &view, prepared, txn.instant_time()).await?;
+            let stats = write_file_groups(&table, tasks, prepared, txn.instant_time()).await?;
             let mut metadata = CommitMetadata {
                 operation_type: Some(operation),
                 extra_metadata,
@@ -192,6 +200,7 @@ impl Writer {
                 return Err(e);
             }
         };
+        crate::failpoint!("commit.before-complete");
         let time = txn.instant_time().clone();
         // A failed completion leaves the instant pending: roll it back now if we can.
         match txn.complete(storage, self.lease()?, &metadata).await {
@@ -215,6 +224,19 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+
+    /// Fails unless this writer still holds the table's writer lease.
+    pub async fn check_lease(&self) -> Result<()> {
+        self.lease()?.check().await
+    }
+
+    /// Rolls back the latest completed write (see [`rollback_completed`]).
+    pub async fn rollback(&mut self, time: &InstantTime) -> Result<RollbackOutcome> {
+        self.check_lease().await?;
+        let storage = self.table.storage();
+        let timeline = self.table.timeline().await?;
+        rollback_completed(storage, &timeline, self.table.generator(), time).await
     }
 
     /// Releases the lease.
@@ -293,6 +315,23 @@ struct Task {
     /// The file group's latest slice, `None` for a new file group.
     slice: Option<SliceInfo>,
     rows: Vec<usize>,
+    /// The file the write creates: a base file, or a log file of `slice` (merge-on-read).
+    file: PlannedFile,
+}
+
+#[derive(Debug, Clone)]
+enum PlannedFile {
+    Base(BaseFile),
+    Log(LogFile),
+}
+
+impl PlannedFile {
+    fn name(&self) -> String {
+        match self {
+            PlannedFile::Base(base) => base.file_name(),
+            PlannedFile::Log(log) => log.file_name(),
+        }
+    }
 }
 
 /// What a write needs of a file group's latest slice.
@@ -303,18 +342,19 @@ struct SliceInfo {
     log_files: Vec<LogFile>,
 }
 
-async fn write_file_groups(
+/// Which file group each planned group of rows goes to, and the file it will write there.
+fn plan_file_groups(
     table: &Table,
     view: &FileSystemView,
-    prepared: Prepared,
+    prepared: &Prepared,
     instant: &InstantTime,
-) -> Result<Vec<WriteStat>> {
-    let storage = table.storage();
+) -> Vec<Task> {
+    let merge_on_read = table.properties().table_type == TableType::MergeOnRead;
     // Existing file group of each (partition, bucket).
     let mut existing: BTreeMap<(&str, u32), (&str, Option<SliceInfo>)> = BTreeMap::new();
     for group in view.file_groups() {
         if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
-            let latest = group.latest_slice(None).map(|s| SliceInfo {
+            let latest = group.append_slice().map(|s| SliceInfo {
                 base_instant: s.base_instant.clone(),
                 base_file: s.base_file.cloned(),
                 log_files: s.log_files.into_iter().cloned().collect(),
@@ -326,14 +366,27 @@ async fn write_file_groups(
         }
     }
     let mut tasks = Vec::new();
-    let mut new_partitions = BTreeSet::new();
     for (index, ((partition, bucket), rows)) in prepared.plan.groups.iter().enumerate() {
         let (file_id, slice) = match existing.get(&(partition.as_str(), *bucket)) {
             Some((file_id, slice)) => (file_id.to_string(), slice.clone()),
-            None => {
-                new_partitions.insert(partition.clone());
-                (index::new_bucket_file_id(*bucket), None)
+            None => (index::new_bucket_file_id(*bucket), None),
+        };
+        let token = WriteToken {
+            partition: index as u32,
+            stage: 0,
+            attempt: 0,
+        };
+        let file = match &slice {
+            Some(slice) if merge_on_read => {
+                let version = slice
+                    .log_files
+                    .iter()
+                    .map(|l| l.version)
+                    .max()
+                    .map_or(LogFile::FIRST_VERSION, |v| v + 1);
+                PlannedFile::Log(LogFile::new(&file_id, &slice.base_instant, version, &token))
             }
+            _ => PlannedFile::Base(BaseFile::new(&file_id, &token, instant)),
         };
         tasks.push(Task {
             index,
@@ -341,8 +394,46 @@ async fn write_file_groups(
             file_id,
             slice,
             rows: rows.clone(),
+            file,
         });
     }
+    tasks
+}
+
+/// The inflight workload: one stat per planned file, naming it.
+fn planned_stats(tasks: &[Task]) -> BTreeMap<String, Vec<WriteStat>> {
+    let mut stats: BTreeMap<String, Vec<WriteStat>> = BTreeMap::new();
+    for task in tasks {
+        stats
+            .entry(task.partition.clone())
+            .or_default()
+            .push(WriteStat {
+                file_id: task.file_id.clone(),
+                path: Some(file_path(&task.partition, &task.file.name())),
+                prev_commit: Some(
+                    task.slice
+                        .as_ref()
+                        .map_or_else(|| "null".to_string(), |s| s.base_instant.to_string()),
+                ),
+                partition_path: Some(task.partition.clone()),
+                ..Default::default()
+            });
+    }
+    stats
+}
+
+async fn write_file_groups(
+    table: &Table,
+    tasks: Vec<Task>,
+    prepared: Prepared,
+    instant: &InstantTime,
+) -> Result<Vec<WriteStat>> {
+    let storage = table.storage();
+    let new_partitions: BTreeSet<String> = tasks
+        .iter()
+        .filter(|t| t.slice.is_none())
+        .map(|t| t.partition.clone())
+        .collect();
 
     let ctx = Arc::new(MergeContext {
         instant: instant.clone(),
@@ -381,10 +472,8 @@ async fn rewrite(
     ctx: Arc<MergeContext>,
     task: Task,
 ) -> Result<Option<WriteStat>> {
-    if ctx.log_schema.is_some()
-        && let Some(slice) = task.slice.clone()
-    {
-        return append(storage, ctx, task, slice).await;
+    if let (PlannedFile::Log(log_file), Some(slice)) = (task.file.clone(), task.slice.clone()) {
+        return append(storage, ctx, task, slice, log_file).await;
     }
     let previous = task.slice.as_ref().and_then(|s| s.base_file.clone());
     let stored = match &previous {
@@ -394,12 +483,7 @@ async fn rewrite(
         }
         None => None,
     };
-    let token = WriteToken {
-        partition: task.index as u32,
-        stage: 0,
-        attempt: 0,
-    };
-    let name = BaseFile::new(&task.file_id, &token, &ctx.instant).file_name();
+    let name = task.file.name();
     let path = file_path(&task.partition, &name);
     // Merging and encoding are CPU work: keep them off the async executor.
     let (partition, index, rows, target) =
@@ -443,20 +527,10 @@ async fn append(
     ctx: Arc<MergeContext>,
     task: Task,
     slice: SliceInfo,
+    log_file: LogFile,
 ) -> Result<Option<WriteStat>> {
     let instant = ctx.instant.clone();
-    let version = slice
-        .log_files
-        .iter()
-        .map(|l| l.version)
-        .max()
-        .map_or(LogFile::FIRST_VERSION, |v| v + 1);
-    let token = WriteToken {
-        partition: task.index as u32,
-        stage: 0,
-        attempt: 0,
-    };
-    let log_file = LogFile::new(&task.file_id, &slice.base_instant, version, &token);
+    let version = log_file.version;
     let path = file_path(&task.partition, &log_file.file_name());
     let (partition, file_id, index, rows) = (
         task.partition.clone(),

@@ -40,6 +40,8 @@ pub struct LogFile {
     pub write_token: String,
     /// A change-data-capture log (`.cdc` suffix).
     pub cdc: bool,
+    /// Size in bytes when found by a listing (0 when only named).
+    pub size: u64,
 }
 
 impl LogFile {
@@ -58,6 +60,7 @@ impl LogFile {
             version,
             write_token: write_token.to_string(),
             cdc: false,
+            size: 0,
         }
     }
 
@@ -97,6 +100,7 @@ impl LogFile {
             version: version.parse().ok()?,
             write_token: write_token.to_string(),
             cdc,
+            size: 0,
         })
     }
 

@@ -25,6 +25,7 @@ fn fixture_names_round_trip() -> Result<()> {
             version: 2,
             write_token: "1-0-1".to_string(),
             cdc: false,
+            size: 0,
         })
     );
     let cdc = ".f1-0_20250126040823628.log.10_0-1-2.cdc";
@@ -65,6 +66,7 @@ fn log_files_order_by_version_then_write_token() -> Result<()> {
         version,
         write_token: token.to_string(),
         cdc,
+        size: 0,
     };
     let mut files = [
         file(&later, 1, "0-1-1", false),

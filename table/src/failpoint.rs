@@ -1,0 +1,23 @@
+//! Crash points for the crash tests, compiled in only with the cargo feature `failpoints`.
+//! `failpoint!("name")` aborts the process (no unwinding, no destructors: as close to a power
+//! cut as a test can get) when the environment variable `INLET_FAILPOINT` equals `name`.
+
+/// The environment variable naming the failpoint to crash at.
+pub const FAILPOINT_ENV: &str = "INLET_FAILPOINT";
+
+/// Aborts the process if `name` is the failpoint the environment selects.
+pub fn hit(name: &str) {
+    if std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == name) {
+        eprintln!("inlet: failpoint {name} reached, aborting");
+        std::process::abort();
+    }
+}
+
+/// A crash point; expands to nothing without the `failpoints` feature of the crate using it.
+#[macro_export]
+macro_rules! failpoint {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        $crate::failpoint::hit($name);
+    };
+}
