@@ -341,6 +341,7 @@ fn wrap(field: &RecordField, value: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use inlet_table::commit::metadata::{CommitMetadata, WriteStat};
 
     #[test]
     fn archive_file_versions() {
@@ -354,5 +355,35 @@ mod tests {
         assert!(Retention::new(2, 3).is_ok());
         assert!(Retention::new(3, 3).is_err());
         assert!(Retention::new(0, 3).is_err());
+    }
+
+    #[test]
+    fn entries_carry_commit_details() {
+        let schema = Schema::parse_str(ENTRY_SCHEMA).unwrap();
+        let mut metadata = CommitMetadata {
+            operation_type: Some("UPSERT".to_string()),
+            ..Default::default()
+        };
+        metadata.partition_to_write_stats.insert(
+            "p".to_string(),
+            vec![WriteStat {
+                file_id: "f-0".to_string(),
+                path: Some("p/f-0_0-0-0_20240101000000000.parquet".to_string()),
+                num_writes: 3,
+                ..Default::default()
+            }],
+        );
+        let instant = Instant::new(
+            "20240101000000000".parse().unwrap(),
+            Action::DeltaCommit,
+            State::Completed,
+        );
+        let entry = entry(&schema, &instant, &metadata.to_json()).unwrap();
+        let datum = apache_avro::to_avro_datum(&schema, entry.clone()).unwrap();
+        assert!(!datum.is_empty());
+        let details = inlet_table::commit::avro_value::field(&entry, "hoodieCommitMetadata");
+        assert!(details.is_some(), "{entry:?}");
+        let text = format!("{details:?}");
+        assert!(text.contains("f-0") && text.contains("UPSERT"), "{text}");
     }
 }

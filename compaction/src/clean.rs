@@ -23,6 +23,7 @@ use inlet_table::commit::avro_value::{
     strings,
 };
 use inlet_table::commit::compaction_plan::CompactionPlan;
+use inlet_table::commit::instant_path;
 use inlet_table::file_group::{FileGroup, FileSystemView, file_path};
 use inlet_table::storage::Created;
 use inlet_table::{Action, Error, Instant, InstantTime, Result, State, Timeline};
@@ -159,7 +160,7 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
     )?;
     let requested = Instant::new(time.clone(), Action::Clean, State::Requested);
     if storage
-        .put_if_absent(&instant_path(&requested), plan.clone())
+        .put_if_absent(&instant_path(&requested)?, plan.clone())
         .await?
         == Created::AlreadyExists
     {
@@ -170,7 +171,7 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
     }
     let inflight = requested.with_state(State::Inflight);
     storage
-        .put_if_absent(&instant_path(&inflight), plan)
+        .put_if_absent(&instant_path(&inflight)?, plan)
         .await?;
     execute(
         services,
@@ -181,10 +182,6 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
         deletions,
     )
     .await
-}
-
-fn instant_path(instant: &Instant) -> String {
-    format!(".hoodie/{}", instant.file_name().unwrap_or_default())
 }
 
 /// The earliest commit whose files every policy but file versions keeps; `None` when the policy
@@ -315,7 +312,7 @@ async fn execute(
     let completed = inflight.with_state(State::Completed);
     storage
         .put_if_absent(
-            &instant_path(&completed),
+            &instant_path(&completed)?,
             container(METADATA_SCHEMA, metadata)?,
         )
         .await?;
@@ -330,7 +327,7 @@ fn file_name(path: &str) -> String {
 async fn finish_pending(services: &TableServices, pending: &Instant) -> Result<Cleaned> {
     let storage = services.table().storage();
     let requested = pending.with_state(State::Requested);
-    let bytes = storage.get(&instant_path(&requested)).await?;
+    let bytes = storage.get(&instant_path(&requested)?).await?;
     let plan = read_container(&bytes, PLAN_SCHEMA)?;
     let policy = field_str(&plan, "policy")
         .unwrap_or("KEEP_LATEST_COMMITS")
@@ -360,7 +357,7 @@ async fn finish_pending(services: &TableServices, pending: &Instant) -> Result<C
     let inflight = pending.with_state(State::Inflight);
     if pending.state == State::Requested {
         storage
-            .put_if_absent(&instant_path(&inflight), bytes)
+            .put_if_absent(&instant_path(&inflight)?, bytes)
             .await?;
     }
     execute(

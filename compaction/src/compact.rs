@@ -17,6 +17,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_table::commit::compaction_plan::{CompactionOperation, CompactionPlan};
+use inlet_table::commit::instant_path;
 use inlet_table::commit::metadata::{
     ARROW_SCHEMA_KEY, CHECKPOINT_KEY, CommitMetadata, SCHEMA_KEY, WriteStat,
 };
@@ -171,7 +172,7 @@ pub async fn schedule(writer: &Writer, strategy: &Strategy) -> Result<Option<Sch
     let time = table.generator().next(timeline.latest_time());
     let requested = Instant::new(time.clone(), Action::Compaction, State::Requested);
     if storage
-        .put_if_absent(&instant_path(&requested), plan.encode()?)
+        .put_if_absent(&instant_path(&requested)?, plan.encode()?)
         .await?
         == Created::AlreadyExists
     {
@@ -185,10 +186,6 @@ pub async fn schedule(writer: &Writer, strategy: &Strategy) -> Result<Option<Sch
         instant: time,
         plan,
     }))
-}
-
-fn instant_path(instant: &Instant) -> String {
-    format!(".hoodie/{}", instant.file_name().unwrap_or_default())
 }
 
 /// What a compaction did.
@@ -228,7 +225,7 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
     } else {
         let inflight = instant.with_state(State::Inflight);
         storage
-            .put_if_absent(&instant_path(&inflight), Bytes::new())
+            .put_if_absent(&instant_path(&inflight)?, Bytes::new())
             .await?;
     }
 
@@ -275,7 +272,7 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
     let completed = instant.with_state(State::Completed);
     let body = Bytes::from(metadata.to_json());
     if storage
-        .put_if_absent(&instant_path(&completed), body)
+        .put_if_absent(&instant_path(&completed)?, body)
         .await?
         == Created::AlreadyExists
     {

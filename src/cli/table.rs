@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use inlet_table::properties::LOG_BLOCK_FORMAT;
 use inlet_table::{Table, TableProperties, TableType};
 
 use super::StorageArgs;
@@ -50,8 +51,19 @@ pub struct CreateArgs {
     /// File groups (buckets) per partition of the bucket index.
     #[arg(long, default_value_t = DEFAULT_BUCKETS)]
     buckets: u32,
+    /// Data block format of merge-on-read log files (hoodie.logfile.data.block.format).
+    #[arg(long, value_enum, default_value = "parquet")]
+    log_block_format: BlockFormatArg,
     #[command(flatten)]
     storage: StorageArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BlockFormatArg {
+    /// Parquet data blocks: columnar, compressed (Hudi's choice for Spark writers).
+    Parquet,
+    /// Avro data blocks: row-oriented, what Flink and older Spark writers produce.
+    Avro,
 }
 
 pub async fn run(command: TableCommand) -> anyhow::Result<()> {
@@ -91,6 +103,12 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         args.hive_style,
         args.buckets,
     );
+    let mut props = props;
+    if let BlockFormatArg::Avro = args.log_block_format {
+        props
+            .other
+            .insert(LOG_BLOCK_FORMAT.to_string(), "avro".to_string());
+    }
     Table::create(&args.uri, args.storage.table_config(), props)
         .await
         .with_context(|| format!("creating table at {}", args.uri))?;

@@ -40,6 +40,9 @@ const CHECKSUM: &str = "hoodie.table.checksum";
 const INDEX_TYPE: &str = "hoodie.index.type";
 const BUCKETS: &str = "hoodie.bucket.index.num.buckets";
 const BUCKET_HASH_FIELD: &str = "hoodie.bucket.index.hash.field";
+/// Hudi's write option for the data block format of log files (`avro` or `parquet`), kept as a
+/// table property so every writer of the table uses the same one.
+pub const LOG_BLOCK_FORMAT: &str = "hoodie.logfile.data.block.format";
 
 /// Event-time merging on the ordering (precombine) field: the greatest value wins.
 const EVENT_TIME_PAYLOAD: &str = "org.apache.hudi.common.model.DefaultHoodieRecordPayload";
@@ -281,6 +284,18 @@ impl TableProperties {
         }
     }
 
+    /// Whether merge-on-read log files get Avro data blocks (`hoodie.logfile.data.block.format
+    /// = avro`) instead of Parquet data blocks (the default).
+    pub fn avro_data_blocks(&self) -> Result<bool> {
+        match self.other.get(LOG_BLOCK_FORMAT).map(String::as_str) {
+            None | Some("parquet") => Ok(false),
+            Some("avro") => Ok(true),
+            Some(other) => Err(Error::InvalidConfig(format!(
+                "{LOG_BLOCK_FORMAT}={other}: inlet writes avro or parquet data blocks"
+            ))),
+        }
+    }
+
     /// Fails when the table is something this version of inlet cannot write or read correctly.
     pub fn check_supported(&self) -> Result<()> {
         if self.version != TABLE_VERSION {
@@ -296,6 +311,7 @@ impl TableProperties {
         {
             return Err(Error::Unsupported(format!("{DROP_PARTITION_COLUMNS}=true")));
         }
+        self.avro_data_blocks()?;
         Ok(())
     }
 }

@@ -138,6 +138,7 @@ impl Table {
 
 fn validate_new(properties: &TableProperties) -> Result<()> {
     let invalid = |reason: String| Err(Error::InvalidConfig(reason));
+    properties.avro_data_blocks()?;
     if properties.name.is_empty()
         || !properties
             .name

@@ -207,10 +207,17 @@ async fn spark_reads_every_column_type() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every column type also survives a merge-on-read log block: read back with its exact type by
-/// our reader, and by hudi-rs as our reader reads it.
+/// Every column type also survives a merge-on-read log block, Parquet or Avro: read back with its
+/// exact type by our reader, and by hudi-rs as our reader reads it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_column_type_survives_log_blocks() -> anyhow::Result<()> {
+    for format in ["parquet", "avro"] {
+        every_column_type_survives_log_blocks_of(format).await?;
+    }
+    Ok(())
+}
+
+async fn every_column_type_survives_log_blocks_of(format: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let uri = dir.path().display().to_string();
     let mut props = inlet_table::TableProperties::new(
@@ -219,6 +226,10 @@ async fn every_column_type_survives_log_blocks() -> anyhow::Result<()> {
         vec!["id".into()],
     );
     props.buckets = Some(1);
+    props.other.insert(
+        inlet_table::properties::LOG_BLOCK_FORMAT.to_string(),
+        format.to_string(),
+    );
     let table = inlet_table::Table::create(&uri, TableConfig::default(), props).await?;
     let batch = common::all_types_batch()?;
     let mut writer = table.writer().await?;
@@ -234,6 +245,16 @@ async fn every_column_type_survives_log_blocks() -> anyhow::Result<()> {
         .filter(|e| e.file_name().to_string_lossy().contains(".log."))
         .count();
     assert_eq!(logs, 1, "the second write is a log block");
+    let log = std::fs::read_dir(dir.path())?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains(".log."))
+        .expect("a log file");
+    let blocks = inlet_table::file_group::read_log_blocks(&std::fs::read(log.path())?)?;
+    let expected = match format {
+        "avro" => inlet_table::file_group::BlockType::AvroData,
+        _ => inlet_table::file_group::BlockType::ParquetData,
+    };
+    assert_eq!(blocks[0].block_type(), expected, "{format}");
 
     let result = table.read(&inlet_table::read::Query::Snapshot).await?;
     let read = arrow::compute::concat_batches(&result.schema, &result.batches)?;
@@ -251,7 +272,7 @@ async fn every_column_type_survives_log_blocks() -> anyhow::Result<()> {
         assert_eq!(
             got.to_data(),
             batch.column_by_name(field.name()).expect("input").to_data(),
-            "{}",
+            "{format}: {}",
             field.name()
         );
     }

@@ -48,7 +48,8 @@ pub struct Transaction {
     base: Option<InstantTime>,
 }
 
-fn instant_path(instant: &Instant) -> Result<String> {
+/// The table-relative path of an instant's file.
+pub fn instant_path(instant: &Instant) -> Result<String> {
     let name = instant
         .file_name()
         .ok_or_else(|| Error::InstantNotFound(instant.to_string()))?;

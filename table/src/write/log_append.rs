@@ -1,5 +1,5 @@
 //! Merge-on-read appends: the changes to an existing file slice go into a new log file version —
-//! a Parquet data block for upserts, delete blocks for deletes — and are merged with the slice
+//! a Parquet (or, as a table option, Avro) data block for upserts, delete blocks for deletes — and are merged with the slice
 //! when read (or compacted). Nothing stored is read or rewritten. No I/O here.
 
 use std::sync::Arc;
@@ -79,7 +79,11 @@ pub fn encode_log_append(
             columns.push(column);
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        blocks.push(LogBlock::parquet_data(instant, avro_schema, batch));
+        blocks.push(if ctx.avro_data_blocks {
+            LogBlock::avro_data(instant, avro_schema, batch)
+        } else {
+            LogBlock::parquet_data(instant, avro_schema, batch)
+        });
     }
     if !deletes.is_empty() {
         let ordering = ctx

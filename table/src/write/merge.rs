@@ -35,6 +35,8 @@ pub struct MergeContext {
     /// Merge-on-read: the Avro schema (with meta fields) for log block headers. Changes to an
     /// existing slice are then appended as log files instead of merged.
     pub log_schema: Option<String>,
+    /// Merge-on-read: Avro data blocks instead of Parquet data blocks.
+    pub avro_data_blocks: bool,
 }
 
 /// One file group to merge.

@@ -443,6 +443,7 @@ async fn write_file_groups(
         ordering_field: table.properties().ordering_field.clone(),
         log_schema: (table.properties().table_type == TableType::MergeOnRead)
             .then_some(prepared.log_schema),
+        avro_data_blocks: table.properties().avro_data_blocks()?,
     });
     let parallelism = table.config().write_parallelism.max(1);
     // Every rewrite runs to its end even when another fails: a file write already handed to a
