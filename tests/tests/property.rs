@@ -58,7 +58,7 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
             common::properties(&shape),
         )
         .await?;
-        let mut model = Model::new(shape.clone());
+        let mut model = Model::new(shape);
         let count = rng.random_range(2..=6);
         // Time travel is exact from here on (cleans drop older file versions).
         let mut retained_from = String::new();

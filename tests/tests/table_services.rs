@@ -85,7 +85,7 @@ async fn compaction_folds_logs_into_base_files_and_keeps_every_read() -> anyhow:
         let dir = tempfile::tempdir()?;
         let uri = dir.path().display().to_string();
         let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-        let mut model = Model::new(shape.clone());
+        let mut model = Model::new(shape);
         let mut rng = StdRng::seed_from_u64(40 + i as u64);
         common::write_random_commits(&table, &mut model, &mut rng, 4, 30).await?;
         let before_ro = snapshot(&table, true).await?;
@@ -179,7 +179,7 @@ async fn cleaning_keeps_what_retained_commits_need() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let uri = dir.path().display().to_string();
         let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-        let mut model = Model::new(shape.clone());
+        let mut model = Model::new(shape);
         let mut rng = StdRng::seed_from_u64(11);
         for _ in 0..3 {
             common::write_random_commits(&table, &mut model, &mut rng, 2, 30).await?;
@@ -243,7 +243,7 @@ async fn rollback_of_the_latest_write_restores_the_previous_state() -> anyhow::R
         let dir = tempfile::tempdir()?;
         let uri = dir.path().display().to_string();
         let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-        let mut model = Model::new(shape.clone());
+        let mut model = Model::new(shape);
         let mut rng = StdRng::seed_from_u64(5);
         common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
         let files_before = files(dir.path());
@@ -447,5 +447,48 @@ fn cli_runs_the_services() -> anyhow::Result<()> {
         .output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("keep-latest-commits:N"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_runs_beside_a_writer() -> anyhow::Result<()> {
+    let shape = mor(false, true);
+    let dir = tempfile::tempdir()?;
+    let uri = dir.path().display().to_string();
+    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
+    let mut model = Model::new(shape);
+    let mut rng = StdRng::seed_from_u64(17);
+    common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
+    let writer = table.writer().await?;
+    let scheduled = compact::schedule(&writer, &Strategy::All)
+        .await?
+        .expect("slices");
+    writer.close().await?;
+
+    // The writer commits while the compaction executes under the services lease.
+    let services = TableServices::open(table.clone()).await?;
+    let compaction = compact::execute(&services, &scheduled.instant);
+    let writes = common::write_random_commits(&table, &mut model, &mut rng, 3, 30);
+    let (compacted, written) = tokio::join!(compaction, writes);
+    compacted?;
+    written?;
+    services.close().await?;
+    // A second service run cannot start while one holds the lease.
+    let first = TableServices::open(table.clone()).await?;
+    let second = TableServices::open(table.clone())
+        .await
+        .expect_err("services lease");
+    assert!(second.to_string().contains("table services"), "{second}");
+    first.close().await?;
+
+    let ours = table.read(&Query::Snapshot).await?;
+    let rows = canonical::rows(&ours.batches, &model::canonical_columns())?;
+    for expected in model::canonical(&model.records) {
+        assert!(
+            rows.contains(&expected),
+            "lost beside the compaction: {expected}"
+        );
+    }
+    common::compare_with_hudi_rs(&table, &uri, &[]).await?;
     Ok(())
 }
