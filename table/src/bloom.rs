@@ -172,7 +172,7 @@ impl BloomFilter {
     }
 
     pub fn might_contain(&self, key: &str) -> bool {
-        let positions = self.positions(key.as_bytes());
+        let positions: Vec<usize> = self.positions(key.as_bytes()).collect();
         self.rows
             .iter()
             .any(|row| positions.iter().all(|&i| row.get(i)))
@@ -211,14 +211,14 @@ impl BloomFilter {
     }
 
     /// `HashFunction.hash`: each MurmurHash is seeded with the previous one, starting from 0.
-    fn positions(&self, key: &[u8]) -> Vec<usize> {
-        let mut seed = 0;
-        (0..self.nb_hash)
-            .map(|_| {
-                seed = murmur_hash(key, seed);
-                (seed % self.vector_size).unsigned_abs() as usize
-            })
-            .collect()
+    /// The key's bit positions: `nb_hash` chained Murmur hashes (no allocation: one call per
+    /// record written).
+    fn positions<'a>(&self, key: &'a [u8]) -> impl Iterator<Item = usize> + use<'a> {
+        let (mut seed, vector_size) = (0, self.vector_size);
+        (0..self.nb_hash).map(move |_| {
+            seed = murmur_hash(key, seed);
+            (seed % vector_size).unsigned_abs() as usize
+        })
     }
 
     /// `InternalFilter.write`: version, hash count, hash type, vector size (big-endian).

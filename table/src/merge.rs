@@ -9,6 +9,8 @@
 //! slice's log blocks into its base file.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -166,10 +168,10 @@ pub struct RecordMerger {
     sources: Vec<RecordBatch>,
     /// Base records by key, and rows without a key, in order: (source, row, ordering).
     base: Vec<(usize, usize, Option<OwnedRow>)>,
-    base_index: HashMap<String, usize>,
+    base_index: HashMap<String, usize, RandomState>,
     /// The fold of the log versions of each key, in first-seen order.
     logs: Vec<(String, State)>,
-    log_index: HashMap<String, usize>,
+    log_index: HashMap<String, usize, RandomState>,
 }
 
 impl RecordMerger {
@@ -190,9 +192,9 @@ impl RecordMerger {
             ordering_column,
             sources: Vec::new(),
             base: Vec::new(),
-            base_index: HashMap::new(),
+            base_index: HashMap::default(),
             logs: Vec::new(),
-            log_index: HashMap::new(),
+            log_index: HashMap::default(),
         })
     }
 

@@ -13,6 +13,9 @@ pub use normalize::normalize;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 pub const COMMIT_TIME: &str = "_hoodie_commit_time";
 pub const COMMIT_SEQNO: &str = "_hoodie_commit_seqno";
@@ -57,4 +60,23 @@ pub fn without_meta_columns(schema: &Schema) -> SchemaRef {
         .cloned()
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// Snappy, as Hudi writes. The per-record meta columns (sequence number, record key) are unique
+/// per row: dictionaries and min/max statistics only cost time there (Hudi looks records up by
+/// the footer's bloom filter and key range, not by column statistics). The constant ones (file
+/// name, partition path) dictionary-encode to nothing and need no statistics either.
+pub fn parquet_properties(schema: &Schema) -> WriterProperties {
+    let mut builder = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for name in [COMMIT_SEQNO, RECORD_KEY, PARTITION_PATH, FILE_NAME] {
+        if schema.field_with_name(name).is_err() {
+            continue;
+        }
+        let column = ColumnPath::from(name);
+        builder = builder.set_column_statistics_enabled(column.clone(), EnabledStatistics::None);
+        if matches!(name, COMMIT_SEQNO | RECORD_KEY) {
+            builder = builder.set_column_dictionary_enabled(column, false);
+        }
+    }
+    builder.build()
 }

@@ -4,9 +4,15 @@
 //! new keys are appended. Memory is bounded by the batch size plus the incoming changes. No I/O.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use std::fmt::Write as _;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, new_null_array,
+};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
@@ -68,7 +74,7 @@ pub struct Merged {
 pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>> {
     let plan = &ctx.plan;
     let full_schema = schema::with_meta_columns(&ctx.data_schema);
-    let mut incoming: HashMap<&str, usize> =
+    let mut incoming: HashMap<&str, usize, RandomState> =
         task.rows.iter().map(|&r| (plan.keys.value(r), r)).collect();
     let mut out = Output {
         ctx,
@@ -182,31 +188,33 @@ impl Output<'_> {
             stored_meta(RECORD_KEY),
         );
         let instant = ctx.instant.as_str();
-        let mut times = Vec::with_capacity(picks.len());
-        let mut seqnos = Vec::with_capacity(picks.len());
-        let mut keys = Vec::with_capacity(picks.len());
-        let value = |a: Option<&StringArray>, row: usize| {
-            a.and_then(|a| a.is_valid(row).then(|| a.value(row).to_string()))
+        // Appended straight into the column buffers: no string per row.
+        let n = picks.len();
+        let mut times = StringBuilder::with_capacity(n, n * instant.len());
+        let mut seqnos = StringBuilder::with_capacity(n, n * (instant.len() + 8));
+        let mut keys = StringBuilder::with_capacity(n, n * 16);
+        let copy = |to: &mut StringBuilder, from: Option<&StringArray>, row: usize| match from {
+            Some(a) if a.is_valid(row) => to.append_value(a.value(row)),
+            _ => to.append_null(),
         };
         for &(source, row) in picks {
             if source == 0 {
-                times.push(value(old_times, row));
-                seqnos.push(value(old_seqnos, row));
-                keys.push(value(old_keys, row));
+                copy(&mut times, old_times, row);
+                copy(&mut seqnos, old_seqnos, row);
+                copy(&mut keys, old_keys, row);
             } else {
-                times.push(Some(instant.to_string()));
-                seqnos.push(Some(format!(
-                    "{instant}_{}_{}",
-                    task.task, self.new_records
-                )));
+                times.append_value(instant);
+                write!(seqnos, "{instant}_{}_{}", task.task, self.new_records)
+                    .map_err(|e| Error::Task(e.to_string()))?;
+                seqnos.append_value("");
                 self.new_records += 1;
-                keys.push(Some(ctx.plan.keys.value(row).to_string()));
+                keys.append_value(ctx.plan.keys.value(row));
             }
         }
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from(times)),
-            Arc::new(StringArray::from(seqnos)),
-            Arc::new(StringArray::from(keys)),
+            Arc::new(times.finish()),
+            Arc::new(seqnos.finish()),
+            Arc::new(keys.finish()),
             Arc::new(StringArray::from(vec![task.partition; picks.len()])),
             Arc::new(StringArray::from(vec![task.file_name; picks.len()])),
         ];

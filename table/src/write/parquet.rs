@@ -6,15 +6,13 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 
 use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, MAX_RECORD_KEY, MIN_RECORD_KEY,
 };
 use crate::error::{Error, Result};
-use crate::schema::RECORD_KEY;
+use crate::schema::{self, RECORD_KEY};
 
 /// Writes one base file.
 #[derive(Debug)]
@@ -30,9 +28,7 @@ pub struct BaseFileWriter {
 impl BaseFileWriter {
     /// A writer for `schema` (meta columns then data columns); `path` names the file in errors.
     pub fn new(schema: SchemaRef, path: &str) -> Result<Self> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
+        let props = schema::parquet_properties(&schema);
         let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))
             .map_err(|e| Error::parquet(path, e))?;
         Ok(BaseFileWriter {

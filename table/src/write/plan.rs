@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::RandomState;
+
 use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 
@@ -58,7 +60,8 @@ pub fn plan(
         }
     };
     // Winner per (partition, key), in input order.
-    let mut winners: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.num_rows());
+    let mut winners: HashMap<(&str, &str), usize, RandomState> =
+        HashMap::with_capacity_and_hasher(batch.num_rows(), RandomState::default());
     for row in 0..batch.num_rows() {
         let slot = (partitions.value(row), keys.value(row));
         match winners.get_mut(&slot) {
@@ -78,14 +81,18 @@ pub fn plan(
     }
     let mut chosen: Vec<usize> = winners.into_values().collect();
     chosen.sort_unstable();
-    let mut groups: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    let mut by_group: HashMap<(&str, u32), Vec<usize>, RandomState> = HashMap::default();
     for row in chosen {
         let bucket = index::bucket_id(keys.value(row), keygen.record_key_fields(), buckets);
-        groups
-            .entry((partitions.value(row).to_string(), bucket))
+        by_group
+            .entry((partitions.value(row), bucket))
             .or_default()
             .push(row);
     }
+    let groups: BTreeMap<(String, u32), Vec<usize>> = by_group
+        .into_iter()
+        .map(|((partition, bucket), rows)| ((partition.to_string(), bucket), rows))
+        .collect();
     Ok(Plan {
         keys,
         deletes,
