@@ -20,7 +20,7 @@ use arrow::array::{
 };
 use arrow::compute::{cast, interleave};
 use arrow::datatypes::SchemaRef;
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 
 use crate::error::Result;
 use crate::file_group::log_file::DECIMAL_SCALE;
@@ -37,23 +37,42 @@ pub enum Ordering {
     EventTime(String),
 }
 
-/// Comparable encodings of an ordering column (`None` for nulls).
-pub fn ordering_rows(converter: &RowConverter, column: &ArrayRef) -> Result<Vec<Option<OwnedRow>>> {
-    let rows = converter.convert_columns(std::slice::from_ref(column))?;
-    // A record without an ordering value orders as the zero of the column's type, as in Hudi.
-    let zero = zero_of(column.data_type())
-        .map(|zero| converter.convert_columns(&[zero]))
-        .transpose()?
-        .map(|rows| rows.row(0).owned());
-    Ok((0..column.len())
-        .map(|i| {
-            if column.is_null(i) {
-                zero.clone()
-            } else {
-                Some(rows.row(i).owned())
-            }
+/// Comparable encodings of an ordering column, in one buffer (no allocation per row). A record
+/// without an ordering value orders as the zero of the column's type, as in Hudi.
+#[derive(Debug)]
+pub struct OrderingValues {
+    rows: Rows,
+    /// The zero of the column's type, for nulls (`None` for types without one).
+    zero: Option<Rows>,
+    column: ArrayRef,
+}
+
+impl OrderingValues {
+    pub fn new(converter: &RowConverter, column: &ArrayRef) -> Result<Self> {
+        let rows = converter.convert_columns(std::slice::from_ref(column))?;
+        let zero = zero_of(column.data_type())
+            .map(|zero| converter.convert_columns(&[zero]))
+            .transpose()?;
+        Ok(OrderingValues {
+            rows,
+            zero,
+            column: column.clone(),
         })
-        .collect())
+    }
+
+    /// The ordering value of row `i` (the zero of the type when null).
+    pub fn get(&self, i: usize) -> Option<Row<'_>> {
+        if self.column.is_null(i) {
+            self.zero.as_ref().map(|z| z.row(0))
+        } else {
+            Some(self.rows.row(i))
+        }
+    }
+
+    /// Whether row `i` has no ordering value.
+    pub fn is_null(&self, i: usize) -> bool {
+        self.column.is_null(i)
+    }
 }
 
 /// A one-row array holding the zero (0, false, empty string or bytes) of a type, if it has one.
@@ -73,7 +92,7 @@ fn zero_of(data_type: &arrow::datatypes::DataType) -> Option<ArrayRef> {
 
 /// Whether a newer version with ordering `newer` replaces one with ordering `older` (a missing
 /// value is the smallest; ties go to the newer).
-pub fn supersedes(newer: Option<&OwnedRow>, older: Option<&OwnedRow>) -> bool {
+pub fn supersedes(newer: Option<Row<'_>>, older: Option<Row<'_>>) -> bool {
     match (newer, older) {
         (Some(n), Some(o)) => n >= o,
         (None, Some(_)) => false,
@@ -86,7 +105,7 @@ pub fn supersedes(newer: Option<&OwnedRow>, older: Option<&OwnedRow>) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct Version<'a> {
     pub delete: bool,
-    pub ordering: Option<&'a OwnedRow>,
+    pub ordering: Option<Row<'a>>,
 }
 
 /// Whether a newer version wins over the current one.
@@ -126,35 +145,11 @@ fn ordering_value_array(value: &OrderingValue) -> Option<ArrayRef> {
     })
 }
 
-/// A batch added to a merger: its source number, ordering values and record keys.
-type Prepared = (usize, Option<Vec<Option<OwnedRow>>>, Option<StringArray>);
-
 /// Where a record's winning version comes from.
 #[derive(Debug, Clone)]
 enum State {
-    Record {
-        source: usize,
-        row: usize,
-        ordering: Option<OwnedRow>,
-    },
-    Deleted {
-        ordering: Option<OwnedRow>,
-    },
-}
-
-impl State {
-    fn version(&self) -> Version<'_> {
-        match self {
-            State::Record { ordering, .. } => Version {
-                delete: false,
-                ordering: ordering.as_ref(),
-            },
-            State::Deleted { ordering } => Version {
-                delete: true,
-                ordering: ordering.as_ref(),
-            },
-        }
-    }
+    Record { source: usize, row: usize },
+    Deleted { ordering: Option<OwnedRow> },
 }
 
 /// Folds a file slice into its records: base records first ([`RecordMerger::add_base`]), then the
@@ -166,8 +161,10 @@ pub struct RecordMerger {
     schema: SchemaRef,
     ordering_column: Option<(usize, RowConverter)>,
     sources: Vec<RecordBatch>,
-    /// Base records by key, and rows without a key, in order: (source, row, ordering).
-    base: Vec<(usize, usize, Option<OwnedRow>)>,
+    /// The ordering values of each source.
+    orderings: Vec<Option<OrderingValues>>,
+    /// Base records by key, and rows without a key, in order: (source, row).
+    base: Vec<(usize, usize)>,
     base_index: HashMap<String, usize, RandomState>,
     /// The fold of the log versions of each key, in first-seen order.
     logs: Vec<(String, State)>,
@@ -191,6 +188,7 @@ impl RecordMerger {
             schema,
             ordering_column,
             sources: Vec::new(),
+            orderings: Vec::new(),
             base: Vec::new(),
             base_index: HashMap::default(),
             logs: Vec::new(),
@@ -198,22 +196,41 @@ impl RecordMerger {
         })
     }
 
-    fn prepare(&mut self, batch: &RecordBatch) -> Result<Prepared> {
+    /// Takes a batch in: its source number and record keys.
+    fn prepare(&mut self, batch: &RecordBatch) -> Result<(usize, Option<StringArray>)> {
         let batch = schema::align(batch, &self.schema)?;
         let ordering = match &self.ordering_column {
-            Some((i, converter)) => Some(ordering_rows(converter, batch.column(*i))?),
+            Some((i, converter)) => Some(OrderingValues::new(converter, batch.column(*i))?),
             None => None,
         };
         let keys = batch
             .column_by_name(RECORD_KEY)
             .map(|c| c.as_string::<i32>().clone());
         self.sources.push(batch);
-        Ok((self.sources.len() - 1, ordering, keys))
+        self.orderings.push(ordering);
+        Ok((self.sources.len() - 1, keys))
+    }
+
+    fn ordering(&self, source: usize, row: usize) -> Option<Row<'_>> {
+        self.orderings[source].as_ref().and_then(|o| o.get(row))
+    }
+
+    fn version<'a>(&'a self, state: &'a State) -> Version<'a> {
+        match state {
+            State::Record { source, row } => Version {
+                delete: false,
+                ordering: self.ordering(*source, *row),
+            },
+            State::Deleted { ordering } => Version {
+                delete: true,
+                ordering: ordering.as_ref().map(|o| o.row()),
+            },
+        }
     }
 
     /// Adds the records of the slice's base file.
     pub fn add_base(&mut self, batch: &RecordBatch) -> Result<()> {
-        let (source, ordering, keys) = self.prepare(batch)?;
+        let (source, keys) = self.prepare(batch)?;
         for row in 0..self.sources[source].num_rows() {
             if let Some(key) = keys
                 .as_ref()
@@ -222,8 +239,7 @@ impl RecordMerger {
             {
                 self.base_index.insert(key.to_string(), self.base.len());
             }
-            self.base
-                .push((source, row, ordering.as_ref().and_then(|o| o[row].clone())));
+            self.base.push((source, row));
         }
         Ok(())
     }
@@ -231,7 +247,7 @@ impl RecordMerger {
     fn fold(&mut self, key: &str, state: State) {
         match self.log_index.get(key) {
             Some(&i) => {
-                if wins(state.version(), self.logs[i].1.version()) {
+                if wins(self.version(&state), self.version(&self.logs[i].1)) {
                     self.logs[i].1 = state;
                 }
             }
@@ -244,23 +260,15 @@ impl RecordMerger {
 
     /// Adds log records written after every version added so far.
     pub fn add_records(&mut self, batch: &RecordBatch) -> Result<()> {
-        let (source, ordering, keys) = self.prepare(batch)?;
+        let (source, keys) = self.prepare(batch)?;
         for row in 0..self.sources[source].num_rows() {
-            let ordering = ordering.as_ref().and_then(|o| o[row].clone());
             match keys
                 .as_ref()
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row))
             {
-                Some(key) => self.fold(
-                    key,
-                    State::Record {
-                        source,
-                        row,
-                        ordering,
-                    },
-                ),
-                None => self.base.push((source, row, ordering)),
+                Some(key) => self.fold(key, State::Record { source, row }),
+                None => self.base.push((source, row)),
             }
         }
         Ok(())
@@ -279,7 +287,9 @@ impl RecordMerger {
                 (Some((i, converter)), Some(value)) => {
                     match cast(&value, self.schema.field(*i).data_type()) {
                         Ok(value) if value.null_count() == 0 => {
-                            ordering_rows(converter, &value)?.pop().flatten()
+                            OrderingValues::new(converter, &value)?
+                                .get(0)
+                                .map(|r| r.owned())
                         }
                         // Of another type than the ordering column: natural order, as in Hudi.
                         _ => None,
@@ -295,28 +305,26 @@ impl RecordMerger {
     /// The winning records: base records in order (where they win), then records only in logs.
     pub fn finish(self) -> Result<Vec<RecordBatch>> {
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.base.len() + self.logs.len());
-        let keys_of_base: HashMap<usize, &String> =
-            self.base_index.iter().map(|(k, &i)| (i, k)).collect();
-        for (i, (source, row, ordering)) in self.base.iter().enumerate() {
-            let log = keys_of_base
-                .get(&i)
-                .and_then(|k| self.log_index.get(*k))
-                .map(|&l| &self.logs[l].1);
+        let mut log_of_base: Vec<Option<usize>> = vec![None; self.base.len()];
+        for (key, &i) in &self.base_index {
+            log_of_base[i] = self.log_index.get(key).copied();
+        }
+        for (i, &(source, row)) in self.base.iter().enumerate() {
             let base_version = Version {
                 delete: false,
-                ordering: ordering.as_ref(),
+                ordering: self.ordering(source, row),
             };
-            match log {
-                Some(state) if wins(state.version(), base_version) => {
-                    if let State::Record { source, row, .. } = state {
+            match log_of_base[i].map(|l| &self.logs[l].1) {
+                Some(state) if wins(self.version(state), base_version) => {
+                    if let State::Record { source, row } = state {
                         picks.push((*source, *row));
                     }
                 }
-                _ => picks.push((*source, *row)),
+                _ => picks.push((source, row)),
             }
         }
         for (key, state) in &self.logs {
-            if let (None, State::Record { source, row, .. }) = (self.base_index.get(key), state) {
+            if let (None, State::Record { source, row }) = (self.base_index.get(key), state) {
                 picks.push((*source, *row));
             }
         }

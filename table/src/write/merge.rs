@@ -20,8 +20,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::parquet::BaseFileWriter;
 use super::plan::Plan;
+use super::plan::incoming_ordering;
 use crate::error::{Error, Result};
-use crate::merge::{Version, ordering_rows, wins};
+use crate::merge::{OrderingValues, Version, wins};
 use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
 use crate::timeline::InstantTime;
 
@@ -95,7 +96,7 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
             let keys = column(&batch, RECORD_KEY)?.as_string::<i32>();
             let ordering = match (&plan.ordering_converter, ctx.ordering_field.as_deref()) {
                 (Some(converter), Some(field)) => {
-                    Some(ordering_rows(converter, column(&batch, field)?)?)
+                    Some(OrderingValues::new(converter, column(&batch, field)?)?)
                 }
                 _ => None,
             };
@@ -113,11 +114,11 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                 incoming.remove(keys.value(i));
                 let newer = Version {
                     delete: plan.deletes.value(row),
-                    ordering: plan.ordering.as_ref().and_then(|o| o[row].as_ref()),
+                    ordering: incoming_ordering(plan.ordering.as_ref(), &plan.deletes, row),
                 };
                 let stored = Version {
                     delete: false,
-                    ordering: ordering.as_ref().and_then(|o| o[i].as_ref()),
+                    ordering: ordering.as_ref().and_then(|o| o.get(i)),
                 };
                 if !wins(newer, stored) {
                     picks.push((0, i));

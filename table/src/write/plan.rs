@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use foldhash::fast::RandomState;
 
 use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{Row, RowConverter, SortField};
 
 use crate::error::{Error, Result};
 use crate::index;
 use crate::key::KeyGenerator;
-pub use crate::merge::{Ordering, Version, ordering_rows, wins};
+pub use crate::merge::{Ordering, OrderingValues, Version, wins};
 
 /// The incoming rows that go to one file group: (partition, bucket) → row indices.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub struct Plan {
     pub keys: StringArray,
     pub deletes: BooleanArray,
     /// Comparable ordering values of incoming rows, when event-time ordered.
-    pub ordering: Option<Vec<Option<OwnedRow>>>,
+    pub ordering: Option<OrderingValues>,
     /// The converter that made them; stored values must be encoded with the same one.
     pub ordering_converter: Option<RowConverter>,
     pub groups: BTreeMap<(String, u32), Vec<usize>>,
@@ -43,19 +43,7 @@ pub fn plan(
                 reason: "the table's ordering field is missing from the written rows".to_string(),
             })?;
             let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())])?;
-            // A delete without an ordering value is in natural order (a record without one orders
-            // as zero, see `ordering_rows`).
-            let rows: Vec<_> = ordering_rows(&converter, column)?
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    if deletes.value(i) && column.is_null(i) {
-                        None
-                    } else {
-                        r
-                    }
-                })
-                .collect();
+            let rows = OrderingValues::new(&converter, column)?;
             (Some(converter), Some(rows))
         }
     };
@@ -68,7 +56,7 @@ pub fn plan(
             Some(current) => {
                 let version = |r: usize| Version {
                     delete: deletes.value(r),
-                    ordering: ordering_rows.as_ref().and_then(|o| o[r].as_ref()),
+                    ordering: incoming_ordering(ordering_rows.as_ref(), &deletes, r),
                 };
                 if wins(version(row), version(*current)) {
                     *current = row;
@@ -100,6 +88,21 @@ pub fn plan(
         ordering_converter,
         groups,
     })
+}
+
+/// The ordering value of incoming row `r`: a delete without one is in natural order (`None`); a
+/// record without one orders as zero (see [`OrderingValues`]).
+pub fn incoming_ordering<'a>(
+    ordering: Option<&'a OrderingValues>,
+    deletes: &BooleanArray,
+    r: usize,
+) -> Option<Row<'a>> {
+    let ordering = ordering?;
+    if deletes.value(r) && ordering.is_null(r) {
+        None
+    } else {
+        ordering.get(r)
+    }
 }
 
 #[cfg(test)]
