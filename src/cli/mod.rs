@@ -2,6 +2,7 @@
 
 mod demo;
 mod read;
+mod run;
 mod table;
 mod timeline;
 mod write;
@@ -29,6 +30,8 @@ enum Command {
     Timeline(timeline::TimelineArgs),
     /// Create a demo table from built-in sample events and query it.
     Demo(demo::DemoArgs),
+    /// Capture PostgreSQL changes into lake tables until SIGINT/SIGTERM (see examples/inlet.toml).
+    Run(run::RunArgs),
 }
 
 /// Options for reaching a table's storage.
@@ -62,5 +65,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Read(args) => read::run(args).await,
         Command::Timeline(args) => timeline::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Run(args) => run::run(args).await,
     }
 }
