@@ -410,9 +410,14 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
     // The workload: many small transactions over both tables, in the background.
     let workload_client = pg.connect().await?;
     let workload_seed: u64 = rng.random();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_workload = stop.clone();
     let workload = tokio::spawn(async move {
         let mut rng = rand::rngs::StdRng::seed_from_u64(workload_seed);
-        for i in 0..1500 {
+        let mut i = 0;
+        // Runs for as long as inlet is being killed (and at least 1500 statements).
+        while i < 1500 || !stop_workload.load(std::sync::atomic::Ordering::SeqCst) {
+            i += 1;
             let id = rng.random_range(1..=100_200);
             let sql = match rng.random_range(0..6) {
                 0 => format!("DELETE FROM a WHERE id = {id}"),
@@ -429,14 +434,14 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
                 _ => format!("UPDATE a SET v = {i} WHERE id = {}", (id / 50) * 50),
             };
             workload_client.batch_execute(&sql).await?;
-            if i % 100 == 0 {
+            if i % 50 == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        anyhow::Ok(())
+        anyhow::Ok(i)
     });
 
-    let kills = 4;
+    let kills = 5;
     for k in 0..kills {
         let mut child = spawn_inlet(&config_path, &log)?;
         let ms = rng.random_range(300..2500);
@@ -445,7 +450,9 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
         child.wait()?;
         eprintln!("kill {k} after {ms} ms");
     }
-    workload.await??;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let statements = workload.await??;
+    eprintln!("workload: {statements} statements");
 
     // Catch up with a last run, stopped gracefully with SIGTERM once everything is durable.
     let target = fence(&client).await?;
