@@ -111,6 +111,110 @@ pub enum Error {
         "invalid LSN {input:?}: expected two hexadecimal numbers of 1 to 8 digits separated by `/`"
     )]
     InvalidLsn { input: String },
+
+    /// A PostgreSQL value that does not parse as its column's type.
+    #[error("table {table}, column {column}: {reason}")]
+    PgValue {
+        table: String,
+        column: String,
+        reason: String,
+    },
+
+    /// A SQL request to PostgreSQL failed.
+    #[error("PostgreSQL: {context}: {source}")]
+    Postgres {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The replication (walsender) session failed.
+    #[error("PostgreSQL replication: {context}: {source}")]
+    Replication {
+        context: String,
+        #[source]
+        source: pgwire_replication::PgWireError,
+    },
+
+    /// The server is not set up for logical replication; each problem says what to fix.
+    #[error("PostgreSQL is not ready for change capture:\n  - {}", problems.join("\n  - "))]
+    Prerequisites { problems: Vec<String> },
+
+    /// A setting that cannot be used.
+    #[error("{field}: {reason}")]
+    Config { field: String, reason: String },
+
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(String),
+
+    /// The replication slot is gone or unusable: changes may be missing.
+    #[error("replication slot {slot}: {detail}")]
+    SlotGone { slot: String, detail: String },
+
+    /// The server sent something the source cannot follow.
+    #[error("replication protocol: {0}")]
+    Protocol(String),
+
+    /// A table's columns changed in a way the lake table cannot follow.
+    #[error("table {table}: {reason}")]
+    SchemaChange { table: String, reason: String },
+
+    /// Copying a table for the initial snapshot failed.
+    #[error("snapshot of {table}: {source}")]
+    Snapshot {
+        table: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// An unchanged TOAST value whose previous image is neither in the batch nor in the lake.
+    #[error(
+        "table {table}, column {column}: the update of key ({key}) left the value unchanged, \
+         but the row is not in the lake table; set REPLICA IDENTITY FULL on the source table or \
+         re-snapshot the lake table"
+    )]
+    ToastUnresolved {
+        table: String,
+        column: String,
+        key: String,
+    },
+
+    /// Reading or writing a lake table failed.
+    #[error("lake table {table}: {source}")]
+    Lake {
+        table: String,
+        #[source]
+        source: inlet_table::Error,
+    },
+
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    ConfigFile(#[from] inlet_config::Error),
+
+    /// The source was stopped or closed.
+    #[error("the source has stopped")]
+    Stopped,
+}
+
+impl Error {
+    pub(crate) fn postgres(context: String, source: tokio_postgres::Error) -> Self {
+        Error::Postgres { context, source }
+    }
+
+    pub(crate) fn replication(context: &str, source: pgwire_replication::PgWireError) -> Self {
+        Error::Replication {
+            context: context.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn lake(table: &inlet_table::Table, source: inlet_table::Error) -> Self {
+        Error::Lake {
+            table: table.storage().uri().to_string(),
+            source,
+        }
+    }
 }
 
 /// `Insert message ('I')`, or `message with unknown tag 0x7a`.
@@ -151,12 +255,7 @@ impl Error {
             | Error::BadValue { line, .. }
             | Error::TypeConflict { line, .. }
             | Error::ReservedColumn { line, .. } => Some(*line),
-            Error::Arrow(_)
-            | Error::PgOutputEmpty
-            | Error::PgOutputTruncated { .. }
-            | Error::PgOutputMalformed { .. }
-            | Error::PgOutputUnsupported { .. }
-            | Error::InvalidLsn { .. } => None,
+            _ => None,
         }
     }
 }

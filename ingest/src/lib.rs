@@ -1,14 +1,21 @@
 //! Change capture for inlet: the sources of changes, the change model, and the
 //! pipeline that turns changes into table commits.
-//! Today it holds the Debezium event decoder (Debezium JSON change events into
-//! Arrow record batches) and the PostgreSQL groundwork: LSNs and a decoder of
-//! pgoutput (logical replication protocol 1) messages.
+//!
+//! - [`change`]: the change model ([`change::Event`]) and the [`change::Source`] trait.
+//! - [`postgres`]: logical replication from PostgreSQL (snapshot + pgoutput stream).
+//! - [`pipeline`]: batching per table, commits with checkpoints, acknowledgements.
+//! - [`debezium`]: Debezium JSON change events into Arrow record batches.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod change;
 pub mod debezium;
 pub mod error;
+pub mod pipeline;
 pub mod postgres;
+pub mod service;
 
+pub use change::{Checkpoint, Event, Source, TableId};
 pub use debezium::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION, ChangeBatch, decode};
 pub use error::{Error, Result};
+pub use pipeline::{Pipeline, PipelineOptions, RunSummary};

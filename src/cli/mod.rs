@@ -2,6 +2,7 @@
 
 mod demo;
 mod read;
+mod run;
 mod services;
 mod table;
 mod timeline;
@@ -38,6 +39,8 @@ enum Command {
     Rollback(services::RollbackArgs),
     /// Create a demo table from built-in sample events and query it.
     Demo(demo::DemoArgs),
+    /// Capture PostgreSQL changes into lake tables until SIGINT/SIGTERM (see examples/inlet.toml).
+    Run(run::RunArgs),
 }
 
 /// Options for reaching a table's storage.
@@ -75,5 +78,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Archive(args) => services::archive(args).await,
         Command::Rollback(args) => services::rollback(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Run(args) => run::run(args).await,
     }
 }

@@ -1,9 +1,20 @@
 //! The PostgreSQL source: logical replication through the `pgoutput` plugin.
 //!
-//! So far this holds the groundwork: [`Lsn`], the WAL position that a source acknowledges,
-//! and [`pgoutput`], a pure decoder of the messages a logical replication slot produces.
+//! [`PostgresSource`] checks the server, creates the publication and the slot, copies the
+//! tables inside the slot's exported snapshot and then streams pgoutput messages, decoded by
+//! [`pgoutput`] and converted by [`types`] straight into Arrow builders. [`Lsn`] is the WAL
+//! position it acknowledges.
 
+pub mod catalog;
+pub mod connect;
+pub mod copy;
 pub mod lsn;
 pub mod pgoutput;
+pub mod rows;
+pub mod snapshot;
+pub mod source;
+pub mod types;
 
+pub use connect::{ConnectOptions, TlsMode};
 pub use lsn::Lsn;
+pub use source::{PostgresOptions, PostgresSource};

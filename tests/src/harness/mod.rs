@@ -7,6 +7,7 @@
 //! interpreter and `moto_server` are found through `INLET_PYTHON` and
 //! `INLET_MOTO_SERVER`, or else at `<repo>/.venv/bin/`.
 
+pub mod cdc;
 pub mod fixtures;
 pub mod moto;
 pub mod postgres;

@@ -1,0 +1,148 @@
+use super::*;
+
+const FULL: &str = r#"
+[source]
+kind = "postgres"
+connection = "host=127.0.0.1 user=inlet password=hunter2 dbname=shop"
+slot = "inlet_slot"
+publication = "inlet_pub"
+snapshot = "never"
+include = ["public.*", "sales.order?"]
+exclude = ["public.audit_*"]
+
+[sink]
+base_uri = "/data/lake/"
+table_type = "mor"
+buckets = 8
+
+[batch]
+max_rows = 1000
+max_delay = "250ms"
+
+[tables."public.orders"]
+table_type = "cow"
+buckets = 2
+partition_by = ["region"]
+
+[tables."public.items"]
+uri = "s3://bucket/items"
+"#;
+
+#[test]
+fn parses_a_full_file() {
+    let c = Config::parse(FULL, "inlet.toml").unwrap();
+    assert_eq!(c.source.kind, SourceKind::Postgres);
+    assert_eq!(c.source.snapshot, SnapshotMode::Never);
+    assert_eq!(c.batch.max_rows, 1000);
+    assert_eq!(c.batch.max_bytes, DEFAULT_MAX_BYTES);
+    assert_eq!(c.batch.max_delay, Duration::from_millis(250));
+    assert_eq!(c.table_uri("public", "orders"), "/data/lake/public/orders");
+    assert_eq!(c.table_uri("public", "items"), "s3://bucket/items");
+    assert_eq!(c.table("public", "orders").buckets, Some(2));
+    assert_eq!(c.table("public", "x").buckets, None);
+    assert!(c.source.selects("public.orders"));
+    assert!(!c.source.selects("public.audit_log"));
+    assert!(c.source.selects("sales.order1"));
+    assert!(!c.source.selects("sales.order12"));
+    assert!(!c.source.selects("other.t"));
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let c = Config::parse(FULL, "inlet.toml").unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<redacted>"));
+}
+
+#[test]
+fn password_from_the_environment() {
+    let text = FULL.replace(
+        "slot = \"inlet_slot\"",
+        "slot = \"inlet_slot\"\npassword_env = \"INLET_CONFIG_TEST_NO_SUCH_VAR\"",
+    );
+    let c = Config::parse(&text, "x").unwrap();
+    let err = c.source.resolved_password().unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "source.password_env: environment variable INLET_CONFIG_TEST_NO_SUCH_VAR is not set"
+    );
+    let path_var = Config::parse(
+        &FULL.replace(
+            "slot = \"inlet_slot\"",
+            "slot = \"inlet_slot\"\npassword_env = \"PATH\"",
+        ),
+        "x",
+    )
+    .unwrap();
+    assert!(path_var.source.resolved_password().unwrap().is_some());
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases = [
+        (
+            FULL.replace("slot = \"inlet_slot\"", "slot = \"Bad-Slot\""),
+            "source.slot:",
+        ),
+        (FULL.replace("buckets = 8", "buckets = 0"), "sink.buckets:"),
+        (
+            FULL.replace("max_rows = 1000", "max_rows = 0"),
+            "batch.max_rows:",
+        ),
+        (FULL.replace("\"250ms\"", "\"250\""), "max_delay"),
+        (
+            FULL.replace("\"sales.order?\"", "\"sales\""),
+            "source.include[1]:",
+        ),
+        (
+            FULL.replace("buckets = 2", "buckets = 0"),
+            "tables.\"public.orders\".buckets:",
+        ),
+        (
+            FULL.replace("kind = \"postgres\"", "kind = \"oracle\""),
+            "kind",
+        ),
+        (
+            FULL.replace("snapshot = \"never\"", "snapshot = \"always\""),
+            "snapshot",
+        ),
+        (FULL.replace("[batch]", "[batch]\nmax_rowz = 3"), "max_rowz"),
+    ];
+    for (text, expected) in cases {
+        let err = Config::parse(&text, "inlet.toml").unwrap_err().to_string();
+        assert!(err.contains(expected), "{expected:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn minimal_file_takes_defaults() {
+    let c = Config::parse(
+        "[source]\nkind = \"postgres\"\nconnection = \"host=x\"\n[sink]\nbase_uri = \"/lake\"\n",
+        "x",
+    )
+    .unwrap();
+    assert_eq!(c.source.slot, DEFAULT_SLOT);
+    assert_eq!(c.source.snapshot, SnapshotMode::Initial);
+    assert_eq!(c.source.include, vec!["public.*".to_string()]);
+    assert_eq!(c.sink.buckets, DEFAULT_BUCKETS);
+    assert_eq!(c.batch.max_delay, DEFAULT_MAX_DELAY);
+}
+
+#[test]
+fn globs() {
+    assert!(glob_match("*", ""));
+    assert!(glob_match("a*c", "abbbc"));
+    assert!(glob_match("a?c", "abc"));
+    assert!(!glob_match("a?c", "ac"));
+    assert!(glob_match("*.*", "x.y"));
+    assert!(!glob_match("a*", "ba"));
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+    assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+    assert!(parse_duration("s").is_err());
+    assert!(parse_duration("3d").is_err());
+}

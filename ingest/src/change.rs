@@ -1,0 +1,259 @@
+//! The change model every source produces and the pipeline consumes, and the [`Source`] trait.
+//!
+//! A source delivers [`Event`]s in source commit order: [`Event::Schema`] before the first rows
+//! of a table and whenever its columns change, [`Event::Rows`] (Arrow rows of one table with
+//! their operation, position and commit time), [`Event::Truncate`], and [`Event::Commit`], the
+//! boundary after which every change of the transactions up to `position` has been delivered.
+//! An initial snapshot arrives first as `Rows` (operation `r`) and [`Event::SnapshotDone`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use serde_json::json;
+
+use crate::error::Result;
+
+/// A source table, `schema.table`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableId {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableId {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        TableId {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// What a source knows about a table before it streams: its columns and its key.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub id: TableId,
+    /// Data columns only (no CDC columns), as they are written.
+    pub schema: SchemaRef,
+    /// The columns that identify a row (primary key or replica identity index): the record key.
+    pub key_columns: Vec<String>,
+}
+
+/// A table's columns changed (or are seen for the first time in this session).
+#[derive(Debug, Clone)]
+pub struct SchemaChange {
+    pub table: TableId,
+    /// Data columns only, in source order.
+    pub schema: SchemaRef,
+}
+
+/// A cell whose value the source did not send (PostgreSQL's unchanged TOAST value): the pipeline
+/// fills it from the row's previous image before committing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unresolved {
+    /// The row (in its [`RowBatch`]).
+    pub row: usize,
+    /// The column index in [`RowBatch::batch`].
+    pub column: usize,
+    /// The row whose key names the previous image: `row` itself, or, when the update changed the
+    /// key, the delete row of the old key emitted just before it.
+    pub key_row: usize,
+}
+
+/// Changes to one table: data columns, then [`crate::CDC_OP`], [`crate::CDC_POSITION`] and
+/// [`crate::CDC_COMMIT_TS`].
+#[derive(Debug, Clone)]
+pub struct RowBatch {
+    pub table: TableId,
+    pub batch: RecordBatch,
+    /// true where the row is a delete (only its key columns matter).
+    pub deletes: BooleanArray,
+    pub unresolved: Vec<Unresolved>,
+}
+
+/// One thing a source reports, in source commit order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Columns of a table, sent before its first rows and again when they change.
+    Schema(SchemaChange),
+    /// Changed rows of one table.
+    Rows(RowBatch),
+    /// The tables were emptied; later rows of the same transaction follow as `Rows`.
+    Truncate(Vec<TableId>),
+    /// Every change of the source transactions up to and including `position` has been
+    /// delivered. Positions of commits strictly increase.
+    Commit { position: u64, commit_ts: i64 },
+    /// Snapshot rows of `table` up to the row with this key (in key order) have been delivered.
+    SnapshotProgress {
+        table: TableId,
+        after_key: Vec<String>,
+    },
+    /// The snapshot of `table` is complete; streamed changes follow from `position`. When the
+    /// copy was taken later than `position` (a resumed snapshot), changes below
+    /// `consistent_from` replay over newer rows: until then a row may be missing from the table.
+    SnapshotDone {
+        table: TableId,
+        position: u64,
+        consistent_from: u64,
+    },
+    /// The rows delivered since the last `Commit` are void: their transaction will be delivered
+    /// again from its start (after a reconnection).
+    Rollback,
+    /// Nothing happened for the `wait` given to [`Source::next`].
+    Idle,
+}
+
+/// A table's resume point, stored as `inlet.checkpoint` in its commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Every source transaction with a commit position at or below this is in the table.
+    pub position: u64,
+    pub snapshot: SnapshotState,
+    /// Changes below this position replay over a snapshot taken after them (see
+    /// [`Event::SnapshotDone`]); 0 when there is no such window.
+    pub consistent_from: u64,
+}
+
+/// How far the table's initial snapshot got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotState {
+    Done,
+    /// Rows up to this key (in key order) are copied.
+    After(Vec<String>),
+}
+
+impl Checkpoint {
+    /// The JSON stored in the commit; `lsn` is for people reading the timeline.
+    pub fn to_json(&self) -> String {
+        let snapshot = match &self.snapshot {
+            SnapshotState::Done => json!("done"),
+            SnapshotState::After(key) => json!({ "after": key }),
+        };
+        let mut value = json!({
+            "position": self.position,
+            "lsn": crate::postgres::Lsn(self.position).to_string(),
+            "snapshot": snapshot,
+        });
+        if self.consistent_from > self.position {
+            value["consistent_from"] = json!(self.consistent_from);
+        }
+        value.to_string()
+    }
+
+    /// Parses [`Checkpoint::to_json`]; checkpoints of `inlet write` (`{"position": N}`) count as
+    /// done snapshots. `None` if it is not a checkpoint of this shape.
+    pub fn from_json(text: &str) -> Option<Checkpoint> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let position = value.get("position")?.as_u64()?;
+        let snapshot = match value.get("snapshot") {
+            Some(serde_json::Value::Object(o)) => SnapshotState::After(
+                o.get("after")?
+                    .as_array()?
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            _ => SnapshotState::Done,
+        };
+        let consistent_from = value
+            .get("consistent_from")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        Some(Checkpoint {
+            position,
+            snapshot,
+            consistent_from,
+        })
+    }
+}
+
+/// A source of changes.
+///
+/// # Contract
+///
+/// - **Order.** Events come in source commit order. A [`Event::Commit`] at position `p` means
+///   every change of every transaction whose commit is at or below `p` has been delivered (a
+///   source may coalesce several transactions under one `Commit`). Rows of one table keep the
+///   source's order, and `_cdc_position` increases per key in that order. Rows of a transaction
+///   not yet committed may be delivered before its `Commit` (at a schema change, a truncate or a
+///   size limit); until its `Commit` they are not written, and [`Event::Rollback`] voids them
+///   when the source will deliver the transaction again.
+/// - **Resume.** [`Source::start`] gets each table's durable [`Checkpoint`]. The source skips,
+///   per table, every transaction at or below that table's position, and re-copies tables whose
+///   snapshot is not done.
+/// - **Acknowledgement.** [`Source::acknowledge`] is called only with positions whose every
+///   change is durable in all tables; the source may then release them (PostgreSQL: advance the
+///   slot's `confirmed_flush_lsn`). A source never releases anything it was not told is durable,
+///   so after a crash it replays from at or below every table's checkpoint.
+/// - **Liveness.** [`Source::next`] returns [`Event::Idle`] after `wait` without news, so the
+///   caller can commit by time and notice shutdown; the source keeps its connection alive
+///   (keepalives) while the caller is busy between calls.
+pub trait Source: Send {
+    /// Checks prerequisites and lists the captured tables.
+    fn tables(&mut self) -> impl Future<Output = Result<Vec<TableInfo>>> + Send;
+
+    /// Starts the snapshot and/or the stream from the tables' checkpoints (absent: no data yet).
+    fn start(
+        &mut self,
+        checkpoints: BTreeMap<TableId, Checkpoint>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The next event, or [`Event::Idle`] after `wait`.
+    fn next(&mut self, wait: Duration) -> impl Future<Output = Result<Event>> + Send;
+
+    /// Everything up to `position` is durable downstream.
+    fn acknowledge(&mut self, position: u64);
+
+    /// Stops reading (after the last acknowledgement has been sent).
+    fn close(&mut self) -> impl Future<Output = Result<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_round_trip() {
+        for cp in [
+            Checkpoint {
+                position: 0x1_0000_00A0,
+                snapshot: SnapshotState::Done,
+                consistent_from: 0,
+            },
+            Checkpoint {
+                position: 7,
+                snapshot: SnapshotState::After(vec!["42".into(), "x".into()]),
+                consistent_from: 9,
+            },
+        ] {
+            assert_eq!(Checkpoint::from_json(&cp.to_json()), Some(cp.clone()));
+        }
+        assert!(
+            Checkpoint::to_json(&Checkpoint {
+                position: 0x1_0000_00A0,
+                snapshot: SnapshotState::Done,
+                consistent_from: 0,
+            })
+            .contains("\"lsn\":\"1/A0\"")
+        );
+        assert_eq!(
+            Checkpoint::from_json(r#"{"position": 12}"#),
+            Some(Checkpoint {
+                position: 12,
+                snapshot: SnapshotState::Done,
+                consistent_from: 0,
+            })
+        );
+        assert_eq!(Checkpoint::from_json("nope"), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! One batch from a table's buffered [`RowBatch`]es: columns united by name (data columns in
+//! the order of the table's schema, then new ones, then the CDC columns), narrower types cast to
+//! wider ones, missing columns null.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, new_null_array};
+use arrow::compute::{cast, concat, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::change::{RowBatch, Unresolved};
+use crate::error::Result;
+use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
+
+/// The CDC columns' fields.
+pub fn cdc_fields() -> [Field; 3] {
+    [
+        Field::new(CDC_OP, DataType::Utf8, false),
+        Field::new(CDC_POSITION, DataType::Int64, true),
+        Field::new(
+            CDC_COMMIT_TS,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]
+}
+
+/// An empty batch with `data` columns and the CDC columns.
+pub fn empty_with_cdc(data: &Schema) -> Result<RecordBatch> {
+    let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(cdc_fields());
+    Ok(RecordBatch::new_empty(Arc::new(Schema::new(fields))))
+}
+
+/// Concatenates `batches`; `None` if there are none.
+pub fn concat_rows(
+    batches: Vec<RowBatch>,
+    table_schema: Option<&SchemaRef>,
+) -> Result<Option<(RecordBatch, BooleanArray, Vec<Unresolved>)>> {
+    if batches.is_empty() {
+        return Ok(None);
+    }
+    let cdc = cdc_fields();
+    let is_cdc = |name: &str| cdc.iter().any(|f| f.name() == name);
+    let mut fields: Vec<Field> = Vec::new();
+    let mut add = |f: &Field| {
+        if is_cdc(f.name()) {
+            return;
+        }
+        match fields.iter_mut().find(|e| e.name() == f.name()) {
+            Some(existing) => *existing = Field::new(f.name(), f.data_type().clone(), true),
+            None => fields.push(Field::new(f.name(), f.data_type().clone(), true)),
+        }
+    };
+    if let Some(schema) = table_schema {
+        for f in schema.fields() {
+            add(f);
+        }
+    }
+    for b in &batches {
+        for f in b.batch.schema().fields() {
+            add(f);
+        }
+    }
+    fields.extend(cdc);
+    let schema = Arc::new(Schema::new(fields));
+    let mut aligned = Vec::with_capacity(batches.len());
+    let mut deletes = Vec::with_capacity(batches.len());
+    let mut unresolved = Vec::new();
+    let mut offset = 0;
+    for b in batches {
+        let source = b.batch.schema();
+        for u in &b.unresolved {
+            let column_name = source.field(u.column).name();
+            let column = schema.index_of(column_name)?;
+            unresolved.push(Unresolved {
+                row: u.row + offset,
+                column,
+                key_row: u.key_row + offset,
+            });
+        }
+        offset += b.batch.num_rows();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| match source.index_of(f.name()) {
+                Ok(i) => {
+                    let c = b.batch.column(i);
+                    if c.data_type() == f.data_type() {
+                        Ok(c.clone())
+                    } else {
+                        Ok(cast(c, f.data_type())?)
+                    }
+                }
+                Err(_) => Ok(new_null_array(f.data_type(), b.batch.num_rows())),
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        aligned.push(RecordBatch::try_new(schema.clone(), columns)?);
+        deletes.push(b.deletes);
+    }
+    let batch = concat_batches(&schema, &aligned)?;
+    let refs: Vec<&dyn arrow::array::Array> = deletes.iter().map(|d| d as _).collect();
+    let deletes = concat(&refs)?;
+    let deletes = arrow::array::AsArray::as_boolean(deletes.as_ref()).clone();
+    Ok(Some((batch, deletes, unresolved)))
+}

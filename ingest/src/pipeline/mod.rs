@@ -1,0 +1,640 @@
+//! The pipeline: changes from a [`Source`] buffered per table (bounded by rows, bytes and
+//! time), committed to each lake table with the table's checkpoint in the same atomic commit,
+//! and only then acknowledged to the source.
+//!
+//! ```text
+//!  source ──Rows/Schema/Truncate──► per-table buffer ──bound reached at a Commit──► table commit
+//!     ▲                                                                    (data + inlet.checkpoint)
+//!     └──── acknowledge(min over tables of the position durable in each) ◄────────┘
+//! ```
+//!
+//! Acknowledged position = the last source commit processed, lowered to the durable position of
+//! every table that still buffers changes (or has stopped with an error). A table whose schema
+//! changes in a way the lake table cannot follow stops (its rows are dropped from then on and
+//! its position is never acknowledged past); the other tables go on.
+
+mod batch;
+mod toast;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use inlet_table::Table;
+use inlet_table::commit::metadata::CHECKPOINT_KEY;
+use inlet_table::read::Query;
+use inlet_table::write::{Changes, Operation, Writer};
+
+use crate::change::{Checkpoint, Event, RowBatch, SnapshotState, Source, TableId};
+use crate::error::{Error, Result};
+use crate::{CDC_POSITION, postgres::Lsn};
+
+/// Batching bounds and timing.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_delay: Duration,
+    /// Stop once every change up to this source position is durable (benchmarks, tests).
+    pub stop_at: Option<u64>,
+}
+
+/// The lake table of a source table.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub table: Table,
+    /// The record key (the source table's key columns).
+    pub key: Vec<String>,
+    /// The source table's data columns (the lake table's columns before its first write).
+    pub schema: SchemaRef,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Rows committed (snapshot rows and changes).
+    pub rows: u64,
+    pub commits: u64,
+    /// The last position acknowledged to the source.
+    pub acknowledged: u64,
+    /// Tables stopped by an error, with it.
+    pub failed: Vec<(TableId, String)>,
+}
+
+/// The last checkpoint stored in a table's completed writes, newest first (commits of table
+/// services carry none and are skipped).
+pub async fn table_checkpoint(table: &Table) -> Result<Option<Checkpoint>> {
+    let timeline = table.timeline().await.map_err(|e| Error::lake(table, e))?;
+    for instant in timeline.completed_writes().rev() {
+        let metadata = timeline
+            .commit_metadata(table.storage(), instant)
+            .await
+            .map_err(|e| Error::lake(table, e))?;
+        if let Some(text) = metadata.checkpoint() {
+            return Ok(Checkpoint::from_json(text));
+        }
+    }
+    Ok(None)
+}
+
+/// A buffered change of one table.
+#[derive(Debug)]
+enum Item {
+    Rows(RowBatch),
+    Truncate,
+}
+
+#[derive(Debug)]
+struct TableState {
+    id: TableId,
+    writer: Option<Writer>,
+    key: Vec<String>,
+    /// Changes in source order; the first `closed` belong to committed source transactions.
+    pending: Vec<Item>,
+    closed: usize,
+    rows: usize,
+    bytes: usize,
+    since: Option<Instant>,
+    /// Everything up to here is durable for this table while it has pending changes.
+    floor: u64,
+    durable: u64,
+    /// `Some` while the initial snapshot is being copied: (position, last key copied).
+    snapshot: Option<(u64, Vec<String>)>,
+    /// Commit even without rows (a finished snapshot).
+    force: bool,
+    schema: Option<SchemaRef>,
+    failed: Option<String>,
+    /// Changes below this replay over a later snapshot (a row may be missing meanwhile).
+    consistent_from: u64,
+}
+
+impl TableState {
+    /// Whether committed changes wait to be written.
+    fn has_pending(&self) -> bool {
+        self.closed > 0 || self.force
+    }
+}
+
+/// Source → tables, exactly once.
+#[derive(Debug)]
+pub struct Pipeline<S: Source> {
+    source: S,
+    tables: BTreeMap<TableId, TableState>,
+    options: PipelineOptions,
+    processed: u64,
+    acked: u64,
+    summary: RunSummary,
+}
+
+impl<S: Source> Pipeline<S> {
+    /// Takes the writer lease of every table and reads its checkpoint. `tables` maps each
+    /// captured source table to its lake table and record key.
+    pub async fn open(
+        source: S,
+        tables: BTreeMap<TableId, Target>,
+        options: PipelineOptions,
+    ) -> Result<Self> {
+        let mut states = BTreeMap::new();
+        for (id, target) in tables {
+            let table = target.table.clone();
+            let key = target.key.clone();
+            let checkpoint = table_checkpoint(&table).await?;
+            let schema = table.schema().await.map_err(|e| Error::lake(&table, e))?;
+            let writer = table.writer().await.map_err(|e| Error::lake(&table, e))?;
+            for rolled_back in writer.rolled_back() {
+                tracing::info!(table = %id, instant = %rolled_back.rolled_back.time, "Rolled back an unfinished write.");
+            }
+            let consistent_from = checkpoint.as_ref().map_or(0, |c| c.consistent_from);
+            let (durable, snapshot) = match &checkpoint {
+                // Not copied yet: the source copies it (or, without snapshots, marks it done).
+                None => (0, Some((0, Vec::new()))),
+                Some(c) => (
+                    c.position,
+                    match &c.snapshot {
+                        SnapshotState::Done => None,
+                        SnapshotState::After(k) => Some((c.position, k.clone())),
+                    },
+                ),
+            };
+            tracing::info!(table = %id, checkpoint = ?checkpoint.as_ref().map(|c| Lsn(c.position).to_string()), "Opened lake table.");
+            states.insert(
+                id.clone(),
+                TableState {
+                    id,
+                    writer: Some(writer),
+                    key,
+                    pending: Vec::new(),
+                    closed: 0,
+                    rows: 0,
+                    bytes: 0,
+                    since: None,
+                    floor: durable,
+                    durable,
+                    snapshot,
+                    force: false,
+                    schema: schema.or(Some(target.schema)),
+                    failed: None,
+                    consistent_from,
+                },
+            );
+        }
+        Ok(Pipeline {
+            source,
+            tables: states,
+            options,
+            processed: 0,
+            acked: 0,
+            summary: RunSummary::default(),
+        })
+    }
+
+    /// The checkpoints the tables start from.
+    async fn checkpoints(&self) -> Result<BTreeMap<TableId, Checkpoint>> {
+        let mut out = BTreeMap::new();
+        for (id, state) in &self.tables {
+            let Some(writer) = &state.writer else {
+                continue;
+            };
+            if let Some(c) = table_checkpoint(writer.table()).await? {
+                out.insert(id.clone(), c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs until `shutdown` is set (then commits what is buffered and acknowledges it), the
+    /// `stop_at` position is durable, or an error.
+    pub async fn run(mut self, shutdown: Arc<AtomicBool>) -> Result<RunSummary> {
+        let checkpoints = self.checkpoints().await?;
+        self.source.start(checkpoints).await?;
+        let wait = self.options.max_delay.min(Duration::from_millis(500));
+        let result = self.run_loop(&shutdown, wait).await;
+        let result = match result {
+            Ok(()) => self.flush_all().await,
+            Err(e) => Err(e),
+        };
+        if result.is_ok() {
+            self.acknowledge();
+        }
+        let _ = self.source.close().await;
+        for state in self.tables.values_mut() {
+            if let Some(writer) = state.writer.take() {
+                let _ = writer.close().await;
+            }
+            if let Some(reason) = &state.failed {
+                self.summary.failed.push((state.id.clone(), reason.clone()));
+            }
+        }
+        self.summary.acknowledged = self.acked;
+        result.map(|()| self.summary)
+    }
+
+    async fn run_loop(&mut self, shutdown: &AtomicBool, wait: Duration) -> Result<()> {
+        loop {
+            if shutdown.load(Ordering::SeqCst) {
+                tracing::info!("Stopping: committing buffered changes.");
+                return Ok(());
+            }
+            if let Some(stop) = self.options.stop_at {
+                // Durable everywhere, or everywhere but in tables stopped by an error.
+                let caught_up = self.processed >= stop
+                    && self
+                        .tables
+                        .values()
+                        .all(|s| s.failed.is_some() || (!s.has_pending() && s.snapshot.is_none()));
+                if self.acked >= stop || caught_up {
+                    return Ok(());
+                }
+            }
+            let event = self.source.next(wait).await?;
+            self.handle(event).await?;
+        }
+    }
+
+    async fn handle(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Schema(change) => {
+                let Some(state) = self.tables.get_mut(&change.table) else {
+                    return Ok(());
+                };
+                if state.failed.is_some() {
+                    return Ok(());
+                }
+                if let Some(current) = &state.schema {
+                    if let Some(reason) = incompatible(current, &change.schema) {
+                        let reason = format!(
+                            "{reason}; the table's pipeline stopped at LSN {} (nothing after it is \
+                             written or acknowledged). Recreate the lake table (or revert the \
+                             column type) and restart",
+                            Lsn(state.durable)
+                        );
+                        tracing::error!(table = %state.id, "{reason}");
+                        state.failed = Some(reason);
+                        state.pending.clear();
+                        state.closed = 0;
+                        return Ok(());
+                    }
+                    state.schema = Some(merge_schema(current, &change.schema));
+                } else {
+                    state.schema = Some(change.schema);
+                }
+            }
+            Event::Rows(rows) => {
+                let processed = self.processed;
+                let Some(state) = self.tables.get_mut(&rows.table) else {
+                    return Ok(());
+                };
+                if state.failed.is_some() {
+                    return Ok(());
+                }
+                if state.pending.is_empty() {
+                    state.since = Some(Instant::now());
+                    state.floor = state.durable.max(processed);
+                }
+                state.rows += rows.batch.num_rows();
+                state.bytes += rows.batch.get_array_memory_size();
+                state.pending.push(Item::Rows(rows));
+            }
+            Event::Truncate(tables) => {
+                let processed = self.processed;
+                for id in tables {
+                    if let Some(state) = self.tables.get_mut(&id)
+                        && state.failed.is_none()
+                    {
+                        if state.pending.is_empty() {
+                            state.since = Some(Instant::now());
+                            state.floor = state.durable.max(processed);
+                        }
+                        state.pending.push(Item::Truncate);
+                    }
+                }
+            }
+            Event::Commit { position, .. } => {
+                self.processed = self.processed.max(position);
+                for state in self.tables.values_mut() {
+                    state.closed = state.pending.len();
+                }
+                self.flush_due().await?;
+                self.acknowledge();
+            }
+            Event::SnapshotProgress { table, after_key } => {
+                if let Some(state) = self.tables.get_mut(&table) {
+                    let position = state.snapshot.as_ref().map_or(0, |s| s.0);
+                    state.snapshot = Some((position, after_key));
+                    state.closed = state.pending.len();
+                    if state.rows >= self.options.max_rows || state.bytes >= self.options.max_bytes
+                    {
+                        self.flush(&table).await?;
+                    }
+                }
+            }
+            Event::SnapshotDone {
+                table,
+                position,
+                consistent_from,
+            } => {
+                // Every source transaction up to the snapshot's position is in it (tables still
+                // being copied hold the acknowledgement back through their floor).
+                self.processed = self.processed.max(position);
+                if let Some(state) = self.tables.get_mut(&table) {
+                    state.snapshot = None;
+                    state.consistent_from = consistent_from;
+                    state.closed = state.pending.len();
+                    state.force = true;
+                    // Positions below the snapshot's are in it.
+                    state.floor = position;
+                    state.durable = state.durable.max(position);
+                    self.flush(&table).await?;
+                }
+            }
+            Event::Rollback => {
+                // Rows of the open transaction will come again.
+                for state in self.tables.values_mut() {
+                    let closed = state.closed;
+                    state.pending.truncate(closed);
+                }
+            }
+            Event::Idle => {
+                self.flush_due().await?;
+                self.acknowledge();
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush_due(&mut self) -> Result<()> {
+        let due: Vec<TableId> = self
+            .tables
+            .values()
+            .filter(|s| {
+                s.failed.is_none()
+                    && s.has_pending()
+                    && (s.rows >= self.options.max_rows
+                        || s.bytes >= self.options.max_bytes
+                        || s.since
+                            .is_some_and(|t| t.elapsed() >= self.options.max_delay)
+                        || self.options.stop_at.is_some_and(|p| self.processed >= p))
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        for id in due {
+            self.flush(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_all(&mut self) -> Result<()> {
+        let ids: Vec<TableId> = self
+            .tables
+            .values()
+            .filter(|s| s.failed.is_none() && s.has_pending())
+            .map(|s| s.id.clone())
+            .collect();
+        for id in ids {
+            self.flush(&id).await?;
+        }
+        Ok(())
+    }
+
+    fn acknowledge(&mut self) {
+        let mut ack = self.processed;
+        for state in self.tables.values() {
+            if state.failed.is_some() {
+                ack = ack.min(state.durable);
+            } else if state.has_pending() || state.snapshot.is_some() {
+                ack = ack.min(state.floor);
+            }
+        }
+        if ack > self.acked {
+            self.acked = ack;
+            tracing::debug!(lsn = %Lsn(ack), "Acknowledged.");
+            self.source.acknowledge(ack);
+        }
+    }
+
+    /// Commits the table's buffered changes with its checkpoint.
+    async fn flush(&mut self, id: &TableId) -> Result<()> {
+        let processed = self.processed;
+        let Some(state) = self.tables.get_mut(id) else {
+            return Ok(());
+        };
+        let Some(writer) = state.writer.as_mut() else {
+            return Ok(());
+        };
+        let checkpoint = match &state.snapshot {
+            Some((position, after)) => Checkpoint {
+                position: *position,
+                snapshot: SnapshotState::After(after.clone()),
+                consistent_from: 0,
+            },
+            None => Checkpoint {
+                position: state.durable.max(processed),
+                snapshot: SnapshotState::Done,
+                consistent_from: state.consistent_from,
+            },
+        };
+        let metadata = |c: &Checkpoint| BTreeMap::from([(CHECKPOINT_KEY.to_string(), c.to_json())]);
+        let mut items: Vec<Item> = state.pending.drain(..state.closed).collect();
+        state.closed = 0;
+        // A truncate makes everything before it moot.
+        let truncate = items.iter().rposition(|i| matches!(i, Item::Truncate));
+        if let Some(at) = truncate {
+            items.drain(..=at);
+            let table = writer.table().clone();
+            let keep = if items.is_empty() && !state.force {
+                checkpoint.clone()
+            } else {
+                // The rows after the truncate follow in a second commit with the new checkpoint.
+                Checkpoint {
+                    position: state.durable,
+                    snapshot: SnapshotState::Done,
+                    consistent_from: state.consistent_from,
+                }
+            };
+            let deletes = all_keys(&table).await?;
+            let n = deletes.num_rows();
+            writer
+                .commit(
+                    Changes {
+                        batch: deletes,
+                        deletes: None,
+                        operation: Operation::Delete,
+                    },
+                    metadata(&keep),
+                )
+                .await
+                .map_err(|e| Error::lake(&table, e))?;
+            tracing::info!(table = %id, rows = n, "Truncated.");
+            self.summary.commits += 1;
+            state.durable = keep.position;
+        }
+        let rows: Vec<RowBatch> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Rows(r) => Some(r),
+                Item::Truncate => None,
+            })
+            .collect();
+        if !rows.is_empty() || state.force {
+            let table = writer.table().clone();
+            let (batch, deletes, unresolved) =
+                match batch::concat_rows(rows, state.schema.as_ref())? {
+                    Some(b) => b,
+                    None => {
+                        let schema = state
+                            .schema
+                            .clone()
+                            .unwrap_or_else(|| Arc::new(Schema::empty()));
+                        (
+                            batch::empty_with_cdc(&schema)?,
+                            BooleanArray::from(Vec::<bool>::new()),
+                            Vec::new(),
+                        )
+                    }
+                };
+            let batch = toast::resolve(
+                &table,
+                id,
+                &state.key,
+                batch,
+                &deletes,
+                unresolved,
+                state.consistent_from,
+            )
+            .await?;
+            let rows = batch.num_rows();
+            let started = Instant::now();
+            writer
+                .commit(
+                    Changes {
+                        batch,
+                        deletes: Some(deletes),
+                        operation: Operation::Upsert,
+                    },
+                    metadata(&checkpoint),
+                )
+                .await
+                .map_err(|e| Error::lake(&table, e))?;
+            tracing::info!(
+                table = %id,
+                rows,
+                checkpoint = %Lsn(checkpoint.position),
+                ms = started.elapsed().as_millis() as u64,
+                "Committed."
+            );
+            self.summary.rows += rows as u64;
+            self.summary.commits += 1;
+        }
+        state.durable = checkpoint.position;
+        state.floor = state.durable;
+        // What is left belongs to the open transaction.
+        state.rows = state
+            .pending
+            .iter()
+            .map(|i| match i {
+                Item::Rows(r) => r.batch.num_rows(),
+                Item::Truncate => 0,
+            })
+            .sum();
+        state.bytes = state
+            .pending
+            .iter()
+            .map(|i| match i {
+                Item::Rows(r) => r.batch.get_array_memory_size(),
+                Item::Truncate => 0,
+            })
+            .sum();
+        state.since = (!state.pending.is_empty()).then(Instant::now);
+        state.force = false;
+        Ok(())
+    }
+}
+
+/// Every key of the table, as a delete batch (data columns, no ordering value: natural deletes
+/// that win over any stored version).
+async fn all_keys(table: &Table) -> Result<RecordBatch> {
+    let result = table
+        .read(&Query::Snapshot)
+        .await
+        .map_err(|e| Error::lake(table, e))?;
+    let data: Vec<usize> = result
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !inlet_table::schema::is_meta_column(f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let schema = Arc::new(result.schema.project(&data)?);
+    let batches: Vec<RecordBatch> = result
+        .batches
+        .iter()
+        .map(|b| b.project(&data))
+        .collect::<std::result::Result<_, _>>()?;
+    let batch = arrow::compute::concat_batches(&schema, &batches)?;
+    // No ordering value: a natural delete.
+    let Ok(i) = schema.index_of(CDC_POSITION) else {
+        return Ok(batch);
+    };
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns[i] = Arc::new(Int64Array::new_null(batch.num_rows()));
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn int_rank(t: &DataType) -> Option<u8> {
+    match t {
+        DataType::Int16 => Some(1),
+        DataType::Int32 => Some(2),
+        DataType::Int64 => Some(3),
+        _ => None,
+    }
+}
+
+/// Why `new` cannot follow `current` (a type change that is not a widening), if it cannot.
+fn incompatible(current: &Schema, new: &Schema) -> Option<String> {
+    for field in new.fields() {
+        let Ok(old) = current.field_with_name(field.name()) else {
+            continue;
+        };
+        let (a, b) = (old.data_type(), field.data_type());
+        if a == b {
+            continue;
+        }
+        let widening = matches!((int_rank(a), int_rank(b)), (Some(x), Some(y)) if y > x)
+            || matches!((a, b), (DataType::Float32, DataType::Float64));
+        if !widening {
+            return Some(format!(
+                "column {} changed type from {a} to {b}, which is not a safe widening \
+                 (int2 → int4 → int8, float4 → float8)",
+                field.name()
+            ));
+        }
+    }
+    None
+}
+
+/// `current` with `new`'s columns added and widened (dropped columns stay).
+fn merge_schema(current: &Schema, new: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = current
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let names: HashSet<&String> = current.fields().iter().map(|f| f.name()).collect();
+    for f in new.fields() {
+        if names.contains(f.name()) {
+            if let Some(existing) = fields.iter_mut().find(|e| e.name() == f.name()) {
+                *existing = f.as_ref().clone();
+            }
+        } else {
+            fields.push(f.as_ref().clone());
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Rows of one table built straight into Arrow builders: data columns from PostgreSQL text
+//! values, then the CDC columns, the delete flags and the cells left for the pipeline to fill
+//! (unchanged TOAST values).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::types::{ColumnBuilder, Conv};
+use crate::change::{RowBatch, TableId, Unresolved};
+use crate::error::{Error, Result};
+use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
+
+/// One value of a row being appended.
+#[derive(Debug, Clone, Copy)]
+pub enum Cell<'a> {
+    Null,
+    /// Not sent (unchanged TOAST value): resolved later.
+    Unchanged,
+    Text(&'a str),
+}
+
+/// A column of a captured table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub conv: Conv,
+}
+
+/// The data schema (no CDC columns) of these columns.
+pub fn data_schema(columns: &[ColumnSpec]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.conv.data_type(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Builds [`RowBatch`]es of one table.
+#[derive(Debug)]
+pub struct RowBuilder {
+    table: TableId,
+    specs: Vec<ColumnSpec>,
+    schema: SchemaRef,
+    columns: Vec<ColumnBuilder>,
+    op: StringBuilder,
+    position: Int64Builder,
+    commit_ts: TimestampMicrosecondBuilder,
+    deletes: BooleanBuilder,
+    unresolved: Vec<Unresolved>,
+    rows: usize,
+    bytes: usize,
+    warned: Vec<bool>,
+}
+
+impl RowBuilder {
+    pub fn new(table: TableId, specs: Vec<ColumnSpec>) -> Self {
+        let mut fields: Vec<Field> = specs
+            .iter()
+            .map(|c| Field::new(&c.name, c.conv.data_type(), true))
+            .collect();
+        fields.push(Field::new(CDC_OP, DataType::Utf8, false));
+        fields.push(Field::new(CDC_POSITION, DataType::Int64, true));
+        fields.push(Field::new(
+            CDC_COMMIT_TS,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ));
+        RowBuilder {
+            columns: specs.iter().map(|c| ColumnBuilder::new(&c.conv)).collect(),
+            warned: vec![false; specs.len()],
+            table,
+            specs,
+            schema: Arc::new(Schema::new(fields)),
+            op: StringBuilder::new(),
+            position: Int64Builder::new(),
+            commit_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            deletes: BooleanBuilder::new(),
+            unresolved: Vec::new(),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn table(&self) -> &TableId {
+        &self.table
+    }
+
+    pub fn specs(&self) -> &[ColumnSpec] {
+        &self.specs
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Approximate bytes of the values appended since the last [`RowBuilder::finish`].
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Appends a row; returns its index. `cells` must yield one cell per column (missing ones are
+    /// null). `key_row` is the row whose key identifies the previous image for unchanged cells
+    /// (default: this row).
+    pub fn append<'a>(
+        &mut self,
+        op: &str,
+        position: Option<i64>,
+        commit_ts: Option<i64>,
+        delete: bool,
+        cells: impl IntoIterator<Item = Cell<'a>>,
+        key_row: Option<usize>,
+    ) -> Result<usize> {
+        let row = self.rows;
+        let mut cells = cells.into_iter();
+        for (i, builder) in self.columns.iter_mut().enumerate() {
+            match cells.next().unwrap_or(Cell::Null) {
+                Cell::Null => builder.append_null(),
+                Cell::Unchanged => {
+                    builder.append_null();
+                    self.unresolved.push(Unresolved {
+                        row,
+                        column: i,
+                        key_row: key_row.unwrap_or(row),
+                    });
+                }
+                Cell::Text(text) => {
+                    self.bytes += text.len();
+                    let stored = builder.append_text(text).map_err(|e| Error::PgValue {
+                        table: self.table.to_string(),
+                        column: self.specs[i].name.clone(),
+                        reason: e.0,
+                    })?;
+                    if !stored && !self.warned[i] {
+                        self.warned[i] = true;
+                        tracing::warn!(
+                            table = %self.table,
+                            column = %self.specs[i].name,
+                            value = text,
+                            "Value has no Arrow representation; stored as null."
+                        );
+                    }
+                }
+            }
+        }
+        self.op.append_value(op);
+        self.position.append_option(position);
+        self.commit_ts.append_option(commit_ts);
+        self.deletes.append_value(delete);
+        self.bytes += 24;
+        self.rows += 1;
+        Ok(row)
+    }
+
+    /// The rows so far (`None` if there are none); the builder is left empty.
+    pub fn finish(&mut self) -> Result<Option<RowBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
+        arrays.push(Arc::new(self.op.finish()));
+        arrays.push(Arc::new(self.position.finish()));
+        arrays.push(Arc::new(self.commit_ts.finish()));
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        self.rows = 0;
+        self.bytes = 0;
+        Ok(Some(RowBatch {
+            table: self.table.clone(),
+            batch,
+            deletes: self.deletes.finish(),
+            unresolved: std::mem::take(&mut self.unresolved),
+        }))
+    }
+}
