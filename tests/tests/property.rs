@@ -2,10 +2,10 @@
 //! the in-memory model; after every commit the snapshot must match, and at the end every time
 //! travel and incremental read between commits must match too.
 //!
-//! Merge-on-read tables get compactions and cleans (random policies) between commits: snapshots
-//! must still match, time travel must match back to the earliest instant the cleans retained,
-//! and our reader must agree with hudi-rs on every query (incremental reads across compactions
-//! are checked against hudi-rs rather than the model).
+//! Merge-on-read tables get compactions, cleans (random policies) and rolled-back writes between
+//! commits: snapshots must still match, time travel must match back to the earliest instant the
+//! cleans retained, and our reader must agree with hudi-rs on every query (incremental reads
+//! across compactions are checked against hudi-rs rather than the model).
 //!
 //! hudi-rs (PyPI `hudi`) then reads every table the test wrote and must agree with our reader.
 //!
@@ -47,7 +47,7 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
     let mut cases = 0;
     let mut commits = 0;
     let mut hudi_queries = 0;
-    let (mut compactions, mut cleans) = (0, 0);
+    let (mut compactions, mut cleans, mut rollbacks) = (0, 0, 0);
     while cases == 0 || started.elapsed() < budget {
         cases += 1;
         let shape = Shape::random(&mut rng);
@@ -105,6 +105,21 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
                             retained_from = retained_from.max(floor);
                         }
                     }
+                    5 => {
+                        // A write that is rolled back leaves the table as it was.
+                        let mut probe = model.clone();
+                        common::write_random_commits(&table, &mut probe, &mut rng, 1, 25).await?;
+                        let instant = probe.history.last().expect("a commit").0.parse()?;
+                        let mut writer = table.writer().await?;
+                        writer.rollback(&instant).await?;
+                        writer.close().await?;
+                        rollbacks += 1;
+                        canonical::assert_same_rows(
+                            &read(&table, &Query::Snapshot).await?,
+                            &model::canonical(&model.records),
+                            &format!("after rolling back {instant} (seed {seed}, {shape:?})"),
+                        );
+                    }
                     _ => {}
                 }
             }
@@ -145,7 +160,8 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
     }
     println!(
         "property test: {cases} tables, {commits} commits, {compactions} compactions, {cleans} \
-         cleans, all reads matched the model; hudi-rs agreed on {hudi_queries} queries"
+         cleans, {rollbacks} rollbacks, all reads matched the model; hudi-rs agreed on \
+         {hudi_queries} queries"
     );
     Ok(())
 }
