@@ -8,9 +8,11 @@
 //! commits use this to merge a batch into a file group; merge-on-read reads use it to fold a
 //! slice's log blocks into its base file.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -163,12 +165,36 @@ pub struct RecordMerger {
     sources: Vec<RecordBatch>,
     /// The ordering values of each source.
     orderings: Vec<Option<OrderingValues>>,
+    /// The record keys of each source.
+    keys: Vec<Option<StringArray>>,
     /// Base records by key, and rows without a key, in order: (source, row).
     base: Vec<(usize, usize)>,
-    base_index: HashMap<String, usize, RandomState>,
+    /// Positions in `base` by record key.
+    base_index: HashTable<usize>,
     /// The fold of the log versions of each key, in first-seen order.
-    logs: Vec<(String, State)>,
-    log_index: HashMap<String, usize, RandomState>,
+    logs: Vec<(KeyRef, State)>,
+    /// Positions in `logs` by record key.
+    log_index: HashTable<usize>,
+    hasher: RandomState,
+}
+
+/// Where a record key is: in a source batch, or (delete records) owned.
+#[derive(Debug, Clone)]
+enum KeyRef {
+    Row { source: usize, row: usize },
+    Owned(String),
+}
+
+/// The key of a keyed row of a source.
+fn key_at(keys: &[Option<StringArray>], source: usize, row: usize) -> &str {
+    keys[source].as_ref().map_or("", |k| k.value(row))
+}
+
+fn key_of<'a>(keys: &'a [Option<StringArray>], key: &'a KeyRef) -> &'a str {
+    match key {
+        KeyRef::Row { source, row } => key_at(keys, *source, *row),
+        KeyRef::Owned(key) => key,
+    }
 }
 
 impl RecordMerger {
@@ -189,15 +215,18 @@ impl RecordMerger {
             ordering_column,
             sources: Vec::new(),
             orderings: Vec::new(),
+            keys: Vec::new(),
             base: Vec::new(),
-            base_index: HashMap::default(),
+            base_index: HashTable::new(),
             logs: Vec::new(),
-            log_index: HashMap::default(),
+            log_index: HashTable::new(),
+            hasher: RandomState::default(),
         })
     }
 
     /// Takes a batch in: its source number and record keys.
     fn prepare(&mut self, batch: &RecordBatch) -> Result<(usize, Option<StringArray>)> {
+        let source = self.sources.len();
         let batch = schema::align(batch, &self.schema)?;
         let ordering = match &self.ordering_column {
             Some((i, converter)) => Some(OrderingValues::new(converter, batch.column(*i))?),
@@ -208,7 +237,8 @@ impl RecordMerger {
             .map(|c| c.as_string::<i32>().clone());
         self.sources.push(batch);
         self.orderings.push(ordering);
-        Ok((self.sources.len() - 1, keys))
+        self.keys.push(keys.clone());
+        Ok((source, keys))
     }
 
     fn ordering(&self, source: usize, row: usize) -> Option<Row<'_>> {
@@ -237,23 +267,45 @@ impl RecordMerger {
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row))
             {
-                self.base_index.insert(key.to_string(), self.base.len());
+                let (hash, position) = (self.hasher.hash_one(key), self.base.len());
+                let (keys, base, hasher) = (&self.keys, &self.base, &self.hasher);
+                let key_of_base = |i: usize| key_at(keys, base[i].0, base[i].1);
+                match self.base_index.entry(
+                    hash,
+                    |&i| key_of_base(i) == key,
+                    |&i| hasher.hash_one(key_of_base(i)),
+                ) {
+                    Entry::Occupied(mut e) => *e.get_mut() = position,
+                    Entry::Vacant(e) => {
+                        e.insert(position);
+                    }
+                }
             }
             self.base.push((source, row));
         }
         Ok(())
     }
 
-    fn fold(&mut self, key: &str, state: State) {
-        match self.log_index.get(key) {
-            Some(&i) => {
+    fn fold(&mut self, key: KeyRef, state: State) {
+        let (keys, logs, hasher) = (&self.keys, &self.logs, &self.hasher);
+        let name = key_of(keys, &key);
+        let found = self
+            .log_index
+            .find(hasher.hash_one(name), |&i| key_of(keys, &logs[i].0) == name)
+            .copied();
+        match found {
+            Some(i) => {
                 if wins(self.version(&state), self.version(&self.logs[i].1)) {
                     self.logs[i].1 = state;
                 }
             }
             None => {
-                self.log_index.insert(key.to_string(), self.logs.len());
-                self.logs.push((key.to_string(), state));
+                let hash = hasher.hash_one(name);
+                let position = self.logs.len();
+                self.log_index.insert_unique(hash, position, |&i| {
+                    hasher.hash_one(key_of(keys, &logs[i].0))
+                });
+                self.logs.push((key, state));
             }
         }
     }
@@ -267,7 +319,7 @@ impl RecordMerger {
                 .filter(|k| k.is_valid(row))
                 .map(|k| k.value(row))
             {
-                Some(key) => self.fold(key, State::Record { source, row }),
+                Some(_) => self.fold(KeyRef::Row { source, row }, State::Record { source, row }),
                 None => self.base.push((source, row)),
             }
         }
@@ -297,7 +349,7 @@ impl RecordMerger {
                 }
                 _ => None,
             };
-            self.fold(key, State::Deleted { ordering });
+            self.fold(KeyRef::Owned(key.to_string()), State::Deleted { ordering });
         }
         Ok(())
     }
@@ -305,9 +357,18 @@ impl RecordMerger {
     /// The winning records: base records in order (where they win), then records only in logs.
     pub fn finish(self) -> Result<Vec<RecordBatch>> {
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.base.len() + self.logs.len());
+        let keys = &self.keys;
+        let find_log = |key: &str| {
+            self.log_index
+                .find(self.hasher.hash_one(key), |&l| {
+                    key_of(keys, &self.logs[l].0) == key
+                })
+                .copied()
+        };
         let mut log_of_base: Vec<Option<usize>> = vec![None; self.base.len()];
-        for (key, &i) in &self.base_index {
-            log_of_base[i] = self.log_index.get(key).copied();
+        for &i in &self.base_index {
+            let (source, row) = self.base[i];
+            log_of_base[i] = find_log(key_at(keys, source, row));
         }
         for (i, &(source, row)) in self.base.iter().enumerate() {
             let base_version = Version {
@@ -324,7 +385,14 @@ impl RecordMerger {
             }
         }
         for (key, state) in &self.logs {
-            if let (None, State::Record { source, row }) = (self.base_index.get(key), state) {
+            let key = key_of(keys, key);
+            let in_base = self
+                .base_index
+                .find(self.hasher.hash_one(key), |&i| {
+                    key_at(keys, self.base[i].0, self.base[i].1) == key
+                })
+                .is_some();
+            if let (false, State::Record { source, row }) = (in_base, state) {
                 picks.push((*source, *row));
             }
         }
