@@ -18,7 +18,7 @@ use arrow::array::{Array, AsArray};
 use inlet_tests::canonical;
 use inlet_tests::harness::cdc::{
     FENCE_DDL, config_text, expected_rows, fence, lake_batches, lake_rows, run_until,
-    wait_confirmed,
+    spawn_until_shutdown, wait_confirmed,
 };
 use inlet_tests::harness::inlet_bin;
 use inlet_tests::harness::postgres::PostgresServer;
@@ -471,5 +471,74 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
     let lake_dir = lake.path().join("lake");
     assert_table_matches(&client, &lake_dir, "public", "a", "id").await?;
     assert_table_matches(&client, &lake_dir, "public", "b", "k").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_and_reports_a_dropped_slot() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let config = config_text(&pg, lake.path(), &["public.*"], "");
+    sync(&client, &config).await?;
+
+    // The walsender is terminated while the pipeline streams: it reconnects and goes on.
+    client.execute("INSERT INTO t VALUES (2, 'b')", &[]).await?;
+    let target = fence(&client).await?;
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = spawn_until_shutdown(&config, shutdown.clone());
+    wait_confirmed(&client, "inlet", target, Duration::from_secs(30)).await?;
+    client
+        .execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'inlet'",
+            &[],
+        )
+        .await?;
+    client
+        .batch_execute("INSERT INTO t VALUES (3, 'c'); UPDATE t SET v = 'aa' WHERE id = 1;")
+        .await?;
+    let target = fence(&client).await?;
+    wait_confirmed(&client, "inlet", target, Duration::from_secs(60)).await?;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    let summary = run
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
+    ensure!(
+        summary.acknowledged >= target,
+        "stopped without acknowledging everything"
+    );
+    // Wait for the stopped pipeline's walsender to go away.
+    for _ in 0..100 {
+        let row = client
+            .query_one(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = 'inlet'",
+                &[],
+            )
+            .await?;
+        if !row.get::<_, bool>(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_table_matches(&client, lake.path(), "public", "t", "id").await?;
+
+    // A dropped slot: the lake tables cannot be continued without a gap; inlet says so.
+    client
+        .execute("SELECT pg_drop_replication_slot('inlet')", &[])
+        .await?;
+    let err = format!(
+        "{:#}",
+        run_until(&config, u64::MAX).await.expect_err("slot gone")
+    );
+    ensure!(
+        err.contains("replication slot inlet") && err.contains("does not exist"),
+        "{err}"
+    );
     Ok(())
 }

@@ -265,6 +265,13 @@ impl<S: Source> Pipeline<S> {
                 }
                 if let Some(current) = &state.schema {
                     if let Some(reason) = incompatible(current, &change.schema) {
+                        // What committed transactions brought before the change is kept.
+                        if state.closed > 0 {
+                            self.flush(&change.table).await?;
+                        }
+                        let Some(state) = self.tables.get_mut(&change.table) else {
+                            return Ok(());
+                        };
                         let reason = format!(
                             "{reason}; the table's pipeline stopped at LSN {} (nothing after it is \
                              written or acknowledged). Recreate the lake table (or revert the \
