@@ -542,3 +542,72 @@ async fn reconnects_and_reports_a_dropped_slot() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    let rows = 300_000;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE big (id int PRIMARY KEY, v text);
+             INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
+        ))
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = config_text(&pg, &lake, &["public.*"], "")
+        .replace("max_rows = 100000", "max_rows = 50000")
+        + "";
+    let config = config.replace("include = [", "snapshot_parallelism = 1\ninclude = [");
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    let log = dir.path().join("inlet.log");
+
+    // Killed once the first chunk of the copy is committed.
+    let mut child = spawn_inlet(&config_path, &log)?;
+    let timeline = lake.join("public/big/.hoodie");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = std::fs::read_dir(&timeline)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".commit"))
+            })
+            .unwrap_or(false);
+        if committed {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no snapshot commit within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill()?;
+    child.wait()?;
+    let uri = lake.join("public/big").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
+        .await?
+        .context("a checkpoint")?;
+    let copied = lake_rows(&uri, &["id".to_string()]).await?.len();
+    eprintln!("killed with {copied} rows copied, checkpoint {checkpoint:?}");
+
+    // The restart copies the rest only.
+    client
+        .execute("UPDATE big SET v = 'changed' WHERE id IN (1, 299999)", &[])
+        .await?;
+    let summary = sync(&client, &config).await?;
+    if let inlet_ingest::change::SnapshotState::After(key) = &checkpoint.snapshot {
+        ensure!(!key.is_empty(), "the first chunk has a key");
+        ensure!(
+            (summary.rows as usize) < rows - copied + 1000,
+            "the restart copied {} rows again after {copied} were copied",
+            summary.rows
+        );
+    }
+    assert_table_matches(&client, &lake, "public", "big", "id").await?;
+    Ok(())
+}
