@@ -430,7 +430,10 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
                     id % 300
                 ),
                 3 => format!("DELETE FROM b WHERE k = 'k{}'", id % 300),
-                4 => format!("UPDATE a SET id = id + 200000 WHERE id = {id}"),
+                4 => format!(
+                    "UPDATE a SET id = id + 200000 WHERE id = {id} \
+                     AND NOT EXISTS (SELECT 1 FROM a WHERE id = {id} + 200000)"
+                ),
                 _ => format!("UPDATE a SET v = {i} WHERE id = {}", (id / 50) * 50),
             };
             workload_client.batch_execute(&sql).await?;

@@ -327,9 +327,12 @@ impl<S: Source> Pipeline<S> {
                 self.flush_due().await?;
                 self.acknowledge();
             }
-            Event::SnapshotProgress { table, after_key } => {
+            Event::SnapshotProgress {
+                table,
+                after_key,
+                position,
+            } => {
                 if let Some(state) = self.tables.get_mut(&table) {
-                    let position = state.snapshot.as_ref().map_or(0, |s| s.0);
                     state.snapshot = Some((position, after_key));
                     state.closed = state.pending.len();
                     if state.rows >= self.options.max_rows || state.bytes >= self.options.max_bytes
