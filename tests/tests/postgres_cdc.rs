@@ -178,8 +178,14 @@ async fn changes_toast_multi_table_truncate_and_restart() -> anyhow::Result<()> 
         )
         .await?;
     let lake = tempfile::tempdir()?;
-    let config = config_text(&pg, lake.path(), &["public.*"], "[source.exclude]\n");
-    let config = config.replace("[source.exclude]\n", "");
+    // docs and accounts are merge-on-read: unchanged values and truncates read through logs.
+    let config = config_text(
+        &pg,
+        lake.path(),
+        &["public.*"],
+        "[tables.\"public.docs\"]\ntable_type = \"mor\"\n\n\
+         [tables.\"public.accounts\"]\ntable_type = \"mor\"\nbuckets = 3\n",
+    );
     let config = config.replace(
         "include = [\"public.*\"]",
         "include = [\"public.*\"]\nexclude = [\"public.ign*\"]",
