@@ -195,6 +195,8 @@ async fn changes_toast_multi_table_truncate_and_restart() -> anyhow::Result<()> 
         !lake.path().join("public/ignored").exists(),
         "excluded table was captured"
     );
+    let props = std::fs::read_to_string(lake.path().join("public/docs/.hoodie/hoodie.properties"))?;
+    ensure!(props.contains("MERGE_ON_READ"), "{props}");
 
     // Updates leaving the TOASTed body unchanged: alone, several times for one key in one
     // transaction, together with a key change, and under REPLICA IDENTITY FULL.
