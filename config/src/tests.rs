@@ -146,3 +146,10 @@ fn durations() {
     assert!(parse_duration("s").is_err());
     assert!(parse_duration("3d").is_err());
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let text = include_str!("../../examples/inlet.toml");
+    let c = Config::parse(text, "examples/inlet.toml").unwrap();
+    assert_eq!(c.table("public", "orders").buckets, Some(16));
+}

@@ -93,10 +93,12 @@ pub enum Event {
     /// Every change of the source transactions up to and including `position` has been
     /// delivered. Positions of commits strictly increase.
     Commit { position: u64, commit_ts: i64 },
-    /// Snapshot rows of `table` up to the row with this key (in key order) have been delivered.
+    /// Snapshot rows of `table` up to the row with this key (in key order) have been delivered;
+    /// the copy is consistent with the stream from `position`.
     SnapshotProgress {
         table: TableId,
         after_key: Vec<String>,
+        position: u64,
     },
     /// The snapshot of `table` is complete; streamed changes follow from `position`. When the
     /// copy was taken later than `position` (a resumed snapshot), changes below

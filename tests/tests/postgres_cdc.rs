@@ -18,7 +18,7 @@ use arrow::array::{Array, AsArray};
 use inlet_tests::canonical;
 use inlet_tests::harness::cdc::{
     FENCE_DDL, config_text, expected_rows, fence, lake_batches, lake_rows, run_until,
-    wait_confirmed,
+    spawn_until_shutdown, wait_confirmed,
 };
 use inlet_tests::harness::inlet_bin;
 use inlet_tests::harness::postgres::PostgresServer;
@@ -178,8 +178,14 @@ async fn changes_toast_multi_table_truncate_and_restart() -> anyhow::Result<()> 
         )
         .await?;
     let lake = tempfile::tempdir()?;
-    let config = config_text(&pg, lake.path(), &["public.*"], "[source.exclude]\n");
-    let config = config.replace("[source.exclude]\n", "");
+    // docs and accounts are merge-on-read: unchanged values and truncates read through logs.
+    let config = config_text(
+        &pg,
+        lake.path(),
+        &["public.*"],
+        "[tables.\"public.docs\"]\ntable_type = \"mor\"\n\n\
+         [tables.\"public.accounts\"]\ntable_type = \"mor\"\nbuckets = 3\n",
+    );
     let config = config.replace(
         "include = [\"public.*\"]",
         "include = [\"public.*\"]\nexclude = [\"public.ign*\"]",
@@ -189,6 +195,8 @@ async fn changes_toast_multi_table_truncate_and_restart() -> anyhow::Result<()> 
         !lake.path().join("public/ignored").exists(),
         "excluded table was captured"
     );
+    let props = std::fs::read_to_string(lake.path().join("public/docs/.hoodie/hoodie.properties"))?;
+    ensure!(props.contains("MERGE_ON_READ"), "{props}");
 
     // Updates leaving the TOASTed body unchanged: alone, several times for one key in one
     // transaction, together with a key change, and under REPLICA IDENTITY FULL.
@@ -430,7 +438,10 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
                     id % 300
                 ),
                 3 => format!("DELETE FROM b WHERE k = 'k{}'", id % 300),
-                4 => format!("UPDATE a SET id = id + 200000 WHERE id = {id}"),
+                4 => format!(
+                    "UPDATE a SET id = id + 200000 WHERE id = {id} \
+                     AND NOT EXISTS (SELECT 1 FROM a WHERE id = {id} + 200000)"
+                ),
                 _ => format!("UPDATE a SET v = {i} WHERE id = {}", (id / 50) * 50),
             };
             workload_client.batch_execute(&sql).await?;
@@ -471,5 +482,143 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
     let lake_dir = lake.path().join("lake");
     assert_table_matches(&client, &lake_dir, "public", "a", "id").await?;
     assert_table_matches(&client, &lake_dir, "public", "b", "k").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_and_reports_a_dropped_slot() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let config = config_text(&pg, lake.path(), &["public.*"], "");
+    sync(&client, &config).await?;
+
+    // The walsender is terminated while the pipeline streams: it reconnects and goes on.
+    client.execute("INSERT INTO t VALUES (2, 'b')", &[]).await?;
+    let target = fence(&client).await?;
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = spawn_until_shutdown(&config, shutdown.clone());
+    wait_confirmed(&client, "inlet", target, Duration::from_secs(30)).await?;
+    client
+        .execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'inlet'",
+            &[],
+        )
+        .await?;
+    client
+        .batch_execute("INSERT INTO t VALUES (3, 'c'); UPDATE t SET v = 'aa' WHERE id = 1;")
+        .await?;
+    let target = fence(&client).await?;
+    wait_confirmed(&client, "inlet", target, Duration::from_secs(60)).await?;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    let summary = run
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
+    ensure!(
+        summary.acknowledged >= target,
+        "stopped without acknowledging everything"
+    );
+    // Wait for the stopped pipeline's walsender to go away.
+    for _ in 0..100 {
+        let row = client
+            .query_one(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = 'inlet'",
+                &[],
+            )
+            .await?;
+        if !row.get::<_, bool>(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_table_matches(&client, lake.path(), "public", "t", "id").await?;
+
+    // A dropped slot: the lake tables cannot be continued without a gap; inlet says so.
+    client
+        .execute("SELECT pg_drop_replication_slot('inlet')", &[])
+        .await?;
+    let err = format!(
+        "{:#}",
+        run_until(&config, u64::MAX).await.expect_err("slot gone")
+    );
+    ensure!(
+        err.contains("replication slot inlet") && err.contains("does not exist"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    let rows = 300_000;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE big (id int PRIMARY KEY, v text);
+             INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
+        ))
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = config_text(&pg, &lake, &["public.*"], "")
+        .replace("max_rows = 100000", "max_rows = 50000")
+        + "";
+    let config = config.replace("include = [", "snapshot_parallelism = 1\ninclude = [");
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    let log = dir.path().join("inlet.log");
+
+    // Killed once the first chunk of the copy is committed.
+    let mut child = spawn_inlet(&config_path, &log)?;
+    let timeline = lake.join("public/big/.hoodie");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = std::fs::read_dir(&timeline)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".commit"))
+            })
+            .unwrap_or(false);
+        if committed {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no snapshot commit within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill()?;
+    child.wait()?;
+    let uri = lake.join("public/big").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
+        .await?
+        .context("a checkpoint")?;
+    let copied = lake_rows(&uri, &["id".to_string()]).await?.len();
+    eprintln!("killed with {copied} rows copied, checkpoint {checkpoint:?}");
+
+    // The restart copies the rest only.
+    client
+        .execute("UPDATE big SET v = 'changed' WHERE id IN (1, 299999)", &[])
+        .await?;
+    let summary = sync(&client, &config).await?;
+    if let inlet_ingest::change::SnapshotState::After(key) = &checkpoint.snapshot {
+        ensure!(!key.is_empty(), "the first chunk has a key");
+        ensure!(
+            (summary.rows as usize) < rows - copied + 1000,
+            "the restart copied {} rows again after {copied} were copied",
+            summary.rows
+        );
+    }
+    assert_table_matches(&client, &lake, "public", "big", "id").await?;
     Ok(())
 }

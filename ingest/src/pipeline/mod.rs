@@ -265,6 +265,13 @@ impl<S: Source> Pipeline<S> {
                 }
                 if let Some(current) = &state.schema {
                     if let Some(reason) = incompatible(current, &change.schema) {
+                        // What committed transactions brought before the change is kept.
+                        if state.closed > 0 {
+                            self.flush(&change.table).await?;
+                        }
+                        let Some(state) = self.tables.get_mut(&change.table) else {
+                            return Ok(());
+                        };
                         let reason = format!(
                             "{reason}; the table's pipeline stopped at LSN {} (nothing after it is \
                              written or acknowledged). Recreate the lake table (or revert the \
@@ -320,9 +327,12 @@ impl<S: Source> Pipeline<S> {
                 self.flush_due().await?;
                 self.acknowledge();
             }
-            Event::SnapshotProgress { table, after_key } => {
+            Event::SnapshotProgress {
+                table,
+                after_key,
+                position,
+            } => {
                 if let Some(state) = self.tables.get_mut(&table) {
-                    let position = state.snapshot.as_ref().map_or(0, |s| s.0);
                     state.snapshot = Some((position, after_key));
                     state.closed = state.pending.len();
                     if state.rows >= self.options.max_rows || state.bytes >= self.options.max_bytes

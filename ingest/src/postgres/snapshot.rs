@@ -121,6 +121,7 @@ async fn copy_table(
     tx.send(Ok(Event::SnapshotProgress {
         table: id.clone(),
         after_key: job.after.clone().unwrap_or_default(),
+        position: job.position,
     }))
     .await
     .map_err(|_| Error::Stopped)?;
@@ -150,7 +151,7 @@ async fn copy_table(
         })?;
         if builder.len() >= CHUNK_ROWS {
             total += builder.len() as u64;
-            send_chunk(&mut builder, &last_key, tx).await?;
+            send_chunk(&mut builder, &last_key, job.position, tx).await?;
             let secs = started.elapsed().as_secs_f64().max(1e-3);
             tracing::info!(
                 table = %id,
@@ -161,7 +162,7 @@ async fn copy_table(
         }
     }
     total += builder.len() as u64;
-    send_chunk(&mut builder, &last_key, tx).await?;
+    send_chunk(&mut builder, &last_key, job.position, tx).await?;
     client
         .batch_execute("COMMIT")
         .await
@@ -185,6 +186,7 @@ async fn copy_table(
 async fn send_chunk(
     builder: &mut RowBuilder,
     last_key: &[String],
+    position: u64,
     tx: &mpsc::Sender<Result<Event>>,
 ) -> Result<()> {
     if let Some(rows) = builder.finish()? {
@@ -195,6 +197,7 @@ async fn send_chunk(
         tx.send(Ok(Event::SnapshotProgress {
             table,
             after_key: last_key.to_vec(),
+            position,
         }))
         .await
         .map_err(|_| Error::Stopped)?;

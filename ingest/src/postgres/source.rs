@@ -362,7 +362,7 @@ impl PostgresSource {
         let mut delay = Duration::from_millis(500);
         let mut last_error = error;
         for attempt in 1..=MAX_RECONNECTS {
-            if !last_error.is_transient() && !last_error.is_io() {
+            if !retryable(&last_error) {
                 return Err(self.stream_error("streaming", last_error));
             }
             tracing::warn!(error = %last_error, attempt, delay_ms = delay.as_millis() as u64, "Replication connection lost; reconnecting.");
@@ -516,6 +516,27 @@ impl PostgresSource {
         }
         Ok(None)
     }
+}
+
+/// Connection losses, server restarts and a slot still held by the previous session are worth
+/// retrying; authentication, configuration and protocol errors are not.
+fn retryable(error: &pgwire_replication::PgWireError) -> bool {
+    if error.is_transient() || error.is_io() {
+        return true;
+    }
+    let text = error.to_string();
+    [
+        "57P01",
+        "57P02",
+        "57P03",
+        "terminating connection",
+        "the database system is",
+        "is active for PID",
+        "connection reset",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 fn needs_types(types: &TypeCatalog, relation: &Relation) -> bool {
@@ -892,8 +913,14 @@ impl Source for PostgresSource {
     async fn close(&mut self) -> Result<()> {
         match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Streaming(mut stream) => {
-                // Give the worker a moment to send the last acknowledgement.
-                tokio::time::sleep(Duration::from_millis(1200)).await;
+                // Let the worker send the last acknowledgement (within its status interval).
+                let metrics = stream.client.metrics();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                while metrics.last_applied_lsn().0 < self.acked
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 let _ =
                     tokio::time::timeout(Duration::from_secs(5), stream.client.shutdown()).await;
             }

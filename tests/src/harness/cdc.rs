@@ -82,6 +82,25 @@ pub async fn run_until(config: &str, stop_at: u64) -> anyhow::Result<RunSummary>
     Ok(summary)
 }
 
+/// Runs the pipeline of `config` on a thread of its own until `shutdown` is set (then it
+/// commits what is buffered and stops, as on SIGTERM).
+pub fn spawn_until_shutdown(
+    config: &str,
+    shutdown: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<RunSummary>> {
+    let config = config.to_string();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let config = inlet_config::Config::parse(&config, "test config")?;
+            Ok(inlet_ingest::service::run(&config, shutdown, None).await?)
+        })
+    })
+}
+
 /// Waits until the slot's confirmed position reaches `position`.
 pub async fn wait_confirmed(
     client: &Client,
