@@ -492,3 +492,38 @@ async fn a_compaction_runs_beside_a_writer() -> anyhow::Result<()> {
     common::compare_with_hudi_rs(&table, &uri, &[]).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_is_refused_once_the_replaced_versions_are_cleaned() -> anyhow::Result<()> {
+    let shape = Shape {
+        merge_on_read: false,
+        ..mor(false, true)
+    };
+    let dir = tempfile::tempdir()?;
+    let uri = dir.path().display().to_string();
+    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
+    let mut model = Model::new(shape);
+    let mut rng = StdRng::seed_from_u64(9);
+    common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
+    let services = TableServices::open(table.clone()).await?;
+    clean::clean(&services, Policy::KeepLatestFileVersions(1)).await?;
+    services.close().await?;
+
+    let latest = table
+        .timeline()
+        .await?
+        .latest_completed_write()
+        .expect("a write")
+        .time
+        .clone();
+    let mut writer = table.writer().await?;
+    let refused = writer
+        .rollback(&latest)
+        .await
+        .expect_err("versions cleaned");
+    writer.close().await?;
+    assert!(refused.to_string().contains("cleaned"), "{refused}");
+    assert_snapshot(&table, &model, "after the refused rollback").await?;
+    assert_eq!(table.timeline().await?.pending().count(), 0);
+    Ok(())
+}

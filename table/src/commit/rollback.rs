@@ -14,7 +14,7 @@ use super::avro_value::{container, strings};
 use super::instant_path;
 use super::metadata::CommitMetadata;
 use crate::error::{Error, Result};
-use crate::file_group::{BaseFile, LogFile};
+use crate::file_group::{BaseFile, FileSystemView, LogFile};
 use crate::storage::{Created, Storage};
 use crate::timeline::{
     Action, Instant, InstantGenerator, InstantTime, State, TIMELINE_DIR, Timeline,
@@ -115,6 +115,7 @@ pub async fn rollback_completed(
         )));
     }
     let metadata = timeline.commit_metadata(storage, &instant).await?;
+    let view = FileSystemView::load(storage, timeline).await?;
     for stat in metadata.write_stats() {
         let Some(prev) = stat.prev_commit.as_deref().filter(|p| *p != "null") else {
             continue;
@@ -128,18 +129,14 @@ pub async fn rollback_completed(
             continue; // a log file: the slice it was appended to stays as it was
         }
         let partition = stat.partition_path.clone().unwrap_or_default();
-        let prefix = if partition.is_empty() {
-            String::new()
-        } else {
-            format!("{partition}/")
-        };
-        let previous_exists = storage.list_dir(&partition).await?.iter().any(|e| {
-            let name = e.path.strip_prefix(&prefix).unwrap_or(&e.path);
-            BaseFile::parse(name)
-                .is_some_and(|b| b.file_id == stat.file_id && b.instant.as_str() == prev)
-                || LogFile::parse(name)
-                    .is_some_and(|l| l.file_id == stat.file_id && l.base_instant.as_str() == prev)
-        });
+        let previous_exists = prev
+            .parse::<InstantTime>()
+            .ok()
+            .and_then(|prev| {
+                view.file_group(&partition, &stat.file_id)
+                    .and_then(|group| group.slice(&prev).map(|_| ()))
+            })
+            .is_some();
         if !previous_exists {
             return Err(refuse(format!(
                 "file group {} in {:?} has no version before it any more (cleaned); rolling back would drop its records",
