@@ -249,12 +249,7 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
         outcome.log_files += stat.total_log_files_compacted as u64;
         outcome.log_bytes += stat.total_log_size_compacted as u64;
         outcome.bytes_written += stat.file_size_in_bytes as u64;
-        let partition = stat.partition_path.clone().unwrap_or_default();
-        metadata
-            .partition_to_write_stats
-            .entry(partition)
-            .or_default()
-            .push(stat);
+        metadata.add_write_stat(stat);
     }
     // The schema and source checkpoint of the writes the compaction covers stay the latest
     // recorded ones when the compaction is the latest commit.

@@ -83,6 +83,15 @@ impl CommitMetadata {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 
+    /// Files a write stat under its partition.
+    pub fn add_write_stat(&mut self, stat: WriteStat) {
+        let partition = stat.partition_path.clone().unwrap_or_default();
+        self.partition_to_write_stats
+            .entry(partition)
+            .or_default()
+            .push(stat);
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         // Serialising plain structs of strings and numbers cannot fail.
         serde_json::to_vec_pretty(self).unwrap_or_default()

@@ -181,12 +181,7 @@ impl Writer {
                 .extra_metadata
                 .insert(ARROW_SCHEMA_KEY.to_string(), arrow_schema);
             for stat in stats {
-                let partition = stat.partition_path.clone().unwrap_or_default();
-                metadata
-                    .partition_to_write_stats
-                    .entry(partition)
-                    .or_default()
-                    .push(stat);
+                metadata.add_write_stat(stat);
             }
             Ok::<_, Error>(metadata)
         }
