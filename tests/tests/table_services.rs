@@ -26,6 +26,24 @@ fn mor(partitioned: bool, event_time: bool) -> Shape {
     }
 }
 
+/// A new table of `shape` in a temp dir (kept alive by the returned guard), its model and a
+/// seeded random source.
+async fn new_table(
+    shape: Shape,
+    seed: u64,
+) -> anyhow::Result<(tempfile::TempDir, String, Table, Model, StdRng)> {
+    let dir = tempfile::tempdir()?;
+    let uri = dir.path().display().to_string();
+    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
+    Ok((
+        dir,
+        uri,
+        table,
+        Model::new(shape),
+        StdRng::seed_from_u64(seed),
+    ))
+}
+
 async fn snapshot(table: &Table, read_optimized: bool) -> anyhow::Result<Vec<String>> {
     let result = if read_optimized {
         table.read_optimized(&Query::Snapshot).await?
@@ -82,11 +100,7 @@ fn files(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_folds_logs_into_base_files_and_keeps_every_read() -> anyhow::Result<()> {
     for (i, shape) in [mor(false, true), mor(true, false)].into_iter().enumerate() {
-        let dir = tempfile::tempdir()?;
-        let uri = dir.path().display().to_string();
-        let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-        let mut model = Model::new(shape);
-        let mut rng = StdRng::seed_from_u64(40 + i as u64);
+        let (_dir, uri, table, mut model, mut rng) = new_table(shape, 40 + i as u64).await?;
         common::write_random_commits(&table, &mut model, &mut rng, 4, 30).await?;
         let before_ro = snapshot(&table, true).await?;
 
@@ -126,11 +140,7 @@ async fn compaction_folds_logs_into_base_files_and_keeps_every_read() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_while_a_compaction_is_pending_are_kept() -> anyhow::Result<()> {
     let shape = mor(true, true);
-    let dir = tempfile::tempdir()?;
-    let uri = dir.path().display().to_string();
-    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-    let mut model = Model::new(shape);
-    let mut rng = StdRng::seed_from_u64(7);
+    let (dir, uri, table, mut model, mut rng) = new_table(shape, 7).await?;
     common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
 
     let writer = table.writer().await?;
@@ -176,11 +186,7 @@ async fn cleaning_keeps_what_retained_commits_need() -> anyhow::Result<()> {
             merge_on_read,
             ..mor(false, true)
         };
-        let dir = tempfile::tempdir()?;
-        let uri = dir.path().display().to_string();
-        let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-        let mut model = Model::new(shape);
-        let mut rng = StdRng::seed_from_u64(11);
+        let (dir, uri, table, mut model, mut rng) = new_table(shape, 11).await?;
         for _ in 0..3 {
             common::write_random_commits(&table, &mut model, &mut rng, 2, 30).await?;
             if merge_on_read {
@@ -240,11 +246,7 @@ async fn rollback_of_the_latest_write_restores_the_previous_state() -> anyhow::R
             merge_on_read,
             ..mor(true, true)
         };
-        let dir = tempfile::tempdir()?;
-        let uri = dir.path().display().to_string();
-        let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-        let mut model = Model::new(shape);
-        let mut rng = StdRng::seed_from_u64(5);
+        let (dir, uri, table, mut model, mut rng) = new_table(shape, 5).await?;
         common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
         let files_before = files(dir.path());
         let previous = model.history[1].clone();
@@ -307,11 +309,7 @@ async fn rollback_of_the_latest_write_restores_the_previous_state() -> anyhow::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archival_moves_cleaned_instants_to_the_archive() -> anyhow::Result<()> {
     let shape = mor(false, true);
-    let dir = tempfile::tempdir()?;
-    let uri = dir.path().display().to_string();
-    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-    let mut model = Model::new(shape);
-    let mut rng = StdRng::seed_from_u64(3);
+    let (dir, uri, table, mut model, mut rng) = new_table(shape, 3).await?;
     common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
     compact_all(&table).await?;
     model.compact();
@@ -453,11 +451,7 @@ fn cli_runs_the_services() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compaction_runs_beside_a_writer() -> anyhow::Result<()> {
     let shape = mor(false, true);
-    let dir = tempfile::tempdir()?;
-    let uri = dir.path().display().to_string();
-    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-    let mut model = Model::new(shape);
-    let mut rng = StdRng::seed_from_u64(17);
+    let (_dir, uri, table, mut model, mut rng) = new_table(shape, 17).await?;
     common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
     let writer = table.writer().await?;
     let scheduled = compact::schedule(&writer, &Strategy::All)
@@ -499,11 +493,7 @@ async fn rollback_is_refused_once_the_replaced_versions_are_cleaned() -> anyhow:
         merge_on_read: false,
         ..mor(false, true)
     };
-    let dir = tempfile::tempdir()?;
-    let uri = dir.path().display().to_string();
-    let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;
-    let mut model = Model::new(shape);
-    let mut rng = StdRng::seed_from_u64(9);
+    let (_dir, _uri, table, mut model, mut rng) = new_table(shape, 9).await?;
     common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
     let services = TableServices::open(table.clone()).await?;
     clean::clean(&services, Policy::KeepLatestFileVersions(1)).await?;

@@ -116,15 +116,19 @@ impl PostgresSource {
         catalog::ensure_publication(&client, &self.options.publication, &tables).await?;
         self.sql = Some(client);
         self.tables = tables.into_iter().map(|t| (t.id.clone(), t)).collect();
-        Ok(self
-            .tables
+        Ok(self.table_infos())
+    }
+
+    /// What the pipeline needs to know of each captured table.
+    fn table_infos(&self) -> Vec<TableInfo> {
+        self.tables
             .values()
             .map(|t| TableInfo {
                 id: t.id.clone(),
                 schema: data_schema(&t.columns),
                 key_columns: t.key.clone(),
             })
-            .collect())
+            .collect()
     }
 
     async fn start_inner(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
@@ -879,15 +883,7 @@ impl Source for PostgresSource {
         if self.tables.is_empty() {
             return self.discover(|_| true).await;
         }
-        Ok(self
-            .tables
-            .values()
-            .map(|t| TableInfo {
-                id: t.id.clone(),
-                schema: data_schema(&t.columns),
-                key_columns: t.key.clone(),
-            })
-            .collect())
+        Ok(self.table_infos())
     }
 
     async fn start(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
