@@ -48,19 +48,31 @@ pub struct ReadRequest {
 impl ReadRequest {
     fn query(&self) -> Result<Query> {
         let instant = |s: &str| -> Result<InstantTime> {
-            s.parse().map_err(|_| {
-                Error::InvalidQuery(format!("{s:?} is not an instant time (yyyyMMddHHmmssSSS)"))
-            })
+            let bad = || {
+                Error::InvalidQuery(format!(
+                    "{s:?} is not an instant time (yyyyMMddHHmmssSSS, a real UTC date and time)"
+                ))
+            };
+            let time: InstantTime = s.parse().map_err(|_| bad())?;
+            // Zero is "before every commit" (Hudi's own earliest instant); anything else must
+            // be a date that exists, or a typo would silently select nothing.
+            if !(time.as_str().bytes().all(|b| b == b'0') || time.to_datetime().is_some()) {
+                return Err(bad());
+            }
+            Ok(time)
         };
         match (&self.as_of, &self.from, &self.to) {
             (None, None, None) => Ok(Query::Snapshot),
             (Some(t), None, None) => Ok(Query::AsOf(instant(t)?)),
             (None, Some(from), to) => {
+                let from = instant(from)?;
                 let to = to.as_deref().map(instant).transpose()?;
-                Ok(Query::Incremental {
-                    from: instant(from)?,
-                    to,
-                })
+                if let Some(to) = to.as_ref().filter(|to| **to < from) {
+                    return Err(Error::InvalidQuery(format!(
+                        "--from {from} is later than --to {to}: the window (from, to] is empty"
+                    )));
+                }
+                Ok(Query::Incremental { from, to })
             }
             (Some(_), Some(_), _) => Err(Error::InvalidQuery(
                 "--as-of and --from cannot be combined".into(),

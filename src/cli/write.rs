@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use anyhow::Context;
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use clap::Args;
 use inlet_ingest::{CDC_POSITION, ChangeBatch};
@@ -35,8 +35,22 @@ pub async fn run(args: WriteArgs) -> anyhow::Result<()> {
     };
     let changes = inlet_ingest::decode(input)
         .with_context(|| format!("reading change events from {}", args.input))?;
+    if changes.batch.num_rows() == 0 {
+        println!("Nothing to commit: {} holds no change events", args.input);
+        return Ok(());
+    }
     let table = Table::open(&args.uri, args.storage.table_config()).await?;
-    let commit = commit_changes(&table, changes).await?;
+    let lines = changes.lines.clone();
+    let commit = commit_changes(&table, changes).await.map_err(|e| {
+        // Rows are numbered in the commit; the person who wrote the file counts lines.
+        match e.downcast_ref::<inlet_table::Error>() {
+            Some(inlet_table::Error::Record { row, reason }) => match lines.get(*row) {
+                Some(line) => anyhow::anyhow!("{}: line {line}: {reason}", args.input),
+                None => e,
+            },
+            _ => e,
+        }
+    })?;
     let totals = commit.metadata.totals();
     println!(
         "Committed {} ({} inserts, {} updates, {} deletes in {} files)",
@@ -51,14 +65,18 @@ pub async fn commit_changes(
     table: &Table,
     changes: ChangeBatch,
 ) -> anyhow::Result<inlet_table::write::Commit> {
+    let mut writer = table.writer().await?;
+    // A table's checkpoint never goes backwards: a file of only replayed (stale) events keeps
+    // the checkpoint the table has.
+    let previous = inlet_ingest::pipeline::table_checkpoint(table).await?;
     let mut extra = BTreeMap::new();
     if let Some(position) = max_position(&changes) {
-        extra.insert(
-            CHECKPOINT_KEY.to_string(),
-            serde_json::json!({ "position": position }).to_string(),
-        );
+        let checkpoint = match previous {
+            Some(p) if p.position >= position => p.to_json(),
+            _ => serde_json::json!({ "position": position }).to_string(),
+        };
+        extra.insert(CHECKPOINT_KEY.to_string(), checkpoint);
     }
-    let mut writer = table.writer().await?;
     for rolled_back in writer.rolled_back() {
         eprintln!(
             "Rolled back unfinished write {} ({} files removed)",
@@ -76,16 +94,27 @@ pub async fn commit_changes(
             extra,
         )
         .await;
-    writer.close().await?;
+    // The lease is released either way; failing to release it changes nothing about the data,
+    // and must not hide what happened to it.
+    let closed = writer.close().await;
+    match (&result, closed) {
+        (Ok(commit), Err(e)) => eprintln!(
+            "Warning: commit {} completed, but releasing the writer lease failed: {e} \
+             (the lease expires by itself; the next writer waits for it)",
+            commit.instant
+        ),
+        (Err(_), Err(e)) => eprintln!("Warning: releasing the writer lease failed too: {e}"),
+        _ => {}
+    }
     Ok(result?)
 }
 
-fn max_position(changes: &ChangeBatch) -> Option<i64> {
+fn max_position(changes: &ChangeBatch) -> Option<u64> {
     let column = changes.batch.column_by_name(CDC_POSITION)?;
     let positions = column.as_primitive_opt::<Int64Type>()?;
     positions
         .iter()
         .flatten()
         .max()
-        .filter(|_| positions.null_count() < positions.len())
+        .and_then(|p| u64::try_from(p).ok())
 }

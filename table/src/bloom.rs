@@ -158,6 +158,16 @@ impl BloomFilter {
         self.kind
     }
 
+    /// How many hash functions the filter uses (the [`KeyHashes`] a probe needs).
+    pub fn hash_count(&self) -> usize {
+        self.nb_hash as usize
+    }
+
+    /// Bytes held in memory.
+    pub fn size_bytes(&self) -> usize {
+        self.rows.iter().map(|r| r.0.len()).sum()
+    }
+
     pub fn add(&mut self, key: &str) {
         let row = match self.kind {
             BloomFilterType::Simple => 0,
@@ -176,6 +186,20 @@ impl BloomFilter {
         self.rows
             .iter()
             .any(|row| positions.iter().all(|&i| row.get(i)))
+    }
+
+    /// Like [`BloomFilter::might_contain`], from a key's [`KeyHashes`]: probing one key against
+    /// many filters hashes it once.
+    pub fn might_contain_hashes(&self, hashes: &KeyHashes) -> bool {
+        let Some(chain) = hashes.0.get(..self.nb_hash as usize) else {
+            return true;
+        };
+        let vector_size = self.vector_size;
+        self.rows.iter().any(|row| {
+            chain
+                .iter()
+                .all(|h| row.get((h % vector_size).unsigned_abs() as usize))
+        })
     }
 
     /// The string stored under `org.apache.hudi.bloomfilter`.
@@ -276,6 +300,35 @@ impl BloomFilter {
             rows,
             dynamic,
         })
+    }
+}
+
+/// The chained Murmur hashes of a key (see [`BloomFilter::positions`]), independent of a filter's
+/// size: a filter takes as many as it has hash functions, modulo its vector size.
+#[derive(Debug, Clone)]
+pub struct KeyHashes(Vec<i32>);
+
+impl KeyHashes {
+    /// Enough hashes for Hudi's default filters (30 functions) and any with up to `max`.
+    pub fn new(key: &str, max: usize) -> Self {
+        let mut seed = 0;
+        KeyHashes(
+            (0..max)
+                .map(|_| {
+                    seed = murmur_hash(key.as_bytes(), seed);
+                    seed
+                })
+                .collect(),
+        )
+    }
+
+    /// How many hashes it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -437,12 +490,25 @@ mod tests {
             let n = &f.name;
             assert!(!f.keys.is_empty(), "{n}");
             assert!(f.keys.iter().all(|k| filter.might_contain(k)), "{n}");
+            let hashes = |k: &str| KeyHashes::new(k, filter.hash_count());
+            assert!(
+                f.keys
+                    .iter()
+                    .all(|k| filter.might_contain_hashes(&hashes(k))),
+                "{n}"
+            );
             assert_eq!(f.footer.get(MIN_RECORD_KEY), f.keys.iter().min(), "{n}");
             assert_eq!(f.footer.get(MAX_RECORD_KEY), f.keys.iter().max(), "{n}");
             let present: HashSet<&String> = f.keys.iter().collect();
             let others = (0..10_000).map(|_| format!("{:x}", rng.random::<u64>()));
             let others = others.filter(|k| !present.contains(k));
-            let false_positives = others.filter(|k| filter.might_contain(k)).count();
+            let false_positives = others
+                .filter(|k| {
+                    let maybe = filter.might_contain(k);
+                    assert_eq!(maybe, filter.might_contain_hashes(&hashes(k)), "{n}: {k}");
+                    maybe
+                })
+                .count();
             assert!(
                 false_positives <= 5,
                 "{n}: {false_positives} false positives"

@@ -23,6 +23,8 @@ pub enum Error {
     },
     #[error("invalid table URI {uri}: {reason}")]
     InvalidUri { uri: String, reason: String },
+    #[error("{path:?} cannot be a path in object storage: {reason}")]
+    InvalidPath { path: String, reason: String },
     #[error("no Hudi table at {0} (missing .hoodie/hoodie.properties)")]
     TableNotFound(String),
     #[error("a table already exists at {0}")]
@@ -69,10 +71,9 @@ pub enum Error {
         from: String,
         to: String,
     },
-    #[error("record key column {column:?} is null at row {row}")]
-    MissingRecordKey { column: String, row: usize },
-    #[error("partition column {column:?}: {reason}")]
-    Partition { column: String, reason: String },
+    /// A row that cannot be written as it is; `row` counts from 0 in the rows of the commit.
+    #[error("row {} of the commit: {reason}", row + 1)]
+    Record { row: usize, reason: String },
     #[error("invalid commit metadata in {path}: {reason}")]
     CommitMetadata { path: String, reason: String },
     #[error("corrupt data file {path}: {reason}")]

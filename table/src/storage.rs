@@ -82,13 +82,20 @@ impl Storage {
                 builder = builder.with_region("us-east-1");
             }
             let store = builder.build().map_err(|e| invalid(&e.to_string()))?;
-            let base = Path::from(prefix.trim_end_matches('/'));
+            let base =
+                Path::parse(prefix.trim_end_matches('/')).map_err(|e| invalid(&e.to_string()))?;
             return Ok(Storage {
                 store: Arc::new(store),
                 base,
                 local_root: None,
                 uri: uri.to_string(),
             });
+        }
+        if let Some((key, _)) = options.first() {
+            // Only S3 takes options; ignoring one would hide a mistake (a typo in the URI).
+            return Err(invalid(&format!(
+                "storage option {key:?} given, but only s3:// tables take storage options"
+            )));
         }
         if let Some(name) = uri.strip_prefix("memory://") {
             let store = memory_stores()
@@ -99,7 +106,7 @@ impl Storage {
                 .clone();
             return Ok(Storage {
                 store,
-                base: Path::from(name),
+                base: Path::parse(name).map_err(|e| invalid(&e.to_string()))?,
                 local_root: None,
                 uri: uri.to_string(),
             });
@@ -153,16 +160,23 @@ impl Storage {
         &self.store
     }
 
-    /// The store path of a table-relative path.
-    pub fn path(&self, rel: &str) -> Path {
+    /// The store path of a table-relative path. The path is taken as it is, never
+    /// percent-encoded (`Path::parse`, not `Path::from`): a partition directory `Köln` or `%2F` is
+    /// that name on local disk and that key on S3, the same bytes on write, list and read, as
+    /// Hudi's writers and hudi-rs name and find them.
+    pub fn path(&self, rel: &str) -> Result<Path> {
         let rel = rel.trim_matches('/');
-        if self.base.as_ref().is_empty() {
-            Path::from(rel)
+        let full = if self.base.as_ref().is_empty() {
+            rel.to_string()
         } else if rel.is_empty() {
-            self.base.clone()
+            return Ok(self.base.clone());
         } else {
-            Path::from(format!("{}/{rel}", self.base))
-        }
+            format!("{}/{rel}", self.base)
+        };
+        Path::parse(&full).map_err(|e| Error::InvalidPath {
+            path: full,
+            reason: e.to_string(),
+        })
     }
 
     fn relative(&self, location: &Path) -> String {
@@ -179,7 +193,7 @@ impl Storage {
     }
 
     pub async fn get(&self, rel: &str) -> Result<Bytes> {
-        let path = self.path(rel);
+        let path = self.path(rel)?;
         let result = self
             .store
             .get(&path)
@@ -190,7 +204,7 @@ impl Storage {
 
     /// A byte range of an object.
     pub async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
-        let path = self.path(rel);
+        let path = self.path(rel)?;
         self.store
             .get_range(&path, range)
             .await
@@ -210,7 +224,7 @@ impl Storage {
     }
 
     pub async fn head(&self, rel: &str) -> Result<Option<Entry>> {
-        let path = self.path(rel);
+        let path = self.path(rel)?;
         match self.store.head(&path).await {
             Ok(meta) => Ok(Some(self.entry(meta))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -220,13 +234,13 @@ impl Storage {
 
     /// Writes (or overwrites) an object; durable on local disk when this returns.
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        let path = self.path(rel)?;
         if let Some(root) = &self.local_root {
-            let target = root.join(rel);
+            let target = root.join(path.as_ref());
             return blocking(move || local::write_durable(&target, &bytes, false))
                 .await
                 .map(|_| ());
         }
-        let path = self.path(rel);
         self.store
             .put(&path, PutPayload::from(bytes))
             .await
@@ -237,11 +251,11 @@ impl Storage {
     /// Atomically creates an object unless it exists (hard link on local disk, `If-None-Match: *`
     /// on S3). Durable on local disk when this returns `Created::Yes`.
     pub async fn put_if_absent(&self, rel: &str, bytes: Bytes) -> Result<Created> {
+        let path = self.path(rel)?;
         if let Some(root) = &self.local_root {
-            let target = root.join(rel);
+            let target = root.join(path.as_ref());
             return blocking(move || local::write_durable(&target, &bytes, true)).await;
         }
-        let path = self.path(rel);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -263,7 +277,7 @@ impl Storage {
     /// Replaces an object only if its entity tag is still `e_tag` (compare-and-swap). Returns
     /// `false` when somebody else changed it. Not available on local disk.
     pub async fn put_if_match(&self, rel: &str, bytes: Bytes, e_tag: &str) -> Result<bool> {
-        let path = self.path(rel);
+        let path = self.path(rel)?;
         let version = UpdateVersion {
             e_tag: Some(e_tag.to_string()),
             version: None,
@@ -287,7 +301,7 @@ impl Storage {
 
     /// Deletes an object; deleting a missing object is not an error.
     pub async fn delete(&self, rel: &str) -> Result<()> {
-        let path = self.path(rel);
+        let path = self.path(rel)?;
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::storage(&path, e)),
@@ -296,7 +310,7 @@ impl Storage {
 
     /// Every object under a table-relative prefix (recursive), in no particular order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Entry>> {
-        let path = self.path(prefix);
+        let path = self.path(prefix)?;
         if let Some(root) = &self.local_root
             && !root.join(prefix).exists()
         {
@@ -312,7 +326,7 @@ impl Storage {
 
     /// The objects directly inside a table-relative directory (not recursive).
     pub async fn list_dir(&self, dir: &str) -> Result<Vec<Entry>> {
-        let path = self.path(dir);
+        let path = self.path(dir)?;
         if let Some(root) = &self.local_root
             && !root.join(dir).exists()
         {

@@ -25,6 +25,9 @@ pub struct TableConfig {
     pub lease_ttl: Duration,
     /// File groups rewritten at once; bounds write memory to this many file groups.
     pub write_parallelism: usize,
+    /// Bytes a writer may keep of the key filters (bloom filters, log keys) it reads to find
+    /// which partition a key is stored in.
+    pub index_cache_bytes: usize,
 }
 
 impl Default for TableConfig {
@@ -34,6 +37,7 @@ impl Default for TableConfig {
             clock: Arc::new(SystemClock),
             lease_ttl: DEFAULT_LEASE_TTL,
             write_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            index_cache_bytes: crate::index::global::DEFAULT_CACHE_BYTES,
         }
     }
 }

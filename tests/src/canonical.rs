@@ -1,13 +1,14 @@
 //! A reader-independent form of query results, to compare what two readers returned: every row
 //! as a JSON object of chosen columns, with types that readers legitimately differ on (integer
-//! widths, timestamp zones) normalised; rows sorted.
+//! widths, timestamp zones) normalised; rows sorted. Floats are compared bit for bit: each is
+//! the string [`float_text`] gives.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
 /// Rows of `batches` restricted to `columns` (all when empty), as sorted JSON strings.
 pub fn rows(batches: &[RecordBatch], columns: &[String]) -> anyhow::Result<Vec<String>> {
@@ -41,6 +42,15 @@ pub fn rows(batches: &[RecordBatch], columns: &[String]) -> anyhow::Result<Vec<S
                 Some(t) => cast(column, &t)?,
                 None => column.clone(),
             };
+            let column: ArrayRef = match column.as_primitive_opt::<Float64Type>() {
+                Some(floats) => Arc::new(
+                    floats
+                        .iter()
+                        .map(|v| v.map(float_text))
+                        .collect::<StringArray>(),
+                ),
+                None => column,
+            };
             fields.push(Field::new(name, column.data_type().clone(), true));
             arrays.push(column);
         }
@@ -55,6 +65,17 @@ pub fn rows(batches: &[RecordBatch], columns: &[String]) -> anyhow::Result<Vec<S
     }
     out.sort();
     Ok(out)
+}
+
+/// A double as text that tells every bit: the shortest decimal that reads back as it (Rust's
+/// `{:?}`, so `-0.0`, `5e-324` and `1.7976931348623157e308` stay themselves), and for NaN its
+/// bits.
+pub fn float_text(v: f64) -> String {
+    if v.is_nan() {
+        format!("NaN:{:016x}", v.to_bits())
+    } else {
+        format!("{v:?}")
+    }
 }
 
 /// Reads a Parquet file (written by an interop script) into batches.

@@ -10,12 +10,12 @@ use arrow::datatypes::{DataType, Field, Schema};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-/// One row of the model schema: `id` (key), `part` (partition, fixed per id), `ts` (ordering),
-/// `value`, `n`.
+/// One row of the model schema: `id` (key), `part` (partition; a key may move between
+/// partitions), `ts` (ordering), `value`, `n`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub id: i64,
-    pub part: String,
+    pub part: Option<String>,
     pub ts: Option<i64>,
     pub value: Option<String>,
     pub n: Option<f64>,
@@ -37,7 +37,12 @@ pub struct Shape {
     pub partitioned: bool,
     pub composite_key: bool,
     pub buckets: u32,
+    /// Partition directories `part=value` instead of `value`.
+    pub hive_style: bool,
 }
+
+/// Hudi's partition directory for a null or empty value.
+const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 impl Shape {
     pub fn random(rng: &mut StdRng) -> Shape {
@@ -47,6 +52,7 @@ impl Shape {
             partitioned: rng.random_bool(0.5),
             composite_key: rng.random_bool(0.3),
             buckets: rng.random_range(1..=4),
+            hive_style: rng.random_bool(0.5),
         }
     }
 
@@ -73,9 +79,31 @@ impl Shape {
     /// The Hudi record key of a row.
     pub fn key(&self, row: &Row) -> String {
         if self.composite_key {
-            format!("id:{},part:{}", row.id, row.part)
+            let part = match row.part.as_deref() {
+                None => "__null__",
+                Some("") => "__empty__",
+                Some(p) => p,
+            };
+            format!("id:{},part:{part}", row.id)
         } else {
             row.id.to_string()
+        }
+    }
+
+    /// The partition a row's values name (`""` when not partitioned).
+    fn partition(&self, row: &Row) -> String {
+        if !self.partitioned {
+            return String::new();
+        }
+        let value = row
+            .part
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(DEFAULT_PARTITION);
+        if self.hive_style {
+            format!("part={value}")
+        } else {
+            value.to_string()
         }
     }
 }
@@ -87,21 +115,27 @@ pub struct Record {
     pub commit_time: String,
 }
 
-/// The merge-on-read part of the model: what a file slice holds.
+/// A file group of a merge-on-read table: its base records and the fold of its log versions.
 #[derive(Debug, Clone, Default)]
-struct Slices {
-    /// File groups (partition, bucket) that exist.
-    groups: BTreeSet<(String, u32)>,
-    /// Records in base files.
+struct Group {
     base: BTreeMap<String, Record>,
     /// The fold of the log versions of each key: a record, or a delete with its ordering.
     logs: BTreeMap<String, LogState>,
-    /// What each commit wrote: (instant, [(key, change, went to a new base file)]).
+    /// Keys written to the group's log data blocks since its base file (the keys its log files
+    /// can be found to hold).
+    log_keys: BTreeSet<String>,
+}
+
+/// The merge-on-read part of the model: the file groups, keyed by (partition, bucket).
+#[derive(Debug, Clone, Default)]
+struct Slices {
+    groups: BTreeMap<(String, u32), Group>,
+    /// What each commit wrote: (instant, [(file group, key, change, went to a new base file)]).
     writes: Vec<(String, Vec<Written>)>,
 }
 
-/// A change a commit wrote for a key, and whether it went to a new base file.
-type Written = (String, Change, bool);
+/// A change a commit wrote for a key to a file group, and whether it went to a new base file.
+type Written = ((String, u32), String, Change, bool);
 
 type LogState = Result<Record, Option<i64>>;
 
@@ -152,7 +186,9 @@ impl Model {
         }
     }
 
-    /// Applies one commit's changes at `instant`.
+    /// Applies one commit's changes at `instant`. A key lives in at most one partition (Hudi's
+    /// global index): a delete removes it wherever it is; a change that moves it to another
+    /// partition deletes it there, unless the stored version wins, when nothing happens.
     pub fn apply(&mut self, instant: &str, changes: &[Change]) {
         // Changes to one key within the commit fold to one winner.
         let mut winners: BTreeMap<String, &Change> = BTreeMap::new();
@@ -189,42 +225,99 @@ impl Model {
                 }
             }
         } else {
-            // The first write of a file group creates its base file; later writes append logs.
-            let mut created = BTreeSet::new();
             let mut written = Vec::new();
             for (key, change) in winners {
-                let group = self.group(&key, &change.row);
-                let to_base = !self.slices.groups.contains(&group);
-                if to_base {
-                    // Deletes alone write nothing: the file group exists once a record is written.
-                    if !change.delete {
-                        created.insert(group);
-                        self.slices.base.insert(key.clone(), record(change));
+                let target = self.group(&key, &change.row);
+                // The other file groups of the key's bucket that may hold it.
+                let holders: Vec<(String, u32)> = self
+                    .slices
+                    .groups
+                    .iter()
+                    .filter(|((partition, bucket), g)| {
+                        *bucket == target.1
+                            && (change.delete || *partition != target.0)
+                            && (g.base.contains_key(&key) || g.log_keys.contains(&key))
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                let delete = Change {
+                    row: change.row.clone(),
+                    delete: true,
+                };
+                if change.delete {
+                    for group in holders {
+                        self.append(&group, &key, &delete, instant);
+                        written.push((group, key.clone(), delete.clone(), false));
                     }
-                } else {
-                    let mut logs = std::mem::take(&mut self.slices.logs);
-                    self.fold(&mut logs, &key, change, instant);
-                    self.slices.logs = logs;
+                    continue;
                 }
-                written.push((key, change.clone(), to_base));
+                let mut moves = Vec::new();
+                let mut stale = false;
+                for group in holders {
+                    if !self.shape.event_time {
+                        moves.push(group);
+                        continue;
+                    }
+                    // The stored version is read: it decides whether the change moves the key.
+                    let g = &self.slices.groups[&group];
+                    if let Some(stored) = self.merged(&g.base, &g.logs).get(&key) {
+                        if wins(
+                            self.version(false, &change.row),
+                            self.version(false, &stored.row),
+                        ) {
+                            moves.push(group);
+                        } else {
+                            stale = true;
+                        }
+                    }
+                }
+                if stale {
+                    continue;
+                }
+                for group in moves {
+                    self.append(&group, &key, &delete, instant);
+                    written.push((group, key.clone(), delete.clone(), false));
+                }
+                // The first write of a file group creates its base file; later ones append logs.
+                let to_base = !self.slices.groups.contains_key(&target);
+                if to_base {
+                    let group = self.slices.groups.entry(target.clone()).or_default();
+                    group.base.insert(key.clone(), record(change));
+                } else {
+                    self.append(&target, &key, change, instant);
+                }
+                written.push((target, key, change.clone(), to_base));
             }
-            self.slices.groups.extend(created);
             self.slices.writes.push((instant.to_string(), written));
-            self.records = self.merged(&self.slices.base, &self.slices.logs);
+            self.records = self.current();
         }
         self.history
             .push((instant.to_string(), self.records.clone()));
     }
 
+    /// Appends a log version of `key` to an existing file group.
+    fn append(&mut self, group: &(String, u32), key: &str, change: &Change, instant: &str) {
+        let mut g = self.slices.groups.remove(group).unwrap_or_default();
+        self.fold(&mut g.logs, key, change, instant);
+        if !change.delete {
+            g.log_keys.insert(key.to_string());
+        }
+        self.slices.groups.insert(group.clone(), g);
+    }
+
+    /// Every file group's records, merged.
+    fn current(&self) -> BTreeMap<String, Record> {
+        let mut out = BTreeMap::new();
+        for g in self.slices.groups.values() {
+            out.extend(self.merged(&g.base, &g.logs));
+        }
+        out
+    }
+
     /// The file group (partition, bucket) of a record.
     fn group(&self, key: &str, row: &Row) -> (String, u32) {
-        let partition = if self.shape.partitioned {
-            row.part.clone()
-        } else {
-            String::new()
-        };
         (
-            partition,
+            self.shape.partition(row),
             inlet_table::index::bucket_id(key, &self.shape.record_key_fields(), self.shape.buckets),
         )
     }
@@ -284,10 +377,23 @@ impl Model {
     }
 
     /// A compaction of every file slice, scheduled and completed with no write in between: base
-    /// files now hold the current records (tombstones are gone), with their commit times.
+    /// files now hold their groups' current records (tombstones are gone), with their commit
+    /// times.
     pub fn compact(&mut self) {
-        self.slices.base = self.records.clone();
-        self.slices.logs.clear();
+        let groups = std::mem::take(&mut self.slices.groups);
+        self.slices.groups = groups
+            .into_iter()
+            .map(|(k, g)| {
+                let base = self.merged(&g.base, &g.logs);
+                (
+                    k,
+                    Group {
+                        base,
+                        ..Group::default()
+                    },
+                )
+            })
+            .collect();
     }
 
     /// The state as of an instant.
@@ -301,22 +407,23 @@ impl Model {
     }
 
     /// Records changed by commits in `(from, to]`. Copy-on-write: their state as of `to`.
-    /// Merge-on-read (as hudi-rs reads it): what the window's commits wrote, merged among
-    /// themselves — base files created in the window and log versions written in it.
-    pub fn incremental(&self, from: &str, to: &str) -> BTreeMap<String, Record> {
+    /// Merge-on-read (as hudi-rs reads it): what the window's commits wrote to each file group —
+    /// base files created in the window and log versions written in it — merged among themselves
+    /// (a key that moved between partitions in the window can be in two file groups).
+    pub fn incremental(&self, from: &str, to: &str) -> Vec<(String, Record)> {
         if self.shape.merge_on_read {
-            let mut base = BTreeMap::new();
-            let mut logs = BTreeMap::new();
+            let mut groups: BTreeMap<(String, u32), Group> = BTreeMap::new();
             for (instant, written) in self
                 .slices
                 .writes
                 .iter()
                 .filter(|(t, _)| t.as_str() > from && t.as_str() <= to)
             {
-                for (key, change, to_base) in written {
+                for (group, key, change, to_base) in written {
+                    let g = groups.entry(group.clone()).or_default();
                     match (to_base, change.delete) {
                         (true, false) => {
-                            base.insert(
+                            g.base.insert(
                                 key.clone(),
                                 Record {
                                     row: change.row.clone(),
@@ -325,11 +432,14 @@ impl Model {
                             );
                         }
                         (true, true) => {}
-                        (false, _) => self.fold(&mut logs, key, change, instant),
+                        (false, _) => self.fold(&mut g.logs, key, change, instant),
                     }
                 }
             }
-            return self.merged(&base, &logs);
+            return groups
+                .values()
+                .flat_map(|g| self.merged(&g.base, &g.logs))
+                .collect();
         }
         self.as_of(to)
             .into_iter()
@@ -338,28 +448,62 @@ impl Model {
     }
 }
 
-/// Random changes over a small key space, so that updates, deletes, stale writes and repeated
-/// keys within a commit all happen.
+/// Partition values: plain, non-ASCII, characters that URLs, shells and object stores treat
+/// specially, a leading dot or underscore, the empty string (Hudi's default partition).
+const PARTITION_VALUES: [&str; 14] = [
+    "p0", "Köln", "Zürich", "%2F", "a%", "#", "?", "*", "~", "x\\y", "a b", "_x", ".x", "",
+];
+
+/// A double from the whole bit space: any sign, subnormals, ±0, infinities, NaNs, the extremes,
+/// and values whose shortest decimal form is long.
+fn random_double(rng: &mut StdRng) -> f64 {
+    match rng.random_range(0..6) {
+        0 => f64::from_bits(rng.random()),
+        1 => f64::from_bits(rng.random_range(0..(1u64 << 52))), // subnormal or zero
+        2 => [
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            208.84799999999998,
+        ][rng.random_range(0..7)],
+        _ => rng.random_range(-1e6..1e6),
+    }
+}
+
+/// Random changes over a small key space, so that updates, deletes, stale writes, repeated keys
+/// within a commit and keys moving between partitions all happen; a fifth of the deletes carry
+/// only the key (as Debezium and PostgreSQL's default replica identity send them).
 pub fn random_changes(rng: &mut StdRng, keys: i64, max_rows: usize) -> Vec<Change> {
     let rows = rng.random_range(1..=max_rows);
     (0..rows)
         .map(|_| {
             let id = rng.random_range(0..keys);
-            let row = Row {
+            // Mostly the key's usual partition, sometimes another one.
+            let part = if rng.random_bool(0.7) {
+                PARTITION_VALUES[(id % 3) as usize]
+            } else {
+                PARTITION_VALUES[rng.random_range(0..PARTITION_VALUES.len())]
+            };
+            let delete = rng.random_bool(0.2);
+            let mut row = Row {
                 id,
-                part: format!("p{}", id % 3),
+                part: rng.random_bool(0.95).then(|| part.to_string()),
                 ts: rng.random_bool(0.9).then(|| rng.random_range(0..50)),
                 value: rng
                     .random_bool(0.8)
                     .then(|| format!("v{}", rng.random_range(0..1000))),
-                n: rng
-                    .random_bool(0.8)
-                    .then(|| rng.random_range(-1000..1000) as f64 / 8.0),
+                n: rng.random_bool(0.8).then(|| random_double(rng)),
             };
-            Change {
-                row,
-                delete: rng.random_bool(0.2),
+            if delete && rng.random_bool(0.2) {
+                // Key only (the key columns and, for the ordering, nothing else).
+                row.value = None;
+                row.n = None;
+                row.part = None;
             }
+            Change { row, delete }
         })
         .collect()
 }
@@ -386,7 +530,7 @@ pub fn to_batch(changes: &[Change]) -> (RecordBatch, BooleanArray) {
                 changes
                     .iter()
                     .map(|c| c.row.part.clone())
-                    .collect::<Vec<_>>(),
+                    .collect::<Vec<Option<String>>>(),
             )),
             Arc::new(Int64Array::from(
                 changes.iter().map(|c| c.row.ts).collect::<Vec<_>>(),
@@ -408,9 +552,9 @@ pub fn to_batch(changes: &[Change]) -> (RecordBatch, BooleanArray) {
 
 /// Model records in the canonical form of [`crate::canonical::rows`] over the columns
 /// `_hoodie_commit_time, _hoodie_record_key, id, part, ts, value, n`.
-pub fn canonical(records: &BTreeMap<String, Record>) -> Vec<String> {
+pub fn canonical<'a>(records: impl IntoIterator<Item = (&'a String, &'a Record)>) -> Vec<String> {
     let mut rows: Vec<String> = records
-        .iter()
+        .into_iter()
         .map(|(key, r)| {
             serde_json::json!({
                 "_hoodie_commit_time": r.commit_time,
@@ -419,7 +563,7 @@ pub fn canonical(records: &BTreeMap<String, Record>) -> Vec<String> {
                 "part": r.row.part,
                 "ts": r.row.ts,
                 "value": r.row.value,
-                "n": r.row.n,
+                "n": r.row.n.map(crate::canonical::float_text),
             })
             .to_string()
         })

@@ -82,6 +82,7 @@ async fn table_with_history(
         partitioned: false,
         composite_key: false,
         buckets: 2,
+        hive_style: true,
     };
     let uri = dir.display().to_string();
     let table = Table::create(&uri, TableConfig::default(), common::properties(&shape)).await?;

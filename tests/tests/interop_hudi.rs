@@ -24,6 +24,7 @@ async fn hudi_rs_agrees_with_the_model() -> anyhow::Result<()> {
             partitioned: true,
             composite_key: false,
             buckets: 2,
+            hive_style: true,
         },
         Shape {
             merge_on_read: false,
@@ -31,6 +32,7 @@ async fn hudi_rs_agrees_with_the_model() -> anyhow::Result<()> {
             partitioned: false,
             composite_key: false,
             buckets: 1,
+            hive_style: true,
         },
         Shape {
             merge_on_read: false,
@@ -38,6 +40,7 @@ async fn hudi_rs_agrees_with_the_model() -> anyhow::Result<()> {
             partitioned: false,
             composite_key: true,
             buckets: 3,
+            hive_style: true,
         },
         Shape {
             merge_on_read: false,
@@ -45,6 +48,7 @@ async fn hudi_rs_agrees_with_the_model() -> anyhow::Result<()> {
             partitioned: true,
             composite_key: true,
             buckets: 4,
+            hive_style: true,
         },
     ];
     // Each shape as copy-on-write and as merge-on-read.

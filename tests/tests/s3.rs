@@ -32,6 +32,7 @@ async fn s3_table(moto: &MotoServer, uri: &str) -> anyhow::Result<Table> {
         partitioned: true,
         composite_key: false,
         buckets: 2,
+        hive_style: true,
     };
     Ok(Table::create(uri, config(moto), common::properties(&shape)).await?)
 }
@@ -40,7 +41,7 @@ fn one_row(id: i64) -> arrow::array::RecordBatch {
     let change = model::Change {
         row: model::Row {
             id,
-            part: "p0".into(),
+            part: Some("p0".into()),
             ts: Some(1),
             value: Some(format!("v{id}")),
             n: None,
@@ -60,6 +61,7 @@ async fn s3_tables_read_back_through_hudi_rs() -> anyhow::Result<()> {
         partitioned: true,
         composite_key: true,
         buckets: 3,
+        hive_style: true,
     };
     let model =
         common::check_against_model("s3://lake/tables/model", config(&moto), shape, 77).await?;
@@ -229,6 +231,7 @@ async fn racing_completions_from_the_same_base_have_one_winner_on_local_disk() -
         partitioned: false,
         composite_key: false,
         buckets: 1,
+        hive_style: true,
     };
     let table = Table::create(
         &dir.path().display().to_string(),

@@ -23,6 +23,7 @@ fn mor(partitioned: bool, event_time: bool) -> Shape {
         partitioned,
         composite_key: false,
         buckets: 2,
+        hive_style: true,
     }
 }
 

@@ -110,6 +110,8 @@ pub struct ChangeBatch {
     pub batch: RecordBatch,
     /// true where the row is a delete (`op` = "d"); its values come from `before`.
     pub deletes: BooleanArray,
+    /// The 1-based input line of each row (blank lines and tombstones make no row).
+    pub lines: Vec<usize>,
 }
 
 /// Decodes Debezium change events, one JSON object per line, into one batch.
@@ -393,7 +395,12 @@ impl Decoder {
             &RecordBatchOptions::new().with_row_count(Some(events.len())),
         )?;
         let deletes = events.iter().map(|e| Some(e.op == Op::Delete)).collect();
-        Ok(ChangeBatch { batch, deletes })
+        let lines = events.iter().map(|e| e.line).collect();
+        Ok(ChangeBatch {
+            batch,
+            deletes,
+            lines,
+        })
     }
 }
 

@@ -218,7 +218,7 @@ async fn acquire_object(storage: &Storage, kind: LeaseKind, ttl: Duration) -> Re
         Bytes::from(serde_json::to_vec(&record).unwrap_or_default())
     };
     let store = storage.object_store();
-    let path = storage.path(kind.object());
+    let path = storage.path(kind.object())?;
     let create = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
@@ -302,7 +302,7 @@ impl ObjectLease {
             owner: self.owner.clone(),
             expires_at_ms: now_ms() + self.ttl.as_millis() as i64,
         };
-        let path = self.storage.path(self.object);
+        let path = self.storage.path(self.object)?;
         let version = UpdateVersion {
             e_tag: Some(e_tag.clone()),
             version: None,

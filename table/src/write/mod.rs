@@ -7,7 +7,7 @@
 mod log_append;
 mod merge;
 mod parquet;
-mod plan;
+pub(crate) mod plan;
 
 pub use crate::merge::Ordering;
 pub use parquet::BaseFileWriter;
@@ -29,6 +29,7 @@ use crate::file_group::{
     BaseFile, FileSystemView, LogFile, WriteToken, file_path, partition_metafile,
 };
 use crate::index;
+use crate::index::global::KeyIndex;
 use crate::key::KeyGenerator;
 use crate::properties::TableType;
 use crate::read::table_schema;
@@ -93,6 +94,8 @@ pub struct Writer {
     table: Table,
     lease: Option<Lease>,
     rolled_back: Vec<RollbackOutcome>,
+    /// Where keys are stored (partitioned tables), with filters cached across commits.
+    index: KeyIndex,
 }
 
 impl Writer {
@@ -106,6 +109,7 @@ impl Writer {
         let timeline = table.timeline().await?;
         let rolled_back = rollback_pending(table.storage(), &timeline, table.generator()).await?;
         Ok(Writer {
+            index: KeyIndex::new(table.config().index_cache_bytes),
             table,
             lease: Some(lease),
             rolled_back,
@@ -140,7 +144,7 @@ impl Writer {
         let table = self.table.clone();
         let storage = table.storage();
         let timeline = table.timeline().await?;
-        let prepared = prepare(&table, &timeline, &changes).await?;
+        let mut prepared = prepare(&table, &timeline, &changes).await?;
         let avro_schema = prepared.avro_schema.clone();
         let arrow_schema =
             serde_json::to_string(prepared.data_schema.as_ref()).map_err(|e| Error::Schema {
@@ -148,6 +152,20 @@ impl Writer {
                 reason: e.to_string(),
             })?;
         let view = FileSystemView::load(storage, &timeline).await?;
+        {
+            let relocation = self
+                .index
+                .relocation(
+                    storage,
+                    &timeline,
+                    &view,
+                    &prepared.plan,
+                    &table.properties().ordering()?,
+                    &prepared.data_schema,
+                )
+                .await?;
+            prepared.batch = prepared.plan.relocate(prepared.batch, &relocation)?;
+        }
 
         let action = match table.properties().table_type {
             TableType::CopyOnWrite => Action::Commit,
@@ -189,6 +207,7 @@ impl Writer {
         let metadata = match result {
             Ok(metadata) => metadata,
             Err(e) => {
+                self.index.forget();
                 if let Err(rollback_error) = txn.abort(storage, table.generator()).await {
                     tracing::error!(error = %rollback_error, "Rolling back a failed write failed; the next writer will roll it back.");
                 }
@@ -205,9 +224,19 @@ impl Writer {
             }),
             Err(e) => {
                 let timeline = Timeline::load(storage).await?;
+                // The put of the completed instant may have reached storage although its answer
+                // did not: then the commit happened, and saying otherwise would be a lie.
+                if timeline.get(&time).is_some_and(|i| i.is_completed()) {
+                    tracing::warn!(instant = %time, error = %e, "Completing the commit reported an error, but the completed instant is on the timeline: the commit happened.");
+                    return Ok(Commit {
+                        instant: time,
+                        metadata,
+                    });
+                }
                 if let Some(pending) = timeline.get(&time).filter(|i| !i.is_completed()).cloned()
                     && self.lease()?.check().await.is_ok()
                 {
+                    self.index.forget();
                     crate::commit::rollback::rollback(
                         storage,
                         &timeline,
@@ -231,6 +260,7 @@ impl Writer {
         self.check_lease().await?;
         let storage = self.table.storage();
         let timeline = self.table.timeline().await?;
+        self.index.forget();
         rollback_completed(storage, &timeline, self.table.generator(), time).await
     }
 

@@ -1,12 +1,15 @@
-//! Planning a copy-on-write commit: every incoming row gets its record key, partition path and
-//! bucket; rows of the same key are reduced to the one that wins (see [`Ordering`]); the winners are
-//! grouped by the file group they go to. Pure: no I/O.
+//! Planning a commit: every incoming row gets its record key, partition path and bucket; rows of
+//! the same key are reduced to the one that wins (see [`Ordering`]) — across partitions, since a
+//! key lives in at most one partition; the winners are grouped by the file group they go to. A
+//! [`Relocation`] found by the global key index then moves deletes to where their keys are stored
+//! and deletes keys that moved to another partition from the one they leave. Pure: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 
 use foldhash::fast::RandomState;
 
-use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::{concat, concat_batches, take, take_record_batch};
 use arrow::row::{Row, RowConverter, SortField};
 
 use crate::error::{Error, Result};
@@ -18,12 +21,36 @@ pub use crate::merge::{Ordering, OrderingValues, Version, wins};
 #[derive(Debug)]
 pub struct Plan {
     pub keys: StringArray,
+    /// The partition path each row's values name.
+    pub partitions: StringArray,
     pub deletes: BooleanArray,
     /// Comparable ordering values of incoming rows, when event-time ordered.
     pub ordering: Option<OrderingValues>,
     /// The converter that made them; stored values must be encoded with the same one.
     pub ordering_converter: Option<RowConverter>,
+    /// The winning row of each key, in input order.
+    pub winners: Vec<usize>,
     pub groups: BTreeMap<(String, u32), Vec<usize>>,
+    /// The table's ordering column, its bucket count and hash fields.
+    ordering_field: Option<String>,
+    buckets: u32,
+    hash_fields: Vec<String>,
+}
+
+/// Where the global key index found the keys of a plan stored, as changes to the plan.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Relocation {
+    /// Winners not to apply where they were planned: deletes (re-placed where their keys are,
+    /// by `deletes_at`) and changes that lose against the stored version of their key.
+    pub dropped: Vec<usize>,
+    /// (row, partition): delete the row's key from that partition, with the row's ordering value.
+    pub deletes_at: Vec<(usize, String)>,
+}
+
+impl Relocation {
+    pub fn is_empty(&self) -> bool {
+        self.dropped.is_empty() && self.deletes_at.is_empty()
+    }
 }
 
 pub fn plan(
@@ -35,8 +62,8 @@ pub fn plan(
 ) -> Result<Plan> {
     let keys = keygen.record_keys(batch)?;
     let partitions = keygen.partition_paths(batch)?;
-    let (ordering_converter, ordering_rows) = match ordering {
-        Ordering::CommitTime => (None, None),
+    let (ordering_field, ordering_converter, ordering_rows) = match ordering {
+        Ordering::CommitTime => (None, None, None),
         Ordering::EventTime(field) => {
             let column = batch.column_by_name(field).ok_or_else(|| Error::Schema {
                 column: field.clone(),
@@ -44,15 +71,14 @@ pub fn plan(
             })?;
             let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())])?;
             let rows = OrderingValues::new(&converter, column)?;
-            (Some(converter), Some(rows))
+            (Some(field.clone()), Some(converter), Some(rows))
         }
     };
-    // Winner per (partition, key), in input order.
-    let mut winners: HashMap<(&str, &str), usize, RandomState> =
+    // Winner per key, in input order.
+    let mut winners: HashMap<&str, usize, RandomState> =
         HashMap::with_capacity_and_hasher(batch.num_rows(), RandomState::default());
     for row in 0..batch.num_rows() {
-        let slot = (partitions.value(row), keys.value(row));
-        match winners.get_mut(&slot) {
+        match winners.get_mut(keys.value(row)) {
             Some(current) => {
                 let version = |r: usize| Version {
                     delete: deletes.value(r),
@@ -63,31 +89,99 @@ pub fn plan(
                 }
             }
             None => {
-                winners.insert(slot, row);
+                winners.insert(keys.value(row), row);
             }
         }
     }
     let mut chosen: Vec<usize> = winners.into_values().collect();
     chosen.sort_unstable();
-    let mut by_group: HashMap<(&str, u32), Vec<usize>, RandomState> = HashMap::default();
-    for row in chosen {
-        let bucket = index::bucket_id(keys.value(row), keygen.record_key_fields(), buckets);
-        by_group
-            .entry((partitions.value(row), bucket))
-            .or_default()
-            .push(row);
-    }
-    let groups: BTreeMap<(String, u32), Vec<usize>> = by_group
-        .into_iter()
-        .map(|((partition, bucket), rows)| ((partition.to_string(), bucket), rows))
-        .collect();
-    Ok(Plan {
+    let mut plan = Plan {
         keys,
+        partitions,
         deletes,
         ordering: ordering_rows,
         ordering_converter,
-        groups,
-    })
+        winners: Vec::new(),
+        groups: BTreeMap::new(),
+        ordering_field,
+        buckets,
+        hash_fields: keygen.record_key_fields().to_vec(),
+    };
+    let mut by_group: HashMap<(&str, u32), Vec<usize>, RandomState> = HashMap::default();
+    for &row in &chosen {
+        by_group
+            .entry((plan.partitions.value(row), plan.bucket(row)))
+            .or_default()
+            .push(row);
+    }
+    plan.groups = by_group
+        .into_iter()
+        .map(|((partition, bucket), rows)| ((partition.to_string(), bucket), rows))
+        .collect();
+    plan.winners = chosen;
+    Ok(plan)
+}
+
+impl Plan {
+    /// The bucket of row `row`'s key.
+    pub fn bucket(&self, row: usize) -> u32 {
+        index::bucket_id(self.keys.value(row), &self.hash_fields, self.buckets)
+    }
+
+    /// Applies a relocation: dropped rows leave their groups; each delete it places becomes a
+    /// new row (a copy of its source row, appended to `batch`) in the group of its partition.
+    /// Returns the batch the plan's rows now index.
+    pub fn relocate(&mut self, batch: RecordBatch, relocation: &Relocation) -> Result<RecordBatch> {
+        if relocation.is_empty() {
+            return Ok(batch);
+        }
+        let dropped: std::collections::HashSet<usize, RandomState> =
+            relocation.dropped.iter().copied().collect();
+        for rows in self.groups.values_mut() {
+            rows.retain(|r| !dropped.contains(r));
+        }
+        self.groups.retain(|_, rows| !rows.is_empty());
+        self.winners.retain(|r| !dropped.contains(r));
+        if relocation.deletes_at.is_empty() {
+            return Ok(batch);
+        }
+        let first = batch.num_rows();
+        let sources =
+            UInt32Array::from_iter_values(relocation.deletes_at.iter().map(|(row, _)| *row as u32));
+        let copies = take_record_batch(&batch, &sources)?;
+        let batch = concat_batches(&batch.schema(), [&batch, &copies])?;
+        let keys = concat(&[&self.keys, take(&self.keys, &sources, None)?.as_ref()])?;
+        self.keys = downcast_strings(keys)?;
+        let moved = StringArray::from_iter_values(relocation.deletes_at.iter().map(|(_, p)| p));
+        self.partitions = downcast_strings(concat(&[&self.partitions, &moved])?)?;
+        let mut flags: Vec<bool> = self.deletes.iter().map(|d| d.unwrap_or(false)).collect();
+        flags.resize(batch.num_rows(), true);
+        self.deletes = BooleanArray::from(flags);
+        if let (Some(converter), Some(field)) = (&self.ordering_converter, &self.ordering_field) {
+            let column = batch.column_by_name(field).ok_or_else(|| Error::Schema {
+                column: field.clone(),
+                reason: "the table's ordering field is missing from the written rows".to_string(),
+            })?;
+            self.ordering = Some(OrderingValues::new(converter, column)?);
+        }
+        for (i, (_, partition)) in relocation.deletes_at.iter().enumerate() {
+            let row = first + i;
+            let bucket = self.bucket(row);
+            self.groups
+                .entry((partition.clone(), bucket))
+                .or_default()
+                .push(row);
+        }
+        Ok(batch)
+    }
+}
+
+fn downcast_strings(array: ArrayRef) -> Result<StringArray> {
+    array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| Error::Task("record keys are not strings".to_string()))
 }
 
 /// The ordering value of incoming row `r`: a delete without one is in natural order (`None`); a

@@ -25,7 +25,7 @@ async fn a_null_record_key_fails_the_write_and_changes_nothing() -> Result<()> {
     .expect_err("null key");
     assert_eq!(
         err.to_string(),
-        "record key column \"value\" is null at row 1"
+        "row 2 of the commit: record key column \"value\" is null (a Hudi record key needs a value)"
     );
     assert_eq!(files(&dir), before);
     assert_eq!(

@@ -3,6 +3,7 @@
 
 mod cow_writes;
 mod failures;
+mod global_index;
 mod schema_evolution;
 mod spark_fixtures;
 mod util;

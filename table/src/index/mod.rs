@@ -1,7 +1,10 @@
 //! The bucket index: a record goes to bucket `hash(key fields) mod N` of its partition, and each
 //! bucket is one file group whose id starts with the 8-digit bucket number. Finding a record's
 //! file group needs no I/O. The hash is Hudi's (`BucketIdentifier`), so Java writers configured
-//! with the same bucket count place records in the same file groups.
+//! with the same bucket count place records in the same file groups. The [`global`] index finds
+//! which partition a key is stored in.
+
+pub mod global;
 
 /// Java's `String.hashCode()`: over UTF-16 code units, wrapping.
 fn java_string_hash(s: &str) -> i32 {
