@@ -226,6 +226,8 @@ impl Model {
             }
         } else {
             let mut written = Vec::new();
+            // File groups this commit creates: all its records for them go to the base file.
+            let mut created = BTreeSet::new();
             for (key, change) in winners {
                 let target = self.group(&key, &change.row);
                 // The other file groups of the key's bucket that may hold it.
@@ -279,8 +281,10 @@ impl Model {
                     written.push((group, key.clone(), delete.clone(), false));
                 }
                 // The first write of a file group creates its base file; later ones append logs.
-                let to_base = !self.slices.groups.contains_key(&target);
+                let to_base =
+                    created.contains(&target) || !self.slices.groups.contains_key(&target);
                 if to_base {
+                    created.insert(target.clone());
                     let group = self.slices.groups.entry(target.clone()).or_default();
                     group.base.insert(key.clone(), record(change));
                 } else {

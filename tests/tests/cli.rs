@@ -216,7 +216,7 @@ fn bad_input_fails_clearly_and_commits_nothing() {
     let no_key = dir.path().join("nokey.jsonl");
     std::fs::write(&no_key, "{\"op\":\"c\",\"after\":{\"id\":2,\"v\":\"b\"}}\n{\"op\":\"c\",\"after\":{\"id\":null,\"v\":\"c\"}}\n").expect("write");
     let err = fails(&["write", &uri, &no_key.display().to_string()]);
-    assert!(err.contains("\"id\"") && err.contains("row 1"), "{err}");
+    assert!(err.contains("\"id\"") && err.contains("line 2"), "{err}");
 
     let conflict = dir.path().join("conflict.jsonl");
     std::fs::write(&conflict, "{\"op\":\"c\",\"after\":{\"id\":3,\"v\":5}}\n").expect("write");

@@ -249,6 +249,70 @@ async fn changes_toast_multi_table_truncate_and_restart() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Partitioned lake tables keep one row per key: deletes under the default replica identity carry
+/// only the key, updates move rows between partitions, keys change (also together with the
+/// partition), partition values are non-ASCII or special — copy-on-write and merge-on-read,
+/// default and full replica identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_lake_tables_keep_one_row_per_key() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE orders (id int8 PRIMARY KEY, region text, amount int4);
+             CREATE TABLE orders_mor (id int8 PRIMARY KEY, region text, amount int4);
+             CREATE TABLE orders_full (id int8 PRIMARY KEY, region text, amount int4);
+             ALTER TABLE orders_full REPLICA IDENTITY FULL;",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let tables = ["orders", "orders_mor", "orders_full"];
+    for t in tables {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {t} SELECT g, (ARRAY['Köln','Zürich','%2F','a b',NULL])[g % 5 + 1], g
+                 FROM generate_series(1, 60) g;"
+            ))
+            .await?;
+    }
+    let lake = tempfile::tempdir()?;
+    let mut extra = String::new();
+    for (t, kind) in [
+        ("orders", "cow"),
+        ("orders_mor", "mor"),
+        ("orders_full", "cow"),
+    ] {
+        extra.push_str(&format!(
+            "[tables.\"public.{t}\"]\ntable_type = \"{kind}\"\npartition_by = [\"region\"]\n\n"
+        ));
+    }
+    let config = config_text(&pg, lake.path(), &["public.*"], &extra);
+    sync(&client, &config).await?;
+    for t in tables {
+        assert_table_matches(&client, lake.path(), "public", t, "id").await?;
+        client
+            .batch_execute(&format!(
+                "DELETE FROM {t} WHERE id BETWEEN 1 AND 5;
+                 UPDATE {t} SET region = 'Köln' WHERE id BETWEEN 6 AND 15;
+                 UPDATE {t} SET region = NULL WHERE id = 16;
+                 UPDATE {t} SET id = id + 100 WHERE id BETWEEN 17 AND 20;
+                 UPDATE {t} SET id = id + 200, region = '#' WHERE id BETWEEN 21 AND 25;
+                 BEGIN;
+                   UPDATE {t} SET region = 'x' WHERE id = 26;
+                   UPDATE {t} SET region = 'y' WHERE id = 26;
+                   DELETE FROM {t} WHERE id = 27;
+                   INSERT INTO {t} VALUES (27, 'z', 0);
+                 COMMIT;"
+            ))
+            .await?;
+    }
+    sync(&client, &config).await?;
+    for t in tables {
+        assert_table_matches(&client, lake.path(), "public", t, "id").await?;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_changes_mid_stream() -> anyhow::Result<()> {
     let pg = PostgresServer::start()?;

@@ -14,7 +14,7 @@ use super::avro_value::{container, strings};
 use super::instant_path;
 use super::metadata::CommitMetadata;
 use crate::error::{Error, Result};
-use crate::file_group::{BaseFile, FileSystemView, LogFile};
+use crate::file_group::{BaseFile, FileSystemView, LogFile, partition_metafile};
 use crate::storage::{Created, Storage};
 use crate::timeline::{
     Action, Instant, InstantGenerator, InstantTime, State, TIMELINE_DIR, Timeline,
@@ -238,6 +238,18 @@ async fn undo(
             storage.delete(path).await?;
             deleted.push(path.clone());
             crate::failpoint!("rollback.after-delete");
+        }
+    }
+    // A partition the write created goes with it: its metafile names the write.
+    let created_by = format!("commitTime={}", pending.time);
+    for partition in files.keys() {
+        let (path, _) = partition_metafile(partition, &pending.time);
+        if let Some(bytes) = storage.get_opt(&path).await?
+            && String::from_utf8_lossy(&bytes)
+                .lines()
+                .any(|l| l == created_by)
+        {
+            storage.delete(&path).await?;
         }
     }
     let metadata = encode_metadata(&time, pending, &files, started.elapsed().as_millis() as i64)?;
