@@ -25,7 +25,6 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use futures::{StreamExt, TryStreamExt};
-use parquet::file::metadata::ParquetMetaDataReader;
 
 use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, KeyHashes, MAX_RECORD_KEY, MIN_RECORD_KEY,
@@ -35,6 +34,7 @@ use crate::file_group::{
     BlockContent, FileGroup, FileSlice, FileSystemView, SliceRead, file_path, read_log_blocks,
 };
 use crate::merge::{Ordering, OrderingValues, Version, wins};
+use crate::read::read_footer;
 use crate::schema::{self, RECORD_KEY};
 use crate::storage::Storage;
 use crate::timeline::Timeline;
@@ -190,38 +190,47 @@ impl KeyIndex {
                 }
             }
         }
+        // The filters of every candidate file group's files, loaded once per file.
+        let needed: HashSet<(&str, &str)> = candidates
+            .iter()
+            .map(|(_, g)| (g.partition.as_str(), g.file_id.as_str()))
+            .collect();
         let mut wanted: Vec<FileRef> = Vec::new();
-        let mut seen = HashSet::new();
-        for (_, group) in &candidates {
-            let Some(slice) = slices.get(&(group.partition.as_str(), group.file_id.as_str()))
-            else {
-                continue;
-            };
-            for file in slice_files(slice) {
-                if seen.insert((file.path.clone(), file.size)) {
-                    wanted.push(file);
-                }
+        for group in &needed {
+            if let Some(slice) = slices.get(group) {
+                wanted.extend(slice_files(slice));
             }
         }
         let filters = self.filters(storage, wanted).await?;
+        let any = Arc::new(KeyFilter::Any);
+        let group_filters: HashMap<(&str, &str), Vec<Arc<KeyFilter>>> = needed
+            .iter()
+            .map(|group| {
+                let files = slices.get(group).map(|slice| {
+                    slice_files(slice)
+                        .map(|f| filters.get(&(f.path, f.size)).unwrap_or(&any).clone())
+                        .collect()
+                });
+                (*group, files.unwrap_or_default())
+            })
+            .collect();
 
-        // Probe: which candidates may hold their row's key.
+        // Probe: which candidates may hold their row's key (each key hashed once).
         let mut relocation = Relocation::default();
         let mut to_confirm: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
         let mut dropped_deletes = HashSet::new();
-        let mut hashes: HashMap<usize, Option<KeyHashes>> = HashMap::new();
+        let mut hashes: (usize, Option<KeyHashes>) = (usize::MAX, None);
         for (row, group) in candidates {
             let key = plan.keys.value(row);
-            let Some(slice) = slices.get(&(group.partition.as_str(), group.file_id.as_str()))
+            let Some(files) =
+                group_filters.get(&(group.partition.as_str(), group.file_id.as_str()))
             else {
                 continue;
             };
-            let row_hashes = hashes.entry(row).or_default();
-            let maybe = slice_files(slice).any(|f| {
-                filters
-                    .get(&(f.path, f.size))
-                    .is_none_or(|filter| filter.may_contain(key, row_hashes))
-            });
+            if hashes.0 != row {
+                hashes = (row, None);
+            }
+            let maybe = files.iter().any(|f| f.may_contain(key, &mut hashes.1));
             if plan.deletes.value(row) {
                 if dropped_deletes.insert(row) {
                     relocation.dropped.push(row);
@@ -362,56 +371,29 @@ fn slice_files<'a>(slice: &'a FileSlice<'_>) -> impl Iterator<Item = FileRef> + 
 
 /// A base file's bloom filter and min/max keys, from its footer (two range reads).
 async fn base_file_filter(storage: &Storage, file: &FileRef) -> Result<KeyFilter> {
-    let corrupt = |reason: &str| Error::CorruptFile {
-        path: file.path.clone(),
-        reason: reason.to_string(),
+    let metadata = read_footer(storage, &file.path, file.size).await?;
+    let kv: HashMap<&str, &str> = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
+        .collect();
+    let (Some(encoded), Some(Ok(kind))) = (
+        kv.get(BLOOM_FILTER_KEY),
+        kv.get(BLOOM_FILTER_TYPE_KEY).map(|k| k.parse()),
+    ) else {
+        return Ok(KeyFilter::Any);
     };
-    let size = file.size;
-    if size < 12 {
-        return Err(corrupt("too small to be a Parquet file"));
-    }
-    let tail = storage.get_range(&file.path, size - 8..size).await?;
-    if &tail[4..] != b"PAR1" {
-        return Err(corrupt("no Parquet magic at the end"));
-    }
-    let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-    if footer_len + 8 > size {
-        return Err(corrupt("footer length exceeds the file"));
-    }
-    let footer = storage
-        .get_range(&file.path, size - 8 - footer_len..size - 8)
-        .await?;
-    let path = file.path.clone();
-    tokio::task::spawn_blocking(move || {
-        let metadata = ParquetMetaDataReader::decode_metadata(&footer)
-            .map_err(|e| Error::parquet(&path, e))?;
-        let kv: HashMap<&str, &str> = metadata
-            .file_metadata()
-            .key_value_metadata()
-            .into_iter()
-            .flatten()
-            .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
-            .collect();
-        let (Some(encoded), Some(kind)) = (kv.get(BLOOM_FILTER_KEY), kv.get(BLOOM_FILTER_TYPE_KEY))
-        else {
-            return Ok(KeyFilter::Any);
-        };
-        let Ok(kind) = kind.parse() else {
-            return Ok(KeyFilter::Any);
-        };
-        let bloom =
-            BloomFilter::from_footer_string(kind, encoded).map_err(|e| Error::CorruptFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(KeyFilter::Bloom {
-            bloom,
-            min: kv.get(MIN_RECORD_KEY).map(|s| s.to_string()),
-            max: kv.get(MAX_RECORD_KEY).map(|s| s.to_string()),
-        })
+    let bloom = BloomFilter::from_footer_string(kind, encoded).map_err(|e| Error::CorruptFile {
+        path: file.path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(KeyFilter::Bloom {
+        bloom,
+        min: kv.get(MIN_RECORD_KEY).map(|s| s.to_string()),
+        max: kv.get(MAX_RECORD_KEY).map(|s| s.to_string()),
     })
-    .await
-    .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// The keys of a log file's data blocks (deleted keys are not stored).

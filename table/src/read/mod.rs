@@ -5,7 +5,7 @@
 
 mod base_file;
 
-pub use base_file::{read_base_file, read_base_file_schema};
+pub use base_file::{read_base_file, read_base_file_schema, read_footer};
 
 use std::collections::HashSet;
 use std::sync::Arc;
