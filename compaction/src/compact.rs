@@ -339,14 +339,7 @@ async fn compact_slice(
         base_file: base_file.as_ref(),
         log_files: log_files.iter().collect(),
     };
-    let read = SliceRead {
-        storage,
-        timeline,
-        ordering,
-        as_of: None,
-        window: None,
-        read_optimized: false,
-    };
+    let read = SliceRead::latest(storage, timeline, ordering);
     let records = read.read(&slice).await?;
     let blocks_hint = log_files.len();
 

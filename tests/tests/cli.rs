@@ -2,46 +2,13 @@
 //! and format, timeline; bad input fails with a message naming the fault and commits nothing.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use inlet_tests::harness::{inlet_bin, repo_root};
+use inlet_tests::harness::repo_root;
 use serde_json::Value;
 
 mod common;
 
-fn inlet(args: &[&str]) -> Output {
-    Command::new(inlet_bin())
-        .args(args)
-        .output()
-        .expect("inlet runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = inlet(args);
-    assert!(
-        out.status.success(),
-        "inlet {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = inlet(args);
-    assert!(!out.status.success(), "inlet {args:?} should fail");
-    String::from_utf8(out.stderr).expect("utf-8")
-}
-
-/// hudi-rs reads what the CLI wrote exactly as our reader does.
-fn assert_hudi_rs_agrees(uri: &str) {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(async {
-            let table = inlet_table::Table::open(uri, inlet_table::TableConfig::default()).await?;
-            common::compare_with_hudi_rs(&table, uri, &[]).await
-        })
-        .expect("hudi-rs agrees");
-}
+use common::cli::{assert_hudi_rs_agrees, fails, ok};
 
 fn jsonl(text: &str) -> Vec<Value> {
     text.lines()

@@ -5,37 +5,14 @@
 //! table exactly as inlet does.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use inlet_tests::harness::inlet_bin;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 mod common;
 
-fn inlet(args: &[&str]) -> Output {
-    Command::new(inlet_bin())
-        .args(args)
-        .output()
-        .expect("inlet runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = inlet(args);
-    assert!(
-        out.status.success(),
-        "inlet {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = inlet(args);
-    assert!(!out.status.success(), "inlet {args:?} should fail");
-    String::from_utf8(out.stderr).expect("utf-8")
-}
+use common::cli::{assert_hudi_rs_agrees, fails, ok};
 
 fn write(dir: &Path, uri: &str, name: &str, events: &[Value]) -> String {
     let file = dir.join(name);
@@ -51,16 +28,6 @@ fn rows(uri: &str) -> Vec<Value> {
         .collect();
     rows.sort_by_key(|r| r["id"].as_i64());
     rows
-}
-
-fn assert_hudi_rs_agrees(uri: &str) {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(async {
-            let table = inlet_table::Table::open(uri, inlet_table::TableConfig::default()).await?;
-            common::compare_with_hudi_rs(&table, uri, &[]).await
-        })
-        .expect("hudi-rs agrees");
 }
 
 fn create(uri: &str, table_type: &str, extra: &[&str]) {

@@ -29,7 +29,19 @@ pub struct SliceRead<'a> {
     pub read_optimized: bool,
 }
 
-impl SliceRead<'_> {
+impl<'a> SliceRead<'a> {
+    /// A read of a slice's latest state: every completed log block merged, no window.
+    pub fn latest(storage: &'a Storage, timeline: &'a Timeline, ordering: &'a Ordering) -> Self {
+        SliceRead {
+            storage,
+            timeline,
+            ordering,
+            as_of: None,
+            window: None,
+            read_optimized: false,
+        }
+    }
+
     /// The records of a slice: meta columns then data columns.
     pub async fn read(&self, slice: &FileSlice<'_>) -> Result<Vec<RecordBatch>> {
         let in_window = |t: &InstantTime| self.window.is_none_or(|(from, to)| t > from && t <= to);

@@ -141,11 +141,6 @@ impl KeyIndex {
         self.cache = FilterCache::default();
     }
 
-    /// Bytes the cached filters hold.
-    pub fn cached_bytes(&self) -> usize {
-        self.cache.bytes
-    }
-
     /// Where the plan's keys are stored, as a [`Relocation`] of the plan: deletes go to the
     /// partitions that hold their keys; a change whose key is stored in another partition deletes
     /// it there, unless the stored version wins, in which case the change is dropped.
@@ -158,25 +153,16 @@ impl KeyIndex {
         ordering: &Ordering,
         data_schema: &SchemaRef,
     ) -> Result<Relocation> {
-        // The latest slice of each (bucket) file group, by bucket.
+        // The (bucket) file groups of each bucket.
         let mut by_bucket: HashMap<u32, Vec<&FileGroup>> = HashMap::new();
         for group in view.file_groups() {
             if let Some(bucket) = bucket_of_file_id(&group.file_id) {
                 by_bucket.entry(bucket).or_default().push(group);
             }
         }
-        let slices: HashMap<(&str, &str), FileSlice<'_>> = by_bucket
-            .values()
-            .flatten()
-            .filter_map(|g| {
-                Some((
-                    (g.partition.as_str(), g.file_id.as_str()),
-                    g.latest_slice(None)?,
-                ))
-            })
-            .collect();
 
-        // Candidate (row, file group) pairs, and the files whose filters they need.
+        // Candidate (row, file group) pairs: every file group of the key's bucket for a delete,
+        // those of other partitions for a change.
         let mut candidates: Vec<(usize, &FileGroup)> = Vec::new();
         for &row in &plan.winners {
             let Some(groups) = by_bucket.get(&plan.bucket(row)) else {
@@ -190,35 +176,44 @@ impl KeyIndex {
                 }
             }
         }
-        // The filters of every candidate file group's files, loaded once per file.
-        let needed: HashSet<(&str, &str)> = candidates
+        let mut relocation = Relocation::default();
+        // Deletes are placed where their keys are found below, or nowhere.
+        relocation.dropped = plan
+            .winners
             .iter()
-            .map(|(_, g)| (g.partition.as_str(), g.file_id.as_str()))
+            .copied()
+            .filter(|&r| plan.deletes.value(r))
             .collect();
-        let mut wanted: Vec<FileRef> = Vec::new();
-        for group in &needed {
-            if let Some(slice) = slices.get(group) {
-                wanted.extend(slice_files(slice));
-            }
+        if candidates.is_empty() {
+            return Ok(relocation);
         }
+
+        // The latest slice of every candidate file group, and the filters of its files, loaded
+        // once per file.
+        let slices: HashMap<(&str, &str), FileSlice<'_>> = candidates
+            .iter()
+            .filter_map(|(_, g)| {
+                Some((
+                    (g.partition.as_str(), g.file_id.as_str()),
+                    g.latest_slice(None)?,
+                ))
+            })
+            .collect();
+        let wanted: Vec<FileRef> = slices.values().flat_map(slice_files).collect();
         let filters = self.filters(storage, wanted).await?;
         let any = Arc::new(KeyFilter::Any);
-        let group_filters: HashMap<(&str, &str), Vec<Arc<KeyFilter>>> = needed
+        let group_filters: HashMap<(&str, &str), Vec<Arc<KeyFilter>>> = slices
             .iter()
-            .map(|group| {
-                let files = slices.get(group).map(|slice| {
-                    slice_files(slice)
-                        .map(|f| filters.get(&(f.path, f.size)).unwrap_or(&any).clone())
-                        .collect()
-                });
-                (*group, files.unwrap_or_default())
+            .map(|(group, slice)| {
+                let files = slice_files(slice)
+                    .map(|f| filters.get(&(f.path, f.size)).unwrap_or(&any).clone())
+                    .collect();
+                (*group, files)
             })
             .collect();
 
         // Probe: which candidates may hold their row's key (each key hashed once).
-        let mut relocation = Relocation::default();
         let mut to_confirm: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-        let mut dropped_deletes = HashSet::new();
         let mut hashes: (usize, Option<KeyHashes>) = (usize::MAX, None);
         for (row, group) in candidates {
             let key = plan.keys.value(row);
@@ -232,9 +227,6 @@ impl KeyIndex {
             }
             let maybe = files.iter().any(|f| f.may_contain(key, &mut hashes.1));
             if plan.deletes.value(row) {
-                if dropped_deletes.insert(row) {
-                    relocation.dropped.push(row);
-                }
                 if maybe {
                     relocation.deletes_at.push((row, group.partition.clone()));
                 }
@@ -251,22 +243,8 @@ impl KeyIndex {
                 }
             }
         }
-        // Deletes of keys stored nowhere are dropped above: there is nothing to delete.
-        for row in plan.winners.iter().filter(|&&r| plan.deletes.value(r)) {
-            if dropped_deletes.insert(*row) {
-                relocation.dropped.push(*row);
-            }
-        }
-
         // Read the file groups that may hold moving keys and compare the stored versions.
-        let read = SliceRead {
-            storage,
-            timeline,
-            ordering,
-            as_of: None,
-            window: None,
-            read_optimized: false,
-        };
+        let read = SliceRead::latest(storage, timeline, ordering);
         let mut stale = HashSet::new();
         for ((partition, file_id), rows) in to_confirm {
             let Some(slice) = slices.get(&(partition, file_id)) else {

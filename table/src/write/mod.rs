@@ -94,7 +94,7 @@ pub struct Writer {
     table: Table,
     lease: Option<Lease>,
     rolled_back: Vec<RollbackOutcome>,
-    /// Where keys are stored (partitioned tables), with filters cached across commits.
+    /// Which partition each key is stored in, with filters cached across commits.
     index: KeyIndex,
 }
 
@@ -152,20 +152,19 @@ impl Writer {
                 reason: e.to_string(),
             })?;
         let view = FileSystemView::load(storage, &timeline).await?;
-        {
-            let relocation = self
-                .index
-                .relocation(
-                    storage,
-                    &timeline,
-                    &view,
-                    &prepared.plan,
-                    &table.properties().ordering()?,
-                    &prepared.data_schema,
-                )
-                .await?;
-            prepared.batch = prepared.plan.relocate(prepared.batch, &relocation)?;
-        }
+        // A key lives in one partition: deletes go where their keys are, moves delete the old.
+        let relocation = self
+            .index
+            .relocation(
+                storage,
+                &timeline,
+                &view,
+                &prepared.plan,
+                &table.properties().ordering()?,
+                &prepared.data_schema,
+            )
+            .await?;
+        prepared.batch = prepared.plan.relocate(prepared.batch, &relocation)?;
 
         let action = match table.properties().table_type {
             TableType::CopyOnWrite => Action::Commit,

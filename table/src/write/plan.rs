@@ -31,10 +31,10 @@ pub struct Plan {
     /// The winning row of each key, in input order.
     pub winners: Vec<usize>,
     pub groups: BTreeMap<(String, u32), Vec<usize>>,
-    /// The table's ordering column, its bucket count and hash fields.
+    /// The table's ordering column.
     ordering_field: Option<String>,
-    buckets: u32,
-    hash_fields: Vec<String>,
+    /// The bucket of each winner's key (hashed once), by row.
+    row_buckets: Vec<u32>,
 }
 
 /// Where the global key index found the keys of a plan stored, as changes to the plan.
@@ -104,11 +104,12 @@ pub fn plan(
         winners: Vec::new(),
         groups: BTreeMap::new(),
         ordering_field,
-        buckets,
-        hash_fields: keygen.record_key_fields().to_vec(),
+        row_buckets: vec![0; batch.num_rows()],
     };
     let mut by_group: HashMap<(&str, u32), Vec<usize>, RandomState> = HashMap::default();
     for &row in &chosen {
+        plan.row_buckets[row] =
+            index::bucket_id(plan.keys.value(row), keygen.record_key_fields(), buckets);
         by_group
             .entry((plan.partitions.value(row), plan.bucket(row)))
             .or_default()
@@ -123,9 +124,9 @@ pub fn plan(
 }
 
 impl Plan {
-    /// The bucket of row `row`'s key.
+    /// The bucket of a winning row's key.
     pub fn bucket(&self, row: usize) -> u32 {
-        index::bucket_id(self.keys.value(row), &self.hash_fields, self.buckets)
+        self.row_buckets[row]
     }
 
     /// Applies a relocation: dropped rows leave their groups; each delete it places becomes a
@@ -164,13 +165,13 @@ impl Plan {
             })?;
             self.ordering = Some(OrderingValues::new(converter, column)?);
         }
-        for (i, (_, partition)) in relocation.deletes_at.iter().enumerate() {
-            let row = first + i;
-            let bucket = self.bucket(row);
+        for (i, (source, partition)) in relocation.deletes_at.iter().enumerate() {
+            let bucket = self.row_buckets[*source];
+            self.row_buckets.push(bucket);
             self.groups
                 .entry((partition.clone(), bucket))
                 .or_default()
-                .push(row);
+                .push(first + i);
         }
         Ok(batch)
     }
