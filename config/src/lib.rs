@@ -235,6 +235,10 @@ pub struct TableOptions {
     pub buckets: Option<u32>,
     #[serde(default)]
     pub partition_by: Vec<String>,
+    /// Record key columns, for a source table without a primary key or replica identity index
+    /// (it must then have REPLICA IDENTITY FULL, so that deletes carry these columns).
+    #[serde(default)]
+    pub key: Option<Vec<String>>,
 }
 
 /// When a table's buffered changes are committed: whichever bound is reached first.
@@ -373,16 +377,41 @@ impl Config {
             .unwrap_or_default()
     }
 
-    /// Where the lake table of `schema.table` lives.
+    /// Where the lake table of `schema.table` lives: `<base_uri>/<schema>/<table>`, each name
+    /// one directory inside the base whatever it holds (see [`path_segment`]).
     pub fn table_uri(&self, schema: &str, table: &str) -> String {
         match self.table(schema, table).uri {
             Some(uri) => uri,
             None => format!(
-                "{}/{schema}/{table}",
-                self.sink.base_uri.trim_end_matches('/')
+                "{}/{}/{}",
+                self.sink.base_uri.trim_end_matches('/'),
+                path_segment(schema),
+                path_segment(table)
             ),
         }
     }
+}
+
+/// A source name as one directory name that stays where it is put: `%`, `/`, `\` and control
+/// characters are percent-encoded (`a/b` → `a%2Fb`, so `../../x` cannot climb out of the base),
+/// as is a leading `.` (no `.`, `..` or hidden directories). Other names, non-ASCII included, are
+/// kept as they are.
+pub fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, c) in name.chars().enumerate() {
+        if matches!(c, '%' | '/' | '\\') || c.is_control() || (i == 0 && c == '.') {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
 }
 
 fn check_identifier(field: &str, value: &str) -> Result<()> {

@@ -153,3 +153,35 @@ fn the_example_configuration_is_valid() {
     let c = Config::parse(text, "examples/inlet.toml").unwrap();
     assert_eq!(c.table("public", "orders").buckets, Some(16));
 }
+
+#[test]
+fn source_names_stay_one_directory_inside_the_base() {
+    let text = "[source]\nkind = \"postgres\"\nconnection = \"host=x\"\ninclude = [\"public.*\"]\n\n\
+                [sink]\nbase_uri = \"/lake/\"\n";
+    let c = Config::parse(text, "test").unwrap();
+    assert_eq!(c.table_uri("public", "orders"), "/lake/public/orders");
+    assert_eq!(c.table_uri("public", "Köln"), "/lake/public/Köln");
+    assert_eq!(
+        c.table_uri("public", "../../../x"),
+        "/lake/public/%2E.%2F..%2F..%2Fx"
+    );
+    assert_eq!(c.table_uri("a/b", "c"), "/lake/a%2Fb/c");
+    assert_eq!(
+        c.table_uri("public", "zz/../customers"),
+        "/lake/public/zz%2F..%2Fcustomers"
+    );
+    assert_eq!(c.table_uri("public", ".."), "/lake/public/%2E.");
+    assert_eq!(
+        c.table_uri("public", "100%\\\tx"),
+        "/lake/public/100%25%5C%09x"
+    );
+    // Every name stays one directory directly under <base>/<schema>.
+    for name in ["..", ".", "../..", "a/../../b", ".hoodie", "%2F"] {
+        let uri = c.table_uri("s", name);
+        let rest = uri.strip_prefix("/lake/s/").unwrap();
+        assert!(
+            !rest.contains('/') && !rest.starts_with('.'),
+            "{name:?} → {uri}"
+        );
+    }
+}

@@ -23,6 +23,7 @@ pub async fn run(
     stop_at: Option<u64>,
 ) -> Result<RunSummary> {
     let (source, infos) = postgres_source(config).await?;
+    let skipped = source.skipped().to_vec();
     let tables = lake_tables(config, &infos).await?;
     let options = PipelineOptions {
         max_rows: config.batch.max_rows,
@@ -30,10 +31,12 @@ pub async fn run(
         max_delay: config.batch.max_delay,
         stop_at,
     };
-    Pipeline::open(source, tables, options)
+    let mut summary = Pipeline::open(source, tables, options)
         .await?
         .run(shutdown)
-        .await
+        .await?;
+    summary.skipped = skipped;
+    Ok(summary)
 }
 
 /// The source of the configuration, with its tables discovered and prerequisites checked.
@@ -51,6 +54,11 @@ pub async fn postgres_source(config: &Config) -> Result<(PostgresSource, Vec<Tab
         publication: config.source.publication.clone(),
         snapshot: config.source.snapshot == SnapshotMode::Initial,
         snapshot_parallelism: config.source.snapshot_parallelism,
+        keys: config
+            .tables
+            .iter()
+            .filter_map(|(name, t)| Some((name.clone(), t.key.clone()?)))
+            .collect(),
     });
     let infos = source.discover(|name| config.source.selects(name)).await?;
     Ok((source, infos))

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -29,6 +30,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         summary.commits,
         Lsn(summary.acknowledged)
     );
+    for (table, reason) in &summary.skipped {
+        eprintln!("Skipped {table}: {reason}");
+    }
     if !summary.failed.is_empty() {
         let list: Vec<String> = summary
             .failed
@@ -39,6 +43,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long a stop may take after SIGINT/SIGTERM before the process exits anyway. Exiting then
+/// is safe: what was not committed is rolled back by the next start and read again from the
+/// source, which was never told it was durable.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 fn spawn_signal_handler(shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -51,6 +60,20 @@ fn spawn_signal_handler(shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
         eprintln!("Signal received: finishing the open commit and stopping");
         shutdown.store(true, Ordering::SeqCst);
+        // A second signal, or the grace period, ends the process at once.
+        tokio::select! {
+            _ = interrupt.recv() => eprintln!("Second signal: exiting now"),
+            _ = terminate.recv() => eprintln!("Second signal: exiting now"),
+            _ = tokio::time::sleep(STOP_GRACE) => eprintln!(
+                "Not stopped within {}s: exiting now (unfinished commits are rolled back at the \
+                 next start; nothing undurable was acknowledged)",
+                STOP_GRACE.as_secs()
+            ),
+        }
+        std::process::exit(EXIT_FORCED);
     });
     Ok(())
 }
+
+/// Exit status of a stop forced by a second signal or the grace period.
+const EXIT_FORCED: i32 = 3;

@@ -40,7 +40,11 @@ async fn assert_table_matches(
     table: &str,
     key: &str,
 ) -> anyhow::Result<()> {
-    let uri = lake.join(schema).join(table).display().to_string();
+    let uri = lake
+        .join(inlet_config::path_segment(schema))
+        .join(inlet_config::path_segment(table))
+        .display()
+        .to_string();
     let (expected, columns) = expected_rows(client, schema, table).await?;
     let ours = lake_rows(&uri, &columns).await?;
     canonical::assert_same_rows(&ours, &expected, &format!("{schema}.{table} (our reader)"));
@@ -313,6 +317,174 @@ async fn partitioned_lake_tables_keep_one_row_per_key() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A table without a key is skipped (and reported), the others run; a keyless table with
+/// REPLICA IDENTITY FULL and a configured key is captured by it; hostile table names stay one
+/// directory inside the lake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    let hostile = [
+        "../../../x",
+        "a/b",
+        "zz/../customers",
+        "Köln",
+        ".hoodie",
+        "100%",
+    ];
+    let mut ddl = String::from(
+        "CREATE TABLE accounts (id int8 PRIMARY KEY, v text);
+         CREATE TABLE history (a int4, b text);
+         CREATE TABLE pairs (a int4 NOT NULL, b text NOT NULL, v text);
+         ALTER TABLE pairs REPLICA IDENTITY FULL;",
+    );
+    for (i, name) in hostile.iter().enumerate() {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        ddl.push_str(&format!(
+            "CREATE TABLE {quoted} (id int8 PRIMARY KEY, v text);
+             INSERT INTO {quoted} VALUES ({i}, 'first');"
+        ));
+    }
+    client.batch_execute(&ddl).await?;
+    client.batch_execute(FENCE_DDL).await?;
+    client
+        .batch_execute(
+            "INSERT INTO accounts VALUES (1, 'a'), (2, 'b');
+             INSERT INTO history VALUES (1, 'x');
+             INSERT INTO pairs VALUES (1, 'x', 'one'), (1, 'y', 'two');",
+        )
+        .await?;
+    let outside = tempfile::tempdir()?;
+    let lake_dir = outside.path().join("deep/down/lake");
+    std::fs::create_dir_all(&lake_dir)?;
+    let extra = "[tables.\"public.pairs\"]\nkey = [\"a\", \"b\"]\n";
+    let config = config_text(&pg, &lake_dir, &["public.*"], extra);
+    let summary = sync(&client, &config).await?;
+    ensure!(
+        summary.skipped.len() == 1 && summary.skipped[0].0.name == "history",
+        "{:?}",
+        summary.skipped
+    );
+    ensure!(
+        summary.skipped[0].1.contains("no primary key"),
+        "{:?}",
+        summary.skipped
+    );
+    client
+        .batch_execute(
+            "UPDATE accounts SET v = 'B' WHERE id = 2;
+             INSERT INTO history VALUES (2, 'y');
+             UPDATE pairs SET v = 'TWO' WHERE b = 'y';
+             DELETE FROM pairs WHERE b = 'x';
+             UPDATE pairs SET b = 'z' WHERE b = 'y';",
+        )
+        .await?;
+    for name in hostile {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        client
+            .batch_execute(&format!("UPDATE {quoted} SET v = 'second'"))
+            .await?;
+    }
+    sync(&client, &config).await?;
+    assert_table_matches(&client, &lake_dir, "public", "accounts", "id").await?;
+    assert_table_matches(&client, &lake_dir, "public", "pairs", "a").await?;
+    for name in hostile {
+        assert_table_matches(&client, &lake_dir, "public", name, "id").await?;
+    }
+    ensure!(
+        !lake_dir.join("public/history").exists(),
+        "the skipped table was written"
+    );
+    // Nothing was written outside the lake: only deep/down/lake exists under the temp dir.
+    let mut found = Vec::new();
+    let mut stack = vec![outside.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if !path.starts_with(&lake_dir) && !lake_dir.starts_with(&path) {
+                found.push(path.display().to_string());
+            }
+            if path.is_dir() && !path.starts_with(&lake_dir) {
+                stack.push(path);
+            }
+        }
+    }
+    ensure!(found.is_empty(), "written outside the lake: {found:?}");
+    let public: Vec<String> = std::fs::read_dir(lake_dir.join("public"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // accounts, pairs, the fence table and the hostile ones; not history.
+    ensure!(public.len() == 3 + hostile.len(), "{public:?}");
+    Ok(())
+}
+
+/// Changes of tables that are not captured do not make the slot retain WAL: between
+/// transactions the server's end of WAL is acknowledged (the fence table itself is not captured
+/// here, so the pipeline only catches up through that), and a fast shutdown of the server while
+/// such changes stream is not held up; inlet then stops when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncaptured_changes_neither_retain_wal_nor_block_a_fast_shutdown() -> anyhow::Result<()> {
+    let mut pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE captured (id int8 PRIMARY KEY, v text);
+             CREATE TABLE churn (id int8, v text);
+             INSERT INTO captured VALUES (1, 'a');",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let config = config_text(&pg, lake.path(), &["public.captured"], "");
+    // First run: the snapshot, and the slot.
+    sync(&client, &config).await?;
+    for _ in 0..20 {
+        client
+            .batch_execute(
+                "INSERT INTO churn SELECT g, md5(g::text) FROM generate_series(1, 5000) g",
+            )
+            .await?;
+    }
+    let target = fence(&client).await?;
+    run_until(&config, target).await?;
+    wait_confirmed(&client, "inlet", target, Duration::from_secs(10)).await?;
+    assert_table_matches(&client, lake.path(), "public", "captured", "id").await?;
+
+    // Streaming while uncaptured changes keep coming, then a fast shutdown of the server.
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pipeline = spawn_until_shutdown(&config, shutdown.clone());
+    let churn = pg.connect().await?;
+    let writer = tokio::spawn(async move {
+        for _ in 0..10_000 {
+            if churn
+                .batch_execute(
+                    "INSERT INTO churn SELECT g, md5(g::text) FROM generate_series(1, 2000) g",
+                )
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let took = pg.fast_stop(Duration::from_secs(20))?;
+    writer.abort();
+    println!("fast shutdown took {took:?}");
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !pipeline.is_finished() {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the pipeline did not stop within 20 s of being asked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = pipeline.join();
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_changes_mid_stream() -> anyhow::Result<()> {
     let pg = PostgresServer::start()?;
@@ -417,10 +589,25 @@ async fn prerequisites_say_what_to_fix() -> anyhow::Result<()> {
         "{:#}",
         run_until(&config, u64::MAX).await.expect_err("no key")
     );
+    // The only selected table cannot be captured: nothing to run, said before anything starts.
     ensure!(
-        err.contains("table public.nokey has no primary key") && err.contains("ADD PRIMARY KEY"),
+        err.contains("cannot be captured")
+            && err.contains("public.nokey: no primary key")
+            && err.contains("ADD PRIMARY KEY"),
         "{err}"
     );
+    // Patterns that match nothing fail at start instead of holding a slot for nothing.
+    let none = config_text(&pg, lake.path(), &["public.nothing*"], "");
+    let err = format!(
+        "{:#}",
+        run_until(&none, u64::MAX).await.expect_err("no table")
+    );
+    ensure!(err.contains("source.include: matches no table"), "{err}");
+    let slots: i64 = client
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await?
+        .get(0);
+    ensure!(slots == 0, "a slot was created for nothing");
     let as_plain = config.replace("user=postgres", "user=plain");
     let err = format!(
         "{:#}",

@@ -62,6 +62,8 @@ pub struct RunSummary {
     pub acknowledged: u64,
     /// Tables stopped by an error, with it.
     pub failed: Vec<(TableId, String)>,
+    /// Selected tables that were not captured, with the reason.
+    pub skipped: Vec<(TableId, String)>,
 }
 
 /// The last checkpoint stored in a table's completed writes, newest first (commits of table

@@ -149,13 +149,25 @@ pub fn column_specs(
         .collect()
 }
 
-/// The ordinary tables selected by `selects(schema.table)`, with columns and keys. Tables
-/// without a usable key are an error naming each and the fix.
+/// The tables `selects(schema.table)` chose: those captured, and those skipped with the reason
+/// (no usable key, nothing to capture updates and deletes by).
+#[derive(Debug, Default)]
+pub struct Selected {
+    pub captured: Vec<CatalogTable>,
+    pub skipped: Vec<(TableId, String)>,
+}
+
+/// The ordinary tables selected by `selects(schema.table)`, with columns and keys. The record
+/// key is the primary key or replica identity index, or the columns `configured_key` names for
+/// the table (which deletes and updates must carry: the replica identity, or FULL). A table
+/// without a usable key is skipped with the reason and the fix; a configured key that cannot
+/// work is an error.
 pub async fn tables(
     client: &Client,
     types: &TypeCatalog,
     selects: impl Fn(&str) -> bool,
-) -> Result<Vec<CatalogTable>> {
+    configured_key: impl Fn(&TableId) -> Option<Vec<String>>,
+) -> Result<Selected> {
     let rows = client
         .query(
             "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text \
@@ -168,8 +180,7 @@ pub async fn tables(
         )
         .await
         .map_err(query_err("listing tables"))?;
-    let mut tables = Vec::new();
-    let mut problems = Vec::new();
+    let mut selected = Selected::default();
     for row in rows {
         let oid: Oid = row.get(0);
         let id = TableId::new(row.get::<_, String>(1), row.get::<_, String>(2));
@@ -192,7 +203,7 @@ pub async fn tables(
             &id,
             columns.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
         );
-        let key: Vec<String> = client
+        let identity_key: Vec<String> = client
             .query(
                 "SELECT a.attname::text FROM pg_index i \
                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
@@ -206,35 +217,109 @@ pub async fn tables(
             .map(|r| r.get(0))
             .collect();
         let quoted = format!("{}.{}", quote_ident(&id.schema), quote_ident(&id.name));
-        if identity == "n" {
-            problems.push(format!(
-                "table {id} has REPLICA IDENTITY NOTHING, so its updates and deletes cannot be \
-                 replicated: run ALTER TABLE {quoted} REPLICA IDENTITY DEFAULT; (with a primary key)"
-            ));
+        let key = match configured_key(&id) {
+            Some(key) => {
+                check_configured_key(
+                    client,
+                    oid,
+                    &id,
+                    &quoted,
+                    &identity,
+                    &identity_key,
+                    &columns,
+                    &key,
+                )
+                .await?;
+                key
+            }
+            None => identity_key,
+        };
+        let skip = if identity == "n" {
+            Some(format!(
+                "REPLICA IDENTITY NOTHING, so its updates and deletes cannot be captured: run \
+                 ALTER TABLE {quoted} REPLICA IDENTITY DEFAULT; (with a primary key) or FULL"
+            ))
         } else if key.is_empty() {
-            problems.push(format!(
-                "table {id} has no primary key{}: add one (ALTER TABLE {quoted} ADD PRIMARY KEY (...)) \
-                 or choose a unique index (ALTER TABLE {quoted} REPLICA IDENTITY USING INDEX name), \
-                 or exclude the table",
+            Some(format!(
+                "no primary key{}: add one (ALTER TABLE {quoted} ADD PRIMARY KEY (...)), choose a \
+                 unique index (ALTER TABLE {quoted} REPLICA IDENTITY USING INDEX name), or name \
+                 key columns in the configuration (tables.\"{id}\".key = [...], with REPLICA \
+                 IDENTITY FULL)",
                 if identity == "f" {
                     " (REPLICA IDENTITY FULL alone gives no record key for the lake table)"
                 } else {
                     ""
                 }
-            ));
+            ))
         } else {
-            tables.push(CatalogTable {
+            None
+        };
+        match skip {
+            Some(reason) => {
+                tracing::warn!(table = %id, "Skipping the table: {reason}.");
+                selected.skipped.push((id, reason));
+            }
+            None => selected.captured.push(CatalogTable {
                 oid,
                 id,
                 columns,
                 key,
-            });
+            }),
         }
     }
-    if !problems.is_empty() {
-        return Err(Error::Prerequisites { problems });
+    Ok(selected)
+}
+
+/// A key named in the configuration must be columns of the table that every update and delete
+/// carries: the replica identity's columns, or any columns under REPLICA IDENTITY FULL (then
+/// uniqueness is the operator's promise unless a unique index says so, which is logged).
+#[allow(clippy::too_many_arguments)]
+async fn check_configured_key(
+    client: &Client,
+    oid: Oid,
+    id: &TableId,
+    quoted: &str,
+    identity: &str,
+    identity_key: &[String],
+    columns: &[ColumnSpec],
+    key: &[String],
+) -> Result<()> {
+    let field = format!("tables.\"{id}\".key");
+    let invalid = |reason: String| Error::Config {
+        field: field.clone(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(invalid("must name at least one column".to_string()));
     }
-    Ok(tables)
+    if let Some(missing) = key.iter().find(|k| !columns.iter().any(|c| &c.name == *k)) {
+        return Err(invalid(format!("{id} has no column {missing:?}")));
+    }
+    if key == identity_key {
+        return Ok(());
+    }
+    if identity != "f" {
+        return Err(invalid(format!(
+            "{key:?} is not the replica identity of {id} ({identity_key:?}), so deletes and key \
+             updates would not carry it: run ALTER TABLE {quoted} REPLICA IDENTITY FULL; or use \
+             the identity columns"
+        )));
+    }
+    let unique = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1 AND i.indisunique \
+               AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a \
+                    WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) \
+                   = (SELECT array_agg(k ORDER BY k) FROM unnest($2::text[]) k))",
+            &[&oid, &key],
+        )
+        .await
+        .map_err(query_err("reading unique indexes"))?
+        .get::<_, bool>(0);
+    if !unique {
+        tracing::warn!(table = %id, key = ?key, "No unique index on the configured key: rows with equal keys in the source become one row in the lake table.");
+    }
+    Ok(())
 }
 
 /// Creates the publication for `tables`, or adds the ones it lacks.

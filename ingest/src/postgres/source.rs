@@ -47,6 +47,9 @@ pub struct PostgresOptions {
     /// Copy existing rows first (`false`: stream only).
     pub snapshot: bool,
     pub snapshot_parallelism: usize,
+    /// Record keys named in the configuration, by `schema.table`, for tables without a usable
+    /// primary key or replica identity index.
+    pub keys: BTreeMap<String, Vec<String>>,
 }
 
 /// Logical replication from PostgreSQL (pgoutput protocol 1).
@@ -60,6 +63,19 @@ pub struct PostgresSource {
     queue: VecDeque<Event>,
     acked: u64,
     skip: HashMap<TableId, u64>,
+    /// Selected tables that are not captured, with the reason.
+    skipped: Vec<(TableId, String)>,
+    /// A lost replication connection being re-established, attempt by attempt between calls
+    /// to `next` (so that the pipeline still sees shutdown and time bounds meanwhile).
+    reconnect: Option<Reconnect>,
+}
+
+/// The next attempt to re-establish the replication connection.
+#[derive(Debug)]
+struct Reconnect {
+    attempt: u32,
+    delay: Duration,
+    due: tokio::time::Instant,
 }
 
 enum Phase {
@@ -96,6 +112,8 @@ impl PostgresSource {
             queue: VecDeque::new(),
             acked: 0,
             skip: HashMap::new(),
+            skipped: Vec::new(),
+            reconnect: None,
         }
     }
 
@@ -103,20 +121,49 @@ impl PostgresSource {
         self.sql.as_ref().ok_or(Error::Stopped)
     }
 
-    /// Lists the captured tables: `selects` gets `schema.table`.
+    /// Lists the captured tables: `selects` gets `schema.table`. Tables without a usable key are
+    /// skipped (see [`PostgresSource::skipped`]); it is an error when no table is left to capture,
+    /// before anything on the server changes.
     pub async fn discover(&mut self, selects: impl Fn(&str) -> bool) -> Result<Vec<TableInfo>> {
         let client = self.options.connect.connect().await?;
         let slot = catalog::slot(&client, &self.options.slot).await?;
         catalog::check_prerequisites(&client, &self.options.slot, slot.is_some()).await?;
         self.types = catalog::load_types(&client).await?;
-        let tables = catalog::tables(&client, &self.types, selects).await?;
-        if tables.is_empty() {
-            tracing::warn!("No table matches source.include/source.exclude.");
+        let keys = &self.options.keys;
+        let selected = catalog::tables(&client, &self.types, selects, |id| {
+            keys.get(&id.to_string()).cloned()
+        })
+        .await?;
+        if selected.captured.is_empty() {
+            let reason = if selected.skipped.is_empty() {
+                "matches no table of the database".to_string()
+            } else {
+                let list: Vec<String> = selected
+                    .skipped
+                    .iter()
+                    .map(|(id, why)| format!("{id}: {why}"))
+                    .collect();
+                format!(
+                    "selects only tables that cannot be captured:\n  {}",
+                    list.join("\n  ")
+                )
+            };
+            return Err(Error::Config {
+                field: "source.include".to_string(),
+                reason,
+            });
         }
+        let tables = selected.captured;
+        self.skipped = selected.skipped;
         catalog::ensure_publication(&client, &self.options.publication, &tables).await?;
         self.sql = Some(client);
         self.tables = tables.into_iter().map(|t| (t.id.clone(), t)).collect();
         Ok(self.table_infos())
+    }
+
+    /// Selected tables that are not captured, with the reason and the fix.
+    pub fn skipped(&self) -> &[(TableId, String)] {
+        &self.skipped
     }
 
     /// What the pipeline needs to know of each captured table.
@@ -362,45 +409,82 @@ impl PostgresSource {
         stream.txn = None;
         stream.relations.clear();
         self.queue.push_back(Event::Rollback);
-        let last_end = stream.delivered_end;
-        let mut delay = Duration::from_millis(500);
-        let mut last_error = error;
-        for attempt in 1..=MAX_RECONNECTS {
-            if !retryable(&last_error) {
-                return Err(self.stream_error("streaming", last_error));
-            }
-            tracing::warn!(error = %last_error, attempt, delay_ms = delay.as_millis() as u64, "Replication connection lost; reconnecting.");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_BACKOFF);
-            let config = self
-                .options
-                .connect
-                .replication(&self.options.slot, &self.options.publication)
-                .with_start_lsn(WireLsn(0))
-                .with_ack_lsn(WireLsn(self.acked));
-            match ReplicationClient::connect(config).await {
-                Ok(mut client) => match client.wait_started().await {
-                    Ok(()) => {
-                        if let Phase::Streaming(stream) = &mut self.phase {
-                            stream.client = client;
-                            stream.last_end = last_end;
-                        }
-                        tracing::info!("Replication connection re-established.");
-                        return Ok(());
-                    }
-                    Err(e) => last_error = e,
-                },
-                Err(e) => last_error = e,
+        if !retryable(&error) {
+            return Err(self.stream_error("streaming", error));
+        }
+        let delay = Duration::from_millis(500);
+        tracing::warn!(error = %error, delay_ms = delay.as_millis() as u64, "Replication connection lost; reconnecting.");
+        self.reconnect = Some(Reconnect {
+            attempt: 1,
+            delay,
+            due: tokio::time::Instant::now() + delay,
+        });
+        Ok(())
+    }
+
+    /// One step of re-establishing the connection: waits at most `wait` for the next attempt
+    /// (`Idle` while it is not due), then makes it.
+    async fn retry_connection(&mut self, wait: Duration) -> Result<Option<Event>> {
+        let Some(due) = self.reconnect.as_ref().map(|r| r.due) else {
+            return Ok(None);
+        };
+        let now = tokio::time::Instant::now();
+        if now < due {
+            tokio::time::sleep((due - now).min(wait)).await;
+            if tokio::time::Instant::now() < due {
+                return Ok(Some(Event::Idle));
             }
         }
-        Err(self.stream_error("reconnecting", last_error))
+        let config = self
+            .options
+            .connect
+            .replication(&self.options.slot, &self.options.publication)
+            .with_start_lsn(WireLsn(0))
+            .with_ack_lsn(WireLsn(self.acked));
+        let connected = match ReplicationClient::connect(config).await {
+            Ok(mut client) => client.wait_started().await.map(|()| client),
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(client) => {
+                if let Phase::Streaming(stream) = &mut self.phase {
+                    stream.client = client;
+                    stream.last_end = stream.delivered_end;
+                }
+                self.reconnect = None;
+                tracing::info!("Replication connection re-established.");
+                Ok(None)
+            }
+            Err(e) => {
+                let Some(r) = self.reconnect.as_mut() else {
+                    return Ok(None);
+                };
+                if r.attempt >= MAX_RECONNECTS || !retryable(&e) {
+                    self.reconnect = None;
+                    return Err(self.stream_error("reconnecting", e));
+                }
+                r.attempt += 1;
+                r.delay = (r.delay * 2).min(MAX_BACKOFF);
+                r.due = tokio::time::Instant::now() + r.delay;
+                tracing::warn!(error = %e, attempt = r.attempt, delay_ms = r.delay.as_millis() as u64, "Reconnecting failed; trying again.");
+                Ok(Some(Event::Idle))
+            }
+        }
     }
 
     async fn next_inner(&mut self, wait: Duration) -> Result<Event> {
+        // Keepalives and skipped transactions can arrive without end: after `wait` the pipeline
+        // gets `Idle` anyway, to check its time bounds and shutdown.
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(event) = self.queue.pop_front() {
                 return Ok(event);
             }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Event::Idle);
+            }
+            let wait = deadline - now;
             match &mut self.phase {
                 Phase::NotStarted | Phase::Closed => return Err(Error::Stopped),
                 Phase::Snapshot { rx, .. } => match tokio::time::timeout(wait, rx.recv()).await {
@@ -427,6 +511,9 @@ impl PostgresSource {
 
     /// Reads replication events until something is queued, or returns `Idle`.
     async fn step(&mut self, wait: Duration) -> Result<Option<Event>> {
+        if self.reconnect.is_some() {
+            return self.retry_connection(wait).await;
+        }
         let Phase::Streaming(stream) = &mut self.phase else {
             return Err(Error::Stopped);
         };
@@ -515,7 +602,20 @@ impl PostgresSource {
             } => {
                 tracing::debug!(transactional, lsn = %Lsn(lsn.0), prefix, bytes = content.len(), "Logical decoding message.");
             }
-            ReplicationEvent::KeepAlive { .. } => {}
+            ReplicationEvent::KeepAlive { wal_end, .. } => {
+                // Between transactions, every transaction that commits below the server's end
+                // of WAL has been delivered (those touching only uncaptured tables are not sent
+                // at all): that position can be acknowledged once the tables are durable, so an
+                // idle or unrelated workload does not make the slot retain WAL, and a server
+                // shutting down (which waits for the client to confirm everything it sent)
+                // is not held up.
+                if stream.txn.is_none() && wal_end.0 > stream.last_end {
+                    stream.last_end = wal_end.0;
+                    let commit_ts = stream.group.map_or(0, |(_, ts)| ts);
+                    stream.group = Some((wal_end.0, commit_ts));
+                    stream.hand_on(&mut self.queue)?;
+                }
+            }
             ReplicationEvent::StoppedAt { .. } => return Err(Error::Stopped),
         }
         Ok(None)

@@ -142,11 +142,14 @@ impl PostgresServer {
         read_log(&self.log)
     }
 
-    /// Fast shutdown by PID: SIGINT (which, unlike SIGTERM's "smart" shutdown, does not wait
-    /// for connected clients), then SIGKILL if it has not exited within [`STOP_TIMEOUT`].
-    fn stop(&mut self) {
+    /// A fast shutdown as `pg_ctl stop -m fast` makes it (SIGINT to the postmaster, which
+    /// disconnects clients but lets WAL senders send what is left and wait for their receivers
+    /// to confirm it). Returns how long it took, or an error when the server did not stop within
+    /// `timeout` (it is killed then).
+    pub fn fast_stop(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
         if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
+            return Ok(Duration::ZERO);
         }
         let signalled = Command::new("kill")
             .args(["-s", "INT", &self.child.id().to_string()])
@@ -156,10 +159,9 @@ impl PostgresServer {
             .status()
             .is_ok_and(|s| s.success());
         if signalled {
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline {
+            while started.elapsed() < timeout {
                 match self.child.try_wait() {
-                    Ok(Some(_)) | Err(_) => return,
+                    Ok(Some(_)) | Err(_) => return Ok(started.elapsed()),
                     Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
@@ -167,6 +169,12 @@ impl PostgresServer {
         // Kills exactly the child we spawned; its backends exit on postmaster death.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        anyhow::bail!("the server did not stop within {timeout:?} of a fast shutdown")
+    }
+
+    /// Fast shutdown by PID, then SIGKILL if it has not exited within [`STOP_TIMEOUT`].
+    fn stop(&mut self) {
+        let _ = self.fast_stop(STOP_TIMEOUT);
     }
 }
 
