@@ -361,12 +361,15 @@ async fn compact_slice(
                 )
                 .await?
             }
-            None => inlet_table::schema::with_meta_columns(
-                &table
+            None => {
+                let logical = table
                     .schema()
                     .await?
-                    .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
-            ),
+                    .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+                inlet_table::schema::with_meta_columns(
+                    inlet_table::schema::physical(&logical)?.as_ref(),
+                )
+            }
         },
     };
     let target = path.clone();

@@ -106,7 +106,11 @@ async fn open_or_create(
     };
     match Table::open(&uri, table_config.clone()).await {
         Ok(table) => {
-            if table.properties().record_key_fields != key {
+            let physical_key: Vec<String> = key
+                .iter()
+                .map(|k| inlet_table::schema::physical_name(k).into_owned())
+                .collect();
+            if table.properties().record_key_fields != physical_key {
                 return Err(Error::Config {
                     field: format!("tables.\"{id}\""),
                     reason: format!(

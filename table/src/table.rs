@@ -11,6 +11,7 @@ use crate::commit::lease::DEFAULT_LEASE_TTL;
 use crate::error::{Error, Result};
 use crate::properties::{PROPERTIES_FILE, TableProperties};
 use crate::read::{self, Query, ReadResult};
+use crate::schema;
 use crate::storage::{Created, Storage};
 use crate::timeline::{Clock, InstantGenerator, SystemClock, Timeline};
 use crate::write::Writer;
@@ -56,9 +57,20 @@ impl Table {
     pub async fn create(
         uri: &str,
         config: TableConfig,
-        properties: TableProperties,
+        mut properties: TableProperties,
     ) -> Result<Table> {
         validate_new(&properties)?;
+        // Key, partition and ordering columns by the names they have in files.
+        let physical = |names: &mut Vec<String>| {
+            for name in names.iter_mut() {
+                *name = schema::physical_name(name).into_owned();
+            }
+        };
+        physical(&mut properties.record_key_fields);
+        physical(&mut properties.partition_fields);
+        if let Some(field) = properties.ordering_field.as_mut() {
+            *field = schema::physical_name(field).into_owned();
+        }
         let storage = Storage::create(uri, &config.storage_options)?;
         let file = Bytes::from(properties.to_file());
         if storage.put_if_absent(PROPERTIES_FILE, file).await? == Created::AlreadyExists {
@@ -112,7 +124,8 @@ impl Table {
         Timeline::load(&self.storage).await
     }
 
-    /// The current data schema (no meta columns); `None` before the first write.
+    /// The current data schema (no meta columns), with the names its columns were written with;
+    /// `None` before the first write.
     pub async fn schema(&self) -> Result<Option<SchemaRef>> {
         read::table_schema(&self.storage, &self.timeline().await?).await
     }

@@ -17,7 +17,7 @@ use anyhow::{Context, ensure};
 use arrow::array::{Array, AsArray};
 use inlet_tests::canonical;
 use inlet_tests::harness::cdc::{
-    FENCE_DDL, config_text, expected_rows, fence, lake_batches, lake_rows, run_until,
+    FENCE_DDL, config_text, expected_rows, fence, lake_batches, lake_rows, run_until, source_rows,
     spawn_until_shutdown, wait_confirmed,
 };
 use inlet_tests::harness::inlet_bin;
@@ -48,15 +48,28 @@ async fn assert_table_matches(
     let (expected, columns) = expected_rows(client, schema, table).await?;
     let ours = lake_rows(&uri, &columns).await?;
     canonical::assert_same_rows(&ours, &expected, &format!("{schema}.{table} (our reader)"));
+    // hudi-rs sees the columns by their Avro-valid names in the files.
+    let source = source_rows(client, schema, table).await?;
+    let source =
+        inlet_table::schema::rename(&source, &inlet_table::schema::physical(&source.schema())?)?;
+    let physical: Vec<String> = columns
+        .iter()
+        .map(|c| inlet_table::schema::physical_name(c).into_owned())
+        .collect();
+    let expected_in_files = if source.num_rows() == 0 {
+        Vec::new()
+    } else {
+        canonical::rows(&[source], &physical)?
+    };
     let theirs = common::hudi_rs(
         &uri,
         &[("snapshot".to_string(), serde_json::json!({}))],
-        &columns,
+        &physical,
         &[],
     )?;
     canonical::assert_same_rows(
         &theirs["snapshot"],
-        &expected,
+        &expected_in_files,
         &format!("{schema}.{table} (hudi-rs)"),
     );
     // No key twice.
@@ -334,6 +347,9 @@ async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> 
     ];
     let mut ddl = String::from(
         "CREATE TABLE accounts (id int8 PRIMARY KEY, v text);
+         CREATE TABLE \"odd columns\" (\"order id\" int8 PRIMARY KEY, \"a-b\" text,
+             \"Köln\" float8, \"say \"\"hi\"\"\" bool, \"1st\" int4);
+         INSERT INTO \"odd columns\" VALUES (1, 'x', 1.5, true, 10), (2, 'y', -0.0, NULL, 20);
          CREATE TABLE history (a int4, b text);
          CREATE TABLE pairs (a int4 NOT NULL, b text NOT NULL, v text);
          ALTER TABLE pairs REPLICA IDENTITY FULL;",
@@ -376,7 +392,10 @@ async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> 
              INSERT INTO history VALUES (2, 'y');
              UPDATE pairs SET v = 'TWO' WHERE b = 'y';
              DELETE FROM pairs WHERE b = 'x';
-             UPDATE pairs SET b = 'z' WHERE b = 'y';",
+             UPDATE pairs SET b = 'z' WHERE b = 'y';
+             UPDATE \"odd columns\" SET \"a-b\" = 'Y' WHERE \"order id\" = 2;
+             DELETE FROM \"odd columns\" WHERE \"order id\" = 1;
+             INSERT INTO \"odd columns\" VALUES (3, 'z', 5e-324, false, 30);",
         )
         .await?;
     for name in hostile {
@@ -387,6 +406,7 @@ async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> 
     }
     sync(&client, &config).await?;
     assert_table_matches(&client, &lake_dir, "public", "accounts", "id").await?;
+    assert_table_matches(&client, &lake_dir, "public", "odd columns", "order id").await?;
     assert_table_matches(&client, &lake_dir, "public", "pairs", "a").await?;
     for name in hostile {
         assert_table_matches(&client, &lake_dir, "public", name, "id").await?;
@@ -414,8 +434,8 @@ async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> 
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    // accounts, pairs, the fence table and the hostile ones; not history.
-    ensure!(public.len() == 3 + hostile.len(), "{public:?}");
+    // accounts, pairs, odd columns, the fence table and the hostile ones; not history.
+    ensure!(public.len() == 4 + hostile.len(), "{public:?}");
     Ok(())
 }
 

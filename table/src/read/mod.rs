@@ -127,11 +127,19 @@ pub async fn read(
             .arrow_schema(),
         None => None,
     };
-    let schema = match recorded {
-        Some(recorded) => schema::with_meta_columns(&recorded),
-        None => result_schema(
-            read.iter()
-                .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
+    // Files name columns physically (Avro-valid); the result has the names they were written
+    // with.
+    let (schema, logical) = match recorded {
+        Some(recorded) => (
+            schema::with_meta_columns(schema::physical(&recorded)?.as_ref()),
+            Some(schema::with_meta_columns(&recorded)),
+        ),
+        None => (
+            result_schema(
+                read.iter()
+                    .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
+            ),
+            None,
         ),
     };
     let mut batches = Vec::new();
@@ -143,11 +151,17 @@ pub async fn read(
                 None => batch,
             };
             if batch.num_rows() > 0 {
-                batches.push(batch);
+                batches.push(match &logical {
+                    Some(logical) => schema::rename(&batch, logical)?,
+                    None => batch,
+                });
             }
         }
     }
-    Ok(ReadResult { schema, batches })
+    Ok(ReadResult {
+        schema: logical.unwrap_or(schema),
+        batches,
+    })
 }
 
 /// Keeps rows whose `_hoodie_commit_time` lies in `(from, to]`.
@@ -178,9 +192,10 @@ fn result_schema(schemas: impl Iterator<Item = SchemaRef>) -> SchemaRef {
     result.unwrap_or_else(|| Arc::new(Schema::empty()))
 }
 
-/// The table's current data schema: that of the files written by the latest completed write
-/// (a base file's footer, or a log file's first data block), without meta columns. `None` for a
-/// table without data files.
+/// The table's current data schema, with the names its columns were written with (see
+/// [`schema::physical`] for their names in files): the one the latest completed write recorded,
+/// else that of the files it wrote (a base file's footer, or a log file's first data block),
+/// without meta columns. `None` for a table without data files.
 pub async fn table_schema(storage: &Storage, timeline: &Timeline) -> Result<Option<SchemaRef>> {
     for instant in timeline.completed_writes().rev() {
         let metadata = timeline.commit_metadata(storage, instant).await?;

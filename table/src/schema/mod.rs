@@ -1,13 +1,15 @@
 //! Table schemas: the Arrow schema of a table's data columns, the five `_hoodie_*` meta columns
-//! that precede them in every file, the rules for evolving a schema on write, and its Avro form
-//! for Hudi readers.
+//! that precede them in every file, the rules for evolving a schema on write, its Avro form for
+//! Hudi readers, and the Avro-valid (physical) names columns have in files.
 
 mod avro;
 mod evolution;
+mod names;
 mod normalize;
 
 pub use avro::{avro_reader_type, avro_schema_json};
 pub use evolution::{align, evolve};
+pub use names::{physical, physical_name, rename};
 pub use normalize::normalize;
 
 use std::sync::Arc;

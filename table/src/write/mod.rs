@@ -147,7 +147,7 @@ impl Writer {
         let mut prepared = prepare(&table, &timeline, &changes).await?;
         let avro_schema = prepared.avro_schema.clone();
         let arrow_schema =
-            serde_json::to_string(prepared.data_schema.as_ref()).map_err(|e| Error::Schema {
+            serde_json::to_string(prepared.logical_schema.as_ref()).map_err(|e| Error::Schema {
                 column: String::new(),
                 reason: e.to_string(),
             })?;
@@ -275,8 +275,12 @@ impl Writer {
 /// The incoming batch made ready to merge: storage types, the evolved table schema, the plan.
 #[derive(Debug)]
 struct Prepared {
+    /// The rows, with the column names of the files (see [`schema::physical`]).
     batch: RecordBatch,
+    /// The table's data schema after this write, as the files name the columns.
     data_schema: SchemaRef,
+    /// The same with the names the columns were written with (recorded in the commit).
+    logical_schema: SchemaRef,
     avro_schema: String,
     /// The Avro schema with the meta fields, for log block headers.
     log_schema: String,
@@ -300,8 +304,11 @@ async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Resul
     let current = table_schema(table.storage(), timeline)
         .await?
         .unwrap_or_else(|| Arc::new(Schema::empty()));
-    let data_schema = schema::evolve(&current, &batch.schema())?;
-    let batch = schema::align(&batch, &data_schema)?;
+    let logical_schema = schema::evolve(&current, &batch.schema())?;
+    let batch = schema::align(&batch, &logical_schema)?;
+    // Files and the Avro schema use Avro-valid names; the commit records the written ones.
+    let data_schema = schema::physical(&logical_schema)?;
+    let batch = schema::rename(&batch, &data_schema)?;
     let deletes = match (changes.operation, &changes.deletes) {
         (Operation::Delete, _) => BooleanArray::from(vec![true; batch.num_rows()]),
         (_, Some(deletes)) if deletes.len() == batch.num_rows() => deletes.clone(),
@@ -324,6 +331,7 @@ async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Resul
     Ok(Prepared {
         batch,
         data_schema,
+        logical_schema,
         avro_schema,
         log_schema,
         plan,
