@@ -367,3 +367,46 @@ fn column_names_avro_refuses_are_readable_everywhere_and_read_back_as_written() 
     assert!(err.contains("\"a__b\""), "{err}");
     assert!(rows(&uri).is_empty());
 }
+
+#[test]
+fn a_commit_that_completed_is_reported_as_completed_when_storage_fails_afterwards() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let uri = dir.path().join("t").display().to_string();
+    create(&uri, "cow", &[]);
+    let file = |name: &str, id: i64| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{}\n", json!({"op":"c","after":{"id":id}}))).expect("write");
+        path.display().to_string()
+    };
+    // Releasing the lease fails after the commit completed.
+    let one = file("1.jsonl", 1);
+    let out = common::cli::inlet_with_env(
+        &["write", &uri, &one],
+        &[("INLET_FAILPOINT", "error:lease.release")],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("Committed "), "{stdout}");
+    assert!(
+        stderr.contains("releasing the writer lease failed"),
+        "{stderr}"
+    );
+    // The answer to the completing put is lost, though the put happened.
+    let two = file("2.jsonl", 2);
+    let out = common::cli::inlet_with_env(
+        &["write", &uri, &two],
+        &[("INLET_FAILPOINT", "error:commit.after-complete")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("Committed "),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<i64> = rows(&uri).iter().filter_map(|r| r["id"].as_i64()).collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(ok(&["timeline", &uri, "--json"]).lines().count(), 2);
+}

@@ -148,6 +148,7 @@ impl Lease {
 
     /// Gives the lease up.
     pub async fn release(self) -> Result<()> {
+        crate::fail_with_error!("lease.release");
         if let Inner::Object(lease) = &self.inner {
             if let Ok(mut slot) = lease.heartbeat.lock()
                 && let Some(handle) = slot.take()

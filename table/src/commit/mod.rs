@@ -121,6 +121,8 @@ impl Transaction {
             .await?
         {
             Created::Yes => {
+                // The put's answer may be lost although the put happened.
+                crate::fail_with_error!("commit.after-complete");
                 self.prune_claims(storage).await;
                 Ok(completed)
             }

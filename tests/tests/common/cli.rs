@@ -5,8 +5,14 @@ use std::process::{Command, Output};
 use inlet_tests::harness::inlet_bin;
 
 pub fn inlet(args: &[&str]) -> Output {
+    inlet_with_env(args, &[])
+}
+
+/// Runs inlet with extra environment variables (e.g. a failpoint).
+pub fn inlet_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(inlet_bin())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("inlet runs")
 }
