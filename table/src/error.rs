@@ -25,6 +25,14 @@ pub enum Error {
     InvalidUri { uri: String, reason: String },
     #[error("{path:?} cannot be a path in object storage: {reason}")]
     InvalidPath { path: String, reason: String },
+    #[error(
+        "the table as of {at} cannot be read exactly: the cleaner removed file versions it needs; \
+         the earliest instant still readable is {earliest}"
+    )]
+    Cleaned {
+        at: InstantTime,
+        earliest: InstantTime,
+    },
     #[error("no Hudi table at {0} (missing .hoodie/hoodie.properties)")]
     TableNotFound(String),
     #[error("a table already exists at {0}")]

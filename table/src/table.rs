@@ -130,6 +130,12 @@ impl Table {
         read::table_schema(&self.storage, &self.timeline().await?).await
     }
 
+    /// The earliest instant that time travel reads exactly, once the cleaner removed older file
+    /// versions (`None` when nothing was cleaned); earlier ones are refused.
+    pub async fn earliest_readable(&self) -> Result<Option<crate::InstantTime>> {
+        read::earliest_readable(&self.storage, &self.timeline().await?).await
+    }
+
     pub async fn read(&self, query: &Query) -> Result<ReadResult> {
         self.read_with(query, false).await
     }

@@ -410,3 +410,41 @@ fn a_commit_that_completed_is_reported_as_completed_when_storage_fails_afterward
     assert_eq!(ids, [1, 2]);
     assert_eq!(ok(&["timeline", &uri, "--json"]).lines().count(), 2);
 }
+
+#[test]
+fn time_travel_before_what_the_cleaner_kept_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let uri = dir.path().join("t").display().to_string();
+    create(&uri, "cow", &[]);
+    let mut instants = Vec::new();
+    for v in 0..3 {
+        let out = write(
+            dir.path(),
+            &uri,
+            &format!("{v}.jsonl"),
+            &[json!({"op":"c","after":{"id":1,"v":v}})],
+        );
+        instants.push(out.split_whitespace().nth(1).expect("instant").to_string());
+    }
+    // Every instant reads before cleaning.
+    assert_eq!(rows_as_of(&uri, &instants[0]), [0]);
+    ok(&["clean", &uri, "--policy", "keep-latest-commits:1"]);
+    let err = fails(&["read", &uri, "--as-of", &instants[0]]);
+    assert!(
+        err.contains("cleaner removed") && err.contains("earliest instant still readable"),
+        "{err}"
+    );
+    // What the cleaner kept still reads.
+    assert_eq!(rows_as_of(&uri, &instants[2]), [2]);
+}
+
+fn rows_as_of(uri: &str, at: &str) -> Vec<i64> {
+    ok(&["read", uri, "--as-of", at])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON")["v"]
+                .as_i64()
+                .expect("v")
+        })
+        .collect()
+}

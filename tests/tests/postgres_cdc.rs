@@ -750,6 +750,11 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
         status.success(),
         "inlet run exited with {status}:\n{log_text}"
     );
+    // A log that is not a terminal gets no colour codes.
+    ensure!(
+        log_text.contains("Committed") && !log_text.contains('\x1b'),
+        "inlet log:\n{log_text}"
+    );
     let lake_dir = lake.path().join("lake");
     assert_table_matches(&client, &lake_dir, "public", "a", "id").await?;
     assert_table_matches(&client, &lake_dir, "public", "b", "k").await?;

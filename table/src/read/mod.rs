@@ -61,6 +61,19 @@ pub async fn read(
     query: &Query,
     read_optimized: bool,
 ) -> Result<ReadResult> {
+    // A query as of an instant whose file versions the cleaner removed would be silently
+    // incomplete: refuse it instead.
+    let at = match query {
+        Query::Snapshot => None,
+        Query::AsOf(t) => Some(t.clone()),
+        Query::Incremental { to, .. } => to.clone(),
+    };
+    if let Some(at) = at
+        && let Some(earliest) = earliest_readable(storage, timeline).await?
+        && at < earliest
+    {
+        return Err(Error::Cleaned { at, earliest });
+    }
     let view = FileSystemView::load(storage, timeline).await?;
     let (slices, window): (Vec<FileSlice<'_>>, Option<(InstantTime, InstantTime)>) = match query {
         Query::Snapshot => (view.latest_slices(None), None),
@@ -223,4 +236,49 @@ pub async fn table_schema(storage: &Storage, timeline: &Timeline) -> Result<Opti
         }
     }
     Ok(None)
+}
+
+/// The earliest instant a time-travel query still reads exactly, after cleaning: the latest
+/// clean's earliest commit to retain (`earliestCommitToRetain` of its Avro `HoodieCleanMetadata`);
+/// for a clean that keeps file versions rather than commits (no such instant), the latest
+/// write before it. `None` when nothing was ever cleaned.
+pub async fn earliest_readable(
+    storage: &Storage,
+    timeline: &Timeline,
+) -> Result<Option<InstantTime>> {
+    let mut earliest: Option<InstantTime> = None;
+    for clean in timeline
+        .instants()
+        .iter()
+        .filter(|i| i.action == crate::timeline::Action::Clean && i.is_completed())
+    {
+        let path = crate::commit::instant_path(clean)?;
+        let bytes = storage.get(&path).await?;
+        let avro = |e: apache_avro::Error| Error::Avro(format!("{path}: {e}"));
+        let mut retain = None;
+        for record in apache_avro::Reader::new(&bytes[..]).map_err(avro)? {
+            if let apache_avro::types::Value::Record(fields) = record.map_err(avro)? {
+                retain = fields.into_iter().find_map(|(name, value)| {
+                    (name == "earliestCommitToRetain").then(|| match value {
+                        apache_avro::types::Value::String(s) => Some(s),
+                        apache_avro::types::Value::Union(_, v) => match *v {
+                            apache_avro::types::Value::String(s) => Some(s),
+                            _ => None,
+                        },
+                        _ => None,
+                    })?
+                });
+            }
+        }
+        let floor = match retain.filter(|s| !s.is_empty()).map(|s| s.parse()) {
+            Some(Ok(t)) => Some(t),
+            _ => timeline
+                .completed_writes()
+                .filter(|w| w.time < clean.time)
+                .next_back()
+                .map(|w| w.time.clone()),
+        };
+        earliest = earliest.max(floor);
+    }
+    Ok(earliest)
 }

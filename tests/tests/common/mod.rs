@@ -323,8 +323,22 @@ pub async fn compare_with_hudi_rs(
         .map(|(n, q, _, _)| (n.clone(), q.clone()))
         .collect();
     let mut results = run_hudi_rs(uri, &named, options)?;
+    let earliest = table.earliest_readable().await?;
     for (name, _, query, read_optimized) in &queries {
         let theirs = results.remove(name).unwrap_or_default();
+        // Before what the cleaner retained, our reader refuses (hudi-rs answers from what is
+        // left, which may be incomplete).
+        if let (Query::AsOf(at) | Query::Incremental { to: Some(at), .. }, Some(earliest)) =
+            (query, &earliest)
+            && at < earliest
+        {
+            let refused = table.read(query).await;
+            anyhow::ensure!(
+                matches!(refused, Err(inlet_table::Error::Cleaned { .. })),
+                "{uri}: {name} as of {at}, before {earliest}, was not refused"
+            );
+            continue;
+        }
         let ours = if *read_optimized {
             table.read_optimized(query).await?
         } else {
