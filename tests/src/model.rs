@@ -11,7 +11,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 /// One row of the model schema: `id` (key), `part` (partition; a key may move between
-/// partitions), `ts` (ordering), `value`, `n`.
+/// partitions), `ts` (ordering), `value` and `n` (under the names [`VALUE`] and [`N`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub id: i64,
@@ -512,13 +512,17 @@ pub fn random_changes(rng: &mut StdRng, keys: i64, max_rows: usize) -> Vec<Chang
         .collect()
 }
 
+/// Column names Avro does not allow (stored as `v__lue__name` and `n__1`).
+pub const VALUE: &str = "välue name";
+pub const N: &str = "n-1";
+
 pub fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, true),
         Field::new("part", DataType::Utf8, true),
         Field::new("ts", DataType::Int64, true),
-        Field::new("value", DataType::Utf8, true),
-        Field::new("n", DataType::Float64, true),
+        Field::new(VALUE, DataType::Utf8, true),
+        Field::new(N, DataType::Float64, true),
     ]))
 }
 
@@ -566,8 +570,8 @@ pub fn canonical<'a>(records: impl IntoIterator<Item = (&'a String, &'a Record)>
                 "id": r.row.id,
                 "part": r.row.part,
                 "ts": r.row.ts,
-                "value": r.row.value,
-                "n": r.row.n.map(crate::canonical::float_text),
+                VALUE: r.row.value,
+                N: r.row.n.map(crate::canonical::float_text),
             })
             .to_string()
         })
@@ -584,8 +588,8 @@ pub fn canonical_columns() -> Vec<String> {
         "id",
         "part",
         "ts",
-        "value",
-        "n",
+        VALUE,
+        N,
     ]
     .map(String::from)
     .to_vec()

@@ -201,7 +201,10 @@ pub fn run_hudi_rs(
         .collect()
 }
 
-/// Like [`run_hudi_rs`], with each result in canonical form over `columns`.
+/// Like [`run_hudi_rs`], with each result in canonical form over `columns`. hudi-rs names a
+/// column as the files do (Hudi's sanitized, Avro-valid form, see
+/// `inlet_table::schema::physical_name`); each is read under that name and compared under the
+/// name it was written with.
 pub fn hudi_rs(
     uri: &str,
     queries: &[(String, serde_json::Value)],
@@ -210,8 +213,32 @@ pub fn hudi_rs(
 ) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     run_hudi_rs(uri, queries, options)?
         .into_iter()
-        .map(|(name, batches)| Ok((name, canonical::rows(&batches, columns)?)))
+        .map(|(name, batches)| {
+            let batches = batches
+                .iter()
+                .map(|b| written_names(b, columns))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((name, canonical::rows(&batches, columns)?))
+        })
         .collect()
+}
+
+/// `columns` of a batch read by another reader, found by their names in files.
+fn written_names(batch: &RecordBatch, columns: &[String]) -> anyhow::Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for column in columns {
+        let physical = inlet_table::schema::physical_name(column);
+        let array = batch.column_by_name(&physical).ok_or_else(|| {
+            anyhow::anyhow!("column {physical} missing from {:?}", batch.schema())
+        })?;
+        fields.push(Field::new(column, array.data_type().clone(), true));
+        arrays.push(array.clone());
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        arrays,
+    )?)
 }
 
 /// Builds a table from random changes (several commits) and checks every query with hudi-rs.
