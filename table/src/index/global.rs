@@ -42,6 +42,18 @@ use crate::write::plan::{Plan, Relocation, incoming_ordering};
 
 use super::bucket_of_file_id;
 
+/// What finding where a commit's keys are stored cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    /// (key, file group) pairs checked against filters.
+    pub probes: usize,
+    /// Files whose filters were read (not in the cache).
+    pub filters_read: usize,
+    /// File groups read to compare stored versions of moving keys.
+    pub groups_read: usize,
+    pub elapsed: std::time::Duration,
+}
+
 /// Default byte budget of the filter cache.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
@@ -152,7 +164,9 @@ impl KeyIndex {
         plan: &Plan,
         ordering: &Ordering,
         data_schema: &SchemaRef,
-    ) -> Result<Relocation> {
+    ) -> Result<(Relocation, LookupStats)> {
+        let started = std::time::Instant::now();
+        let mut stats = LookupStats::default();
         // The (bucket) file groups of each bucket.
         let mut by_bucket: HashMap<u32, Vec<&FileGroup>> = HashMap::new();
         for group in view.file_groups() {
@@ -185,8 +199,10 @@ impl KeyIndex {
             .filter(|&r| plan.deletes.value(r))
             .collect();
         if candidates.is_empty() {
-            return Ok(relocation);
+            stats.elapsed = started.elapsed();
+            return Ok((relocation, stats));
         }
+        stats.probes = candidates.len();
 
         // The latest slice of every candidate file group, and the filters of its files, loaded
         // once per file.
@@ -200,7 +216,8 @@ impl KeyIndex {
             })
             .collect();
         let wanted: Vec<FileRef> = slices.values().flat_map(slice_files).collect();
-        let filters = self.filters(storage, wanted).await?;
+        let (filters, read) = self.filters(storage, wanted).await?;
+        stats.filters_read = read;
         let any = Arc::new(KeyFilter::Any);
         let group_filters: HashMap<(&str, &str), Vec<Arc<KeyFilter>>> = slices
             .iter()
@@ -251,6 +268,7 @@ impl KeyIndex {
                 continue;
             };
             let batches = read.read(slice).await?;
+            stats.groups_read += 1;
             let stored = stored_versions(&batches, plan, &rows, data_schema, ordering)?;
             for (row, outcome) in stored {
                 match outcome {
@@ -271,15 +289,16 @@ impl KeyIndex {
         }
         relocation.dropped.sort_unstable();
         relocation.deletes_at.sort();
-        Ok(relocation)
+        stats.elapsed = started.elapsed();
+        Ok((relocation, stats))
     }
 
-    /// The filters of `files`, from the cache or loaded.
+    /// The filters of `files`, from the cache or loaded, and how many were loaded.
     async fn filters(
         &mut self,
         storage: &Storage,
         files: Vec<FileRef>,
-    ) -> Result<HashMap<(String, u64), Arc<KeyFilter>>> {
+    ) -> Result<(HashMap<(String, u64), Arc<KeyFilter>>, usize)> {
         let mut found = HashMap::new();
         let mut missing = Vec::new();
         for file in files {
@@ -303,13 +322,14 @@ impl KeyIndex {
             .buffer_unordered(LOAD_PARALLELISM)
             .try_collect()
             .await?;
+        let read = loaded.len();
         for (file, filter) in loaded {
             let key = (file.path, file.size);
             let filter = Arc::new(filter);
             self.insert(key.clone(), filter.clone());
             found.insert(key, filter);
         }
-        Ok(found)
+        Ok((found, read))
     }
 
     fn insert(&mut self, key: (String, u64), filter: Arc<KeyFilter>) {

@@ -29,7 +29,7 @@ use crate::file_group::{
     BaseFile, FileSystemView, LogFile, WriteToken, file_path, partition_metafile,
 };
 use crate::index;
-use crate::index::global::KeyIndex;
+use crate::index::global::{KeyIndex, LookupStats};
 use crate::key::KeyGenerator;
 use crate::properties::TableType;
 use crate::read::table_schema;
@@ -86,6 +86,8 @@ impl Changes {
 pub struct Commit {
     pub instant: InstantTime,
     pub metadata: CommitMetadata,
+    /// What finding the partitions of the commit's keys cost.
+    pub lookup: LookupStats,
 }
 
 /// The table's single writer (holds the lease until closed or dropped).
@@ -153,7 +155,7 @@ impl Writer {
             })?;
         let view = FileSystemView::load(storage, &timeline).await?;
         // A key lives in one partition: deletes go where their keys are, moves delete the old.
-        let relocation = self
+        let (relocation, lookup) = self
             .index
             .relocation(
                 storage,
@@ -220,6 +222,7 @@ impl Writer {
             Ok(_) => Ok(Commit {
                 instant: time,
                 metadata,
+                lookup,
             }),
             Err(e) => {
                 let timeline = Timeline::load(storage).await?;
@@ -230,6 +233,7 @@ impl Writer {
                     return Ok(Commit {
                         instant: time,
                         metadata,
+                        lookup,
                     });
                 }
                 if let Some(pending) = timeline.get(&time).filter(|i| !i.is_completed()).cloned()
