@@ -167,26 +167,30 @@ impl KeyIndex {
     ) -> Result<(Relocation, LookupStats)> {
         let started = std::time::Instant::now();
         let mut stats = LookupStats::default();
-        // The (bucket) file groups of each bucket.
-        let mut by_bucket: HashMap<u32, Vec<&FileGroup>> = HashMap::new();
-        for group in view.file_groups() {
+        // The (bucket) file groups, numbered, and the numbers of each bucket's.
+        let groups: Vec<&FileGroup> = view
+            .file_groups()
+            .filter(|g| bucket_of_file_id(&g.file_id).is_some())
+            .collect();
+        let mut by_bucket: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (gid, group) in groups.iter().enumerate() {
             if let Some(bucket) = bucket_of_file_id(&group.file_id) {
-                by_bucket.entry(bucket).or_default().push(group);
+                by_bucket.entry(bucket).or_default().push(gid);
             }
         }
 
         // Candidate (row, file group) pairs: every file group of the key's bucket for a delete,
         // those of other partitions for a change.
-        let mut candidates: Vec<(usize, &FileGroup)> = Vec::new();
+        let mut candidates: Vec<(usize, usize)> = Vec::new();
         for &row in &plan.winners {
-            let Some(groups) = by_bucket.get(&plan.bucket(row)) else {
+            let Some(gids) = by_bucket.get(&plan.bucket(row)) else {
                 continue;
             };
             let delete = plan.deletes.value(row);
             let target = plan.partitions.value(row);
-            for &group in groups {
-                if delete || group.partition != target {
-                    candidates.push((row, group));
+            for &gid in gids {
+                if delete || groups[gid].partition != target {
+                    candidates.push((row, gid));
                 }
             }
         }
@@ -206,74 +210,67 @@ impl KeyIndex {
 
         // The latest slice of every candidate file group, and the filters of its files, loaded
         // once per file.
-        let slices: HashMap<(&str, &str), FileSlice<'_>> = candidates
-            .iter()
-            .filter_map(|(_, g)| {
-                Some((
-                    (g.partition.as_str(), g.file_id.as_str()),
-                    g.latest_slice(None)?,
-                ))
-            })
-            .collect();
-        let wanted: Vec<FileRef> = slices.values().flat_map(slice_files).collect();
+        let mut slices: Vec<Option<FileSlice<'_>>> = vec![None; groups.len()];
+        for &(_, gid) in &candidates {
+            if slices[gid].is_none() {
+                slices[gid] = groups[gid].latest_slice(None);
+            }
+        }
+        let wanted: Vec<FileRef> = slices.iter().flatten().flat_map(slice_files).collect();
         let (filters, read) = self.filters(storage, wanted).await?;
         stats.filters_read = read;
         let any = Arc::new(KeyFilter::Any);
-        let group_filters: HashMap<(&str, &str), Vec<Arc<KeyFilter>>> = slices
+        let group_filters: Vec<Vec<Arc<KeyFilter>>> = slices
             .iter()
-            .map(|(group, slice)| {
-                let files = slice_files(slice)
+            .map(|slice| {
+                slice
+                    .iter()
+                    .flat_map(slice_files)
                     .map(|f| filters.get(&(f.path, f.size)).unwrap_or(&any).clone())
-                    .collect();
-                (*group, files)
+                    .collect()
             })
             .collect();
 
         // Probe: which candidates may hold their row's key (each key hashed once).
-        let mut to_confirm: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        let mut to_confirm: HashMap<usize, Vec<usize>> = HashMap::new();
         let mut hashes: (usize, Option<KeyHashes>) = (usize::MAX, None);
-        for (row, group) in candidates {
+        for (row, gid) in candidates {
             let key = plan.keys.value(row);
-            let Some(files) =
-                group_filters.get(&(group.partition.as_str(), group.file_id.as_str()))
-            else {
-                continue;
-            };
             if hashes.0 != row {
                 hashes = (row, None);
             }
-            let maybe = files.iter().any(|f| f.may_contain(key, &mut hashes.1));
-            if plan.deletes.value(row) {
-                if maybe {
-                    relocation.deletes_at.push((row, group.partition.clone()));
+            let maybe = group_filters[gid]
+                .iter()
+                .any(|f| f.may_contain(key, &mut hashes.1));
+            if !maybe {
+                continue;
+            }
+            let partition = &groups[gid].partition;
+            match ordering {
+                // A delete goes wherever its key may be; a change wins over any stored version
+                // when the latest write wins: no need to read it.
+                _ if plan.deletes.value(row) => {
+                    relocation.deletes_at.push((row, partition.clone()))
                 }
-            } else if maybe {
-                match ordering {
-                    // The change wins over any stored version: no need to read it.
-                    Ordering::CommitTime => {
-                        relocation.deletes_at.push((row, group.partition.clone()))
-                    }
-                    Ordering::EventTime(_) => to_confirm
-                        .entry((group.partition.as_str(), group.file_id.as_str()))
-                        .or_default()
-                        .push(row),
-                }
+                Ordering::CommitTime => relocation.deletes_at.push((row, partition.clone())),
+                Ordering::EventTime(_) => to_confirm.entry(gid).or_default().push(row),
             }
         }
         // Read the file groups that may hold moving keys and compare the stored versions.
         let read = SliceRead::latest(storage, timeline, ordering);
         let mut stale = HashSet::new();
-        for ((partition, file_id), rows) in to_confirm {
-            let Some(slice) = slices.get(&(partition, file_id)) else {
+        for (gid, rows) in to_confirm {
+            let Some(slice) = &slices[gid] else {
                 continue;
             };
+            let partition = &groups[gid].partition;
             let batches = read.read(slice).await?;
             stats.groups_read += 1;
             let stored = stored_versions(&batches, plan, &rows, data_schema, ordering)?;
             for (row, outcome) in stored {
                 match outcome {
                     Stored::Absent => {}
-                    Stored::Loses => relocation.deletes_at.push((row, partition.to_string())),
+                    Stored::Loses => relocation.deletes_at.push((row, partition.clone())),
                     Stored::Wins => {
                         stale.insert(row);
                     }
