@@ -16,6 +16,7 @@ use apache_avro::Schema;
 use apache_avro::schema::RecordField;
 use apache_avro::types::Value;
 use inlet_table::commit::avro_value::{avro_error, field_str, read_container};
+use inlet_table::commit::{delete_instant_files, read_instant};
 use inlet_table::file_group::{
     BlockContent, BlockMetadata, BlockType, HeaderKey, LogBlock, encode_log_block,
 };
@@ -94,6 +95,14 @@ pub async fn archive(services: &TableServices, retention: Retention) -> Result<A
         limit(
             &pending.time,
             format!("pending instant {}", pending.time),
+            &mut candidates,
+        );
+    }
+    // A savepoint's commit, and every later one, stays active: restore rolls back to it.
+    if let Some(savepoint) = timeline.savepoints().next() {
+        limit(
+            &savepoint.time,
+            format!("savepoint {}", savepoint.time),
             &mut candidates,
         );
     }
@@ -193,8 +202,8 @@ pub async fn archive(services: &TableServices, retention: Retention) -> Result<A
     // the middle of the active timeline (the next run archives the rest again).
     let (pending_files, completed_files): (Vec<_>, Vec<_>) =
         files.iter().partition(|(i, _)| i.state != State::Completed);
-    for (_, name) in pending_files.into_iter().chain(completed_files) {
-        storage.delete(&format!(".hoodie/{name}")).await?;
+    for (instant, _) in pending_files.into_iter().chain(completed_files) {
+        delete_instant_files(storage, instant, &[instant.state]).await?;
     }
     outcome.instants = archived;
     outcome.file = Some(path);
@@ -220,12 +229,9 @@ async fn latest_clean_retained(
     else {
         return Ok(None);
     };
-    let bytes = storage
-        .get(&format!(
-            ".hoodie/{}",
-            clean.file_name().unwrap_or_default()
-        ))
-        .await?;
+    let bytes = read_instant(storage, clean)
+        .await?
+        .ok_or_else(|| Error::InstantNotFound(clean.to_string()))?;
     let metadata = read_container(&bytes, CLEAN_METADATA_SCHEMA)?;
     // Keep-latest-file-versions records no commit bound: that clean then covered everything
     // before it.

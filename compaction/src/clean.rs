@@ -23,9 +23,8 @@ use inlet_table::commit::avro_value::{
     strings,
 };
 use inlet_table::commit::compaction_plan::CompactionPlan;
-use inlet_table::commit::instant_path;
+use inlet_table::commit::{Completion, Transaction, read_instant};
 use inlet_table::file_group::{FileGroup, FileSystemView, file_path};
-use inlet_table::storage::Created;
 use inlet_table::{Action, Error, Instant, InstantTime, Result, State, Timeline};
 
 use crate::services::TableServices;
@@ -145,7 +144,6 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
         });
     }
     services.check_lease().await?;
-    let time = table.generator().next(timeline.latest_time());
     let last_completed = timeline
         .latest_completed_write()
         .map(|i| i.time.to_string())
@@ -158,24 +156,11 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
         &last_completed,
         &deletions,
     )?;
-    let requested = Instant::new(time.clone(), Action::Clean, State::Requested);
-    if storage
-        .put_if_absent(&instant_path(&requested)?, plan.clone())
-        .await?
-        == Created::AlreadyExists
-    {
-        return Err(Error::CommitConflict {
-            instant: time,
-            reason: "the instant time is already taken".to_string(),
-        });
-    }
-    let inflight = requested.with_state(State::Inflight);
-    storage
-        .put_if_absent(&instant_path(&inflight)?, plan)
-        .await?;
+    let mut txn = Transaction::begin(table, &timeline, Action::Clean, plan.clone()).await?;
+    txn.inflight(storage, plan).await?;
     execute(
         services,
-        &inflight,
+        txn,
         policy.name(),
         ectr,
         &last_completed,
@@ -247,7 +232,7 @@ fn obsolete_slices<'a>(
 
 async fn execute(
     services: &TableServices,
-    inflight: &Instant,
+    txn: Transaction,
     policy: &str,
     ectr: Option<InstantTime>,
     last_completed: &str,
@@ -256,7 +241,7 @@ async fn execute(
     let started = std::time::Instant::now();
     let storage = services.table().storage();
     let mut cleaned = Cleaned {
-        instant: Some(inflight.time.clone()),
+        instant: Some(txn.instant_time().clone()),
         earliest_retained: ectr.clone(),
         ..Default::default()
     };
@@ -294,7 +279,7 @@ async fn execute(
     }
     services.check_lease().await?;
     let metadata = record(vec![
-        ("startCleanTime", string(inflight.time.to_string())),
+        ("startCleanTime", string(txn.instant_time().to_string())),
         (
             "timeTakenInMillis",
             Value::Long(started.elapsed().as_millis() as i64),
@@ -309,12 +294,8 @@ async fn execute(
         ("version", first(Value::Int(CLEAN_VERSION))),
         ("bootstrapPartitionMetadata", null()),
     ]);
-    let completed = inflight.with_state(State::Completed);
-    storage
-        .put_if_absent(
-            &instant_path(&completed)?,
-            container(METADATA_SCHEMA, metadata)?,
-        )
+    let metadata = Completion::avro(container(METADATA_SCHEMA, metadata)?);
+    txn.complete(services.table(), services.lease()?, metadata)
         .await?;
     Ok(cleaned)
 }
@@ -327,7 +308,9 @@ fn file_name(path: &str) -> String {
 async fn finish_pending(services: &TableServices, pending: &Instant) -> Result<Cleaned> {
     let storage = services.table().storage();
     let requested = pending.with_state(State::Requested);
-    let bytes = storage.get(&instant_path(&requested)?).await?;
+    let bytes = read_instant(storage, &requested)
+        .await?
+        .ok_or_else(|| Error::InstantNotFound(requested.to_string()))?;
     let plan = read_container(&bytes, PLAN_SCHEMA)?;
     let policy = field_str(&plan, "policy")
         .unwrap_or("KEEP_LATEST_COMMITS")
@@ -354,21 +337,9 @@ async fn finish_pending(services: &TableServices, pending: &Instant) -> Result<C
             }
         }
     }
-    let inflight = pending.with_state(State::Inflight);
-    if pending.state == State::Requested {
-        storage
-            .put_if_absent(&instant_path(&inflight)?, bytes)
-            .await?;
-    }
-    execute(
-        services,
-        &inflight,
-        &policy,
-        ectr,
-        &last_completed,
-        deletions,
-    )
-    .await
+    let mut txn = Transaction::resume(pending.clone());
+    txn.inflight(storage, bytes).await?;
+    execute(services, txn, &policy, ectr, &last_completed, deletions).await
 }
 
 fn encode_plan(

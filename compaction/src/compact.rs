@@ -17,17 +17,16 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_table::commit::compaction_plan::{CompactionOperation, CompactionPlan};
-use inlet_table::commit::instant_path;
 use inlet_table::commit::metadata::{
     ARROW_SCHEMA_KEY, CHECKPOINT_KEY, CommitMetadata, SCHEMA_KEY, WriteStat,
 };
+use inlet_table::commit::{Completion, Transaction};
 use inlet_table::file_group::{
     BaseFile, FileSlice, FileSystemView, LogFile, SliceRead, WriteToken, file_path,
 };
 use inlet_table::schema::FILE_NAME;
-use inlet_table::storage::Created;
 use inlet_table::write::{BaseFileWriter, Writer};
-use inlet_table::{Action, Error, Instant, InstantTime, Result, State, Table, TableType, Timeline};
+use inlet_table::{Action, Error, InstantTime, Result, State, Table, TableType, Timeline};
 
 use crate::services::TableServices;
 
@@ -169,18 +168,8 @@ pub async fn schedule(writer: &Writer, strategy: &Strategy) -> Result<Option<Sch
         operations,
         strategy: strategy.params(),
     };
-    let time = table.generator().next(timeline.latest_time());
-    let requested = Instant::new(time.clone(), Action::Compaction, State::Requested);
-    if storage
-        .put_if_absent(&instant_path(&requested)?, plan.encode()?)
-        .await?
-        == Created::AlreadyExists
-    {
-        return Err(Error::CommitConflict {
-            instant: time,
-            reason: "the instant time is already taken".to_string(),
-        });
-    }
+    let txn = Transaction::begin(table, &timeline, Action::Compaction, plan.encode()?).await?;
+    let time = txn.instant_time().clone();
     tracing::info!(instant = %time, file_groups = plan.operations.len(), "Scheduled a compaction.");
     Ok(Some(Scheduled {
         instant: time,
@@ -222,12 +211,9 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
     };
     if instant.state == State::Inflight {
         outcome.partial_files_removed = remove_partial_files(table, &plan, time).await?;
-    } else {
-        let inflight = instant.with_state(State::Inflight);
-        storage
-            .put_if_absent(&instant_path(&inflight)?, Bytes::new())
-            .await?;
     }
+    let mut txn = Transaction::resume(instant);
+    txn.inflight(storage, Bytes::new()).await?;
 
     let ordering = table.properties().ordering()?;
     let parallelism = table.config().write_parallelism.max(1);
@@ -263,19 +249,8 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
             }
         }
     }
-    services.check_lease().await?;
-    let completed = instant.with_state(State::Completed);
-    let body = Bytes::from(metadata.to_json());
-    if storage
-        .put_if_absent(&instant_path(&completed)?, body)
-        .await?
-        == Created::AlreadyExists
-    {
-        return Err(Error::CommitConflict {
-            instant: time.clone(),
-            reason: "the compaction was completed by another process".to_string(),
-        });
-    }
+    txn.complete(table, services.lease()?, Completion::commit(&metadata))
+        .await?;
     tracing::info!(instant = %time, file_groups = outcome.file_groups, records = outcome.records, "Compaction completed.");
     Ok(outcome)
 }

@@ -30,6 +30,16 @@ impl TableServices {
         &self.table
     }
 
+    /// The services lease, which completes the services' actions.
+    pub fn lease(&self) -> Result<&Lease> {
+        self.lease
+            .as_ref()
+            .ok_or_else(|| inlet_table::Error::WriterLeaseLost {
+                table: self.table.storage().uri().to_string(),
+                reason: "the table services were closed".to_string(),
+            })
+    }
+
     /// Fails unless the services lease is still held.
     pub async fn check_lease(&self) -> Result<()> {
         match &self.lease {

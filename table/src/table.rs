@@ -7,6 +7,7 @@ use std::time::Duration;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 
+use crate::commit::Hooks;
 use crate::commit::lease::DEFAULT_LEASE_TTL;
 use crate::error::{Error, Result};
 use crate::properties::{PROPERTIES_FILE, TableProperties};
@@ -29,6 +30,8 @@ pub struct TableConfig {
     /// Bytes a writer may keep of the key filters (bloom filters, log keys) it reads to find
     /// which partition a key is stored in.
     pub index_cache_bytes: usize,
+    /// Run after every completed action (metrics, mirrors, catalog sync).
+    pub hooks: Hooks,
 }
 
 impl Default for TableConfig {
@@ -39,6 +42,7 @@ impl Default for TableConfig {
             lease_ttl: DEFAULT_LEASE_TTL,
             write_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
             index_cache_bytes: crate::index::global::DEFAULT_CACHE_BYTES,
+            hooks: Hooks::new(),
         }
     }
 }

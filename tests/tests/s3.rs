@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use inlet_table::commit::Transaction;
 use inlet_table::commit::lease::Lease;
 use inlet_table::commit::metadata::CommitMetadata;
+use inlet_table::commit::{Completion, Requirement, Transaction};
 use inlet_table::read::Query;
-use inlet_table::timeline::{Action, InstantGenerator, State};
+use inlet_table::timeline::{Action, State};
 use inlet_table::write::Changes;
 use inlet_table::{Error, Table, TableConfig};
 use inlet_tests::harness::moto::MotoServer;
@@ -90,14 +90,9 @@ async fn a_crashed_write_on_s3_is_rolled_back() -> anyhow::Result<()> {
 
     let storage = table.storage();
     let timeline = table.timeline().await?;
-    let mut txn = Transaction::begin(
-        storage,
-        &timeline,
-        &InstantGenerator::default(),
-        Action::Commit,
-    )
-    .await?;
-    txn.inflight(storage, &CommitMetadata::default()).await?;
+    let mut txn = Transaction::begin(&table, &timeline, Action::Commit, Bytes::new()).await?;
+    txn.inflight(storage, Bytes::from(CommitMetadata::default().to_json()))
+        .await?;
     let orphan = format!(
         "part=p0/00000001-1111-2222-3333-444444444444-0_0-0-0_{}.parquet",
         txn.instant_time()
@@ -174,21 +169,23 @@ async fn of_two_writers_starting_together_exactly_one_writes() -> anyhow::Result
 async fn completion_race(table: &Table, rounds: usize) -> anyhow::Result<()> {
     let storage = table.storage();
     let lease = Lease::acquire(storage, Duration::from_secs(60)).await?;
-    let generator = InstantGenerator::default();
     for round in 0..rounds {
         let timeline = table.timeline().await?;
-        let mut a = Transaction::begin(storage, &timeline, &generator, Action::Commit).await?;
-        let mut b = Transaction::begin(storage, &timeline, &generator, Action::Commit).await?;
-        a.inflight(storage, &CommitMetadata::default()).await?;
-        b.inflight(storage, &CommitMetadata::default()).await?;
+        let base = timeline.latest_data_write().map(|i| i.time.clone());
+        let mut a = Transaction::begin(table, &timeline, Action::Commit, Bytes::new()).await?;
+        let mut b = Transaction::begin(table, &timeline, Action::Commit, Bytes::new()).await?;
+        for txn in [&mut a, &mut b] {
+            txn.require(Requirement::LatestWrite(base.clone()));
+            txn.inflight(storage, Bytes::new()).await?;
+        }
         let metadata = CommitMetadata {
             operation_type: Some("UPSERT".into()),
             ..Default::default()
         };
         let (ta, tb) = (a.instant_time().clone(), b.instant_time().clone());
         let (ra, rb) = tokio::join!(
-            a.complete(storage, &lease, &metadata),
-            b.complete(storage, &lease, &metadata)
+            a.complete(table, &lease, Completion::commit(&metadata)),
+            b.complete(table, &lease, Completion::commit(&metadata))
         );
         let (winner, loser_error) = match (ra, rb) {
             (Ok(_), Err(e)) => (ta, e),
@@ -206,7 +203,7 @@ async fn completion_race(table: &Table, rounds: usize) -> anyhow::Result<()> {
         );
         assert_eq!(timeline.completed_writes().count(), round + 1);
         // The loser is left pending, as after a crash, and is rolled back like one.
-        inlet_table::commit::rollback::rollback_pending(storage, &timeline, &generator).await?;
+        inlet_table::commit::rollback::rollback_pending(table, &lease, &timeline).await?;
     }
     lease.release().await?;
     assert!(table.timeline().await?.pending().next().is_none());

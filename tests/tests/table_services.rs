@@ -535,3 +535,89 @@ async fn rollback_is_refused_once_the_replaced_versions_are_cleaned() -> anyhow:
     assert_eq!(table.timeline().await?.pending().count(), 0);
     Ok(())
 }
+
+/// Records every completed action a table reports to its hooks.
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, String, bool)>>);
+
+#[async_trait::async_trait]
+impl inlet_table::commit::CommitHook for Recorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+
+    async fn completed(
+        &self,
+        _table: &Table,
+        completed: &inlet_table::commit::Completed<'_>,
+    ) -> inlet_table::Result<()> {
+        let mut seen = self.0.lock().expect("recorder lock");
+        seen.push((
+            completed.instant.time.to_string(),
+            completed.instant.action.to_string(),
+            completed.commit.is_some(),
+        ));
+        Ok(())
+    }
+}
+
+/// Writes, compaction, cleaning and rollback all complete through the one transaction path,
+/// which reports each to the table's hooks once, with commit metadata for the actions that
+/// carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_completed_action_reaches_the_hooks() -> anyhow::Result<()> {
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let dir = tempfile::tempdir()?;
+    let uri = dir.path().display().to_string();
+    let config = TableConfig {
+        hooks: vec![recorder.clone()],
+        ..TableConfig::default()
+    };
+    let shape = mor(true, true);
+    let table = Table::create(&uri, config, common::properties(&shape)).await?;
+    let (mut model, mut rng) = (Model::new(shape), StdRng::seed_from_u64(77));
+    common::write_random_commits(&table, &mut model, &mut rng, 3, 20).await?;
+    compact_all(&table).await?;
+    common::write_random_commits(&table, &mut model, &mut rng, 2, 20).await?;
+    let latest = table
+        .timeline()
+        .await?
+        .latest_completed_write()
+        .expect("a write")
+        .time
+        .clone();
+    let mut writer = table.writer().await?;
+    writer.rollback(&latest).await?;
+    writer.close().await?;
+    let services = TableServices::open(table.clone()).await?;
+    let cleaned = clean::clean(&services, Policy::KeepLatestCommits(1)).await?;
+    services.close().await?;
+    assert!(cleaned.instant.is_some(), "the clean deleted nothing");
+
+    let seen = recorder.0.lock().expect("recorder lock").clone();
+    let mut expected: Vec<(String, String, bool)> = table
+        .timeline()
+        .await?
+        .instants()
+        .iter()
+        .map(|i| {
+            let commit = i.action.writes_data();
+            (i.time.to_string(), i.action.to_string(), commit)
+        })
+        .collect();
+    // The rolled-back write completed, reached the hooks, and is gone from the timeline.
+    expected.push((latest.to_string(), "deltacommit".to_string(), true));
+    expected.sort();
+    let mut seen_sorted = seen.clone();
+    seen_sorted.sort();
+    assert_eq!(seen_sorted, expected);
+    let actions: std::collections::BTreeSet<&str> = seen.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["clean", "commit", "deltacommit", "rollback"]
+            .into_iter()
+            .collect(),
+        "{seen:?}"
+    );
+    Ok(())
+}

@@ -12,7 +12,7 @@ use super::avro_value::{
     container, field, field_str, field_strings, first, map, null, plain, read_container, record,
     some, string, strings,
 };
-use super::instant_path;
+use super::transaction::instant_path;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::timeline::{Action, Instant, InstantTime, State};

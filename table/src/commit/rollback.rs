@@ -11,14 +11,14 @@ use apache_avro::types::Value;
 use bytes::Bytes;
 
 use super::avro_value::{container, strings};
-use super::instant_path;
+use super::lease::Lease;
 use super::metadata::CommitMetadata;
+use super::transaction::{Completion, Transaction, delete_instant_files};
 use crate::error::{Error, Result};
 use crate::file_group::{BaseFile, FileSystemView, LogFile, partition_metafile};
-use crate::storage::{Created, Storage};
-use crate::timeline::{
-    Action, Instant, InstantGenerator, InstantTime, State, TIMELINE_DIR, Timeline,
-};
+use crate::storage::Storage;
+use crate::table::Table;
+use crate::timeline::{Action, Instant, InstantTime, State, TIMELINE_DIR, Timeline};
 
 const PLAN_SCHEMA: &str = include_str!("avro/HoodieRollbackPlan.avsc");
 const METADATA_SCHEMA: &str = include_str!("avro/HoodieRollbackMetadata.avsc");
@@ -36,10 +36,11 @@ pub struct RollbackOutcome {
 
 /// Rolls back every pending write on the timeline (a dead writer's), oldest first.
 pub async fn rollback_pending(
-    storage: &Storage,
+    table: &Table,
+    lease: &Lease,
     timeline: &Timeline,
-    generator: &InstantGenerator,
 ) -> Result<Vec<RollbackOutcome>> {
+    let storage = table.storage();
     let pending: Vec<Instant> = timeline
         .pending()
         .filter(|i| {
@@ -54,29 +55,25 @@ pub async fn rollback_pending(
     for instant in pending {
         let timeline = Timeline::load(storage).await?;
         tracing::warn!(instant = %instant, "Rolling back a write that did not complete.");
-        outcomes.push(rollback(storage, &timeline, generator, &instant).await?);
+        outcomes.push(rollback(table, lease, &timeline, &instant).await?);
     }
     // A rollback that crashed midway left its own instant pending; the write it was undoing is
     // still pending too and was rolled back again above, so the stale rollback instant goes.
     for stale in timeline.pending().filter(|i| i.action == Action::Rollback) {
-        for state in [State::Inflight, State::Requested] {
-            if let Some(name) = stale.with_state(state).file_name() {
-                storage.delete(&format!("{TIMELINE_DIR}/{name}")).await?;
-            }
-        }
+        delete_instant_files(storage, stale, &[State::Inflight, State::Requested]).await?;
     }
     Ok(outcomes)
 }
 
 /// Rolls back one pending write (or compaction).
 pub async fn rollback(
-    storage: &Storage,
+    table: &Table,
+    lease: &Lease,
     timeline: &Timeline,
-    generator: &InstantGenerator,
     pending: &Instant,
 ) -> Result<RollbackOutcome> {
-    let files = files_of(storage, pending).await?;
-    undo(storage, timeline, generator, pending, files).await
+    let files = files_of(table.storage(), pending).await?;
+    undo(table, lease, timeline, pending, files).await
 }
 
 /// Rolls back the latest completed write (commit, delta commit or compaction): its files are
@@ -84,11 +81,12 @@ pub async fn rollback(
 /// write, or a pending compaction, depends on it; or (copy-on-write) a file group it rewrote
 /// has no earlier version left because the cleaner removed it.
 pub async fn rollback_completed(
-    storage: &Storage,
+    table: &Table,
+    lease: &Lease,
     timeline: &Timeline,
-    generator: &InstantGenerator,
     time: &InstantTime,
 ) -> Result<RollbackOutcome> {
+    let storage = table.storage();
     let refuse = |reason: String| Error::RollbackRefused {
         instant: time.clone(),
         reason,
@@ -103,6 +101,12 @@ pub async fn rollback_completed(
             )
         })?
         .clone();
+    if let Some(savepoint) = timeline.savepoints().find(|s| &s.time == time) {
+        return Err(refuse(format!(
+            "savepoint {} keeps it; delete the savepoint first (inlet savepoint --delete)",
+            savepoint.time
+        )));
+    }
     if let Some(later) = timeline.completed_writes().find(|i| &i.time > time) {
         return Err(refuse(format!(
             "{later} was written after it; roll back the latest write first"
@@ -152,13 +156,13 @@ pub async fn rollback_completed(
     }
     // Hide the write first: from here on it is a pending write, which a crash leaves to be
     // rolled back again on the next open.
-    storage.delete(&instant_path(&instant)?).await?;
+    delete_instant_files(storage, &instant, &[State::Completed]).await?;
     let pending = if timeline.is_compaction(time) {
         Instant::new(time.clone(), Action::Compaction, State::Inflight)
     } else {
         instant.with_state(State::Inflight)
     };
-    undo(storage, timeline, generator, &pending, files).await
+    undo(table, lease, timeline, &pending, files).await
 }
 
 /// Files a pending instant may have written: base files named with its instant, and the files
@@ -207,30 +211,18 @@ fn add_file(files: &mut Files, path: &str) {
 }
 
 async fn undo(
-    storage: &Storage,
+    table: &Table,
+    lease: &Lease,
     timeline: &Timeline,
-    generator: &InstantGenerator,
     pending: &Instant,
     files: Files,
 ) -> Result<RollbackOutcome> {
+    let storage = table.storage();
     let started = Stopwatch::now();
-    let time = generator.next(timeline.latest_time());
-    let requested = Instant::new(time.clone(), Action::Rollback, State::Requested);
     let plan = encode_plan(storage, pending, &files)?;
-    if storage
-        .put_if_absent(&instant_path(&requested)?, plan)
-        .await?
-        == Created::AlreadyExists
-    {
-        return Err(Error::CommitConflict {
-            instant: time,
-            reason: "rollback instant time taken".to_string(),
-        });
-    }
-    let inflight = requested.with_state(State::Inflight);
-    storage
-        .put_if_absent(&instant_path(&inflight)?, Bytes::new())
-        .await?;
+    let mut txn = Transaction::begin(table, timeline, Action::Rollback, plan).await?;
+    let time = txn.instant_time().clone();
+    txn.inflight(storage, Bytes::new()).await?;
 
     let mut deleted = Vec::new();
     for paths in files.values() {
@@ -253,9 +245,7 @@ async fn undo(
         }
     }
     let metadata = encode_metadata(&time, pending, &files, started.elapsed().as_millis() as i64)?;
-    let completed = inflight.with_state(State::Completed);
-    storage
-        .put_if_absent(&instant_path(&completed)?, metadata)
+    txn.complete(table, lease, Completion::avro(metadata))
         .await?;
 
     // Only now drop the rolled-back instant's files, latest state first. A compaction keeps its
@@ -265,11 +255,7 @@ async fn undo(
     } else {
         &[State::Inflight, State::Requested]
     };
-    for state in states {
-        if let Some(name) = pending.with_state(*state).file_name() {
-            storage.delete(&format!("{TIMELINE_DIR}/{name}")).await?;
-        }
-    }
+    delete_instant_files(storage, pending, states).await?;
     Ok(RollbackOutcome {
         rollback_instant: time,
         rolled_back: pending.clone(),

@@ -23,6 +23,8 @@ pub struct Timeline {
     instants: Vec<Instant>,
     /// Times of compactions, pending or completed (a completed one is listed as a commit).
     compactions: BTreeSet<InstantTime>,
+    /// Savepoints, kept apart: a savepoint is named with the time of the commit it keeps.
+    savepoints: Vec<Instant>,
 }
 
 impl Timeline {
@@ -41,6 +43,7 @@ impl Timeline {
     pub fn from_file_names(names: impl IntoIterator<Item = String>) -> Timeline {
         let mut latest: BTreeMap<InstantTime, Instant> = BTreeMap::new();
         let mut compactions = BTreeSet::new();
+        let mut savepoints: BTreeMap<InstantTime, Instant> = BTreeMap::new();
         for name in names {
             let Ok(instant) = name.parse::<Instant>() else {
                 if name.starts_with(|c: char| c.is_ascii_digit()) {
@@ -51,20 +54,36 @@ impl Timeline {
             if instant.action == Action::Compaction {
                 compactions.insert(instant.time.clone());
             }
-            match latest.get(&instant.time) {
+            let of_time = if instant.action == Action::Savepoint {
+                &mut savepoints
+            } else {
+                &mut latest
+            };
+            match of_time.get(&instant.time) {
                 Some(existing) if existing.state >= instant.state => {}
                 _ => {
-                    latest.insert(instant.time.clone(), instant);
+                    of_time.insert(instant.time.clone(), instant);
                 }
             }
         }
         Timeline {
             instants: latest.into_values().collect(),
             compactions,
+            savepoints: savepoints.into_values().collect(),
         }
     }
 
-    /// Every instant, oldest first.
+    /// Completed savepoints, oldest first. Each is named with the time of the commit it keeps.
+    pub fn savepoints(&self) -> impl DoubleEndedIterator<Item = &Instant> + '_ {
+        self.savepoints.iter().filter(|i| i.is_completed())
+    }
+
+    /// Savepoints started and never completed (a savepoint writes no data; it is simply redone).
+    pub fn pending_savepoints(&self) -> impl Iterator<Item = &Instant> + '_ {
+        self.savepoints.iter().filter(|i| !i.is_completed())
+    }
+
+    /// Every instant but savepoints (see [`Timeline::savepoints`]), oldest first.
     pub fn instants(&self) -> &[Instant] {
         &self.instants
     }
@@ -141,6 +160,12 @@ impl Timeline {
                 .cloned()
                 .collect(),
             compactions: self.compactions.clone(),
+            savepoints: self
+                .savepoints
+                .iter()
+                .filter(|i| &i.time <= time)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -197,5 +222,38 @@ mod tests {
         );
         let earlier: InstantTime = "20240418173551906".parse().expect("valid");
         assert_eq!(timeline.as_of(&earlier).completed_writes().count(), 1);
+    }
+
+    /// A savepoint is named with the time of the commit it keeps (Hudi's
+    /// `SavepointActionExecutor`): it must neither hide nor stand for that commit.
+    #[test]
+    fn a_savepoint_shares_its_commits_time_without_replacing_it() {
+        for order in [
+            ["20240101000001000.commit", "20240101000001000.savepoint"],
+            ["20240101000001000.savepoint", "20240101000001000.commit"],
+        ] {
+            let mut names: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+            names.push("20240101000001000.savepoint.inflight".to_string());
+            names.push("20240101000002000.deltacommit".to_string());
+            names.push("20240101000002000.savepoint.inflight".to_string());
+            let timeline = Timeline::from_file_names(names);
+            let writes: Vec<String> = timeline.completed_writes().map(|i| i.to_string()).collect();
+            assert_eq!(
+                writes,
+                [
+                    "[20240101000001000__commit__COMPLETED]",
+                    "[20240101000002000__deltacommit__COMPLETED]"
+                ]
+            );
+            let savepoints: Vec<String> =
+                timeline.savepoints().map(|i| i.time.to_string()).collect();
+            assert_eq!(savepoints, ["20240101000001000"]);
+            assert_eq!(
+                timeline.pending().count(),
+                0,
+                "an inflight savepoint is no pending write"
+            );
+            assert!(timeline.is_completed_write(&"20240101000001000".parse().expect("valid")));
+        }
     }
 }

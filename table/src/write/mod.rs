@@ -20,10 +20,10 @@ use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::commit::Transaction;
 use crate::commit::lease::Lease;
 use crate::commit::metadata::{ARROW_SCHEMA_KEY, CommitMetadata, SCHEMA_KEY, WriteStat};
 use crate::commit::rollback::{RollbackOutcome, rollback_completed, rollback_pending};
+use crate::commit::{Completion, Requirement, Transaction};
 use crate::error::{Error, Result};
 use crate::file_group::{
     BaseFile, FileSystemView, LogFile, WriteToken, file_path, partition_metafile,
@@ -109,7 +109,7 @@ impl Writer {
         }
         let lease = Lease::acquire(table.storage(), table.config().lease_ttl).await?;
         let timeline = table.timeline().await?;
-        let rolled_back = rollback_pending(table.storage(), &timeline, table.generator()).await?;
+        let rolled_back = rollback_pending(&table, &lease, &timeline).await?;
         Ok(Writer {
             index: KeyIndex::new(table.config().index_cache_bytes),
             table,
@@ -172,7 +172,10 @@ impl Writer {
             TableType::CopyOnWrite => Action::Commit,
             TableType::MergeOnRead => Action::DeltaCommit,
         };
-        let mut txn = Transaction::begin(storage, &timeline, table.generator(), action).await?;
+        let mut txn = Transaction::begin(&table, &timeline, action, Bytes::new()).await?;
+        txn.require(Requirement::LatestWrite(
+            timeline.latest_data_write().map(|i| i.time.clone()),
+        ));
         let operation = changes.operation.name().to_string();
         let workload = CommitMetadata {
             operation_type: Some(operation.clone()),
@@ -186,7 +189,8 @@ impl Writer {
                 partition_to_write_stats: planned_stats(&tasks),
                 ..workload
             };
-            txn.inflight(storage, &workload).await?;
+            txn.inflight(storage, Bytes::from(workload.to_json()))
+                .await?;
             let stats = write_file_groups(&table, tasks, prepared, txn.instant_time()).await?;
             let mut metadata = CommitMetadata {
                 operation_type: Some(operation),
@@ -209,7 +213,7 @@ impl Writer {
             Ok(metadata) => metadata,
             Err(e) => {
                 self.index.forget();
-                if let Err(rollback_error) = txn.abort(storage, table.generator()).await {
+                if let Err(rollback_error) = txn.abort(&table, self.lease()?).await {
                     tracing::error!(error = %rollback_error, "Rolling back a failed write failed; the next writer will roll it back.");
                 }
                 return Err(e);
@@ -218,7 +222,10 @@ impl Writer {
         crate::failpoint!("commit.before-complete");
         let time = txn.instant_time().clone();
         // A failed completion leaves the instant pending: roll it back now if we can.
-        match txn.complete(storage, self.lease()?, &metadata).await {
+        match txn
+            .complete(&table, self.lease()?, Completion::commit(&metadata))
+            .await
+        {
             Ok(_) => Ok(Commit {
                 instant: time,
                 metadata,
@@ -226,27 +233,12 @@ impl Writer {
             }),
             Err(e) => {
                 let timeline = Timeline::load(storage).await?;
-                // The put of the completed instant may have reached storage although its answer
-                // did not: then the commit happened, and saying otherwise would be a lie.
-                if timeline.get(&time).is_some_and(|i| i.is_completed()) {
-                    tracing::warn!(instant = %time, error = %e, "Completing the commit reported an error, but the completed instant is on the timeline: the commit happened.");
-                    return Ok(Commit {
-                        instant: time,
-                        metadata,
-                        lookup,
-                    });
-                }
                 if let Some(pending) = timeline.get(&time).filter(|i| !i.is_completed()).cloned()
                     && self.lease()?.check().await.is_ok()
                 {
                     self.index.forget();
-                    crate::commit::rollback::rollback(
-                        storage,
-                        &timeline,
-                        table.generator(),
-                        &pending,
-                    )
-                    .await?;
+                    crate::commit::rollback::rollback(&table, self.lease()?, &timeline, &pending)
+                        .await?;
                 }
                 Err(e)
             }
@@ -261,10 +253,9 @@ impl Writer {
     /// Rolls back the latest completed write (see [`rollback_completed`]).
     pub async fn rollback(&mut self, time: &InstantTime) -> Result<RollbackOutcome> {
         self.check_lease().await?;
-        let storage = self.table.storage();
         let timeline = self.table.timeline().await?;
         self.index.forget();
-        rollback_completed(storage, &timeline, self.table.generator(), time).await
+        rollback_completed(&self.table, self.lease()?, &timeline, time).await
     }
 
     /// Releases the lease.

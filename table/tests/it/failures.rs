@@ -5,7 +5,7 @@ use bytes::Bytes;
 use inlet_table::commit::Transaction;
 use inlet_table::commit::metadata::CommitMetadata;
 use inlet_table::read::Query;
-use inlet_table::timeline::{Action, InstantGenerator, State};
+use inlet_table::timeline::{Action, State};
 use inlet_table::{Error, Result, Table, TableConfig};
 
 use crate::util::*;
@@ -44,9 +44,9 @@ async fn a_crashed_write_is_invisible_and_rolled_back_by_the_next_writer() -> Re
     // A writer that died after writing a data file, before completing its instant.
     let storage = table.storage();
     let timeline = table.timeline().await?;
-    let generator = InstantGenerator::default();
-    let mut txn = Transaction::begin(storage, &timeline, &generator, Action::Commit).await?;
-    txn.inflight(storage, &CommitMetadata::default()).await?;
+    let mut txn = Transaction::begin(&table, &timeline, Action::Commit, Bytes::new()).await?;
+    txn.inflight(storage, Bytes::from(CommitMetadata::default().to_json()))
+        .await?;
     let dead = txn.instant_time().clone();
     let orphan = format!("00000000-1111-2222-3333-444444444444-0_0-0-0_{dead}.parquet");
     storage
