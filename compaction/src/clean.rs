@@ -23,6 +23,7 @@ use inlet_table::commit::avro_value::{
     strings,
 };
 use inlet_table::commit::compaction_plan::CompactionPlan;
+use inlet_table::commit::savepoint;
 use inlet_table::commit::{Completion, Transaction, read_instant};
 use inlet_table::file_group::{FileGroup, FileSystemView, file_path};
 use inlet_table::{Action, Error, Instant, InstantTime, Result, State, Timeline};
@@ -121,6 +122,9 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
             pinned.insert((op.partition, op.file_id), op.base_instant);
         }
     }
+    // Slices holding a file a savepoint keeps stay, whatever the policy (as Hudi's cleaner).
+    let savepointed = savepoint::kept_files(table, &timeline).await?;
+    let kept = |partition: &str, name: String| savepointed.contains(&(partition.to_string(), name));
     let mut deletions = Deletions::new();
     for group in view.file_groups() {
         let pin = pinned.get(&(group.partition.clone(), group.file_id.clone()));
@@ -128,6 +132,12 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
             let Some(slice) = group.slice(slice) else {
                 continue;
             };
+            let p = group.partition.as_str();
+            if slice.base_file.is_some_and(|b| kept(p, b.file_name()))
+                || slice.log_files.iter().any(|l| kept(p, l.file_name()))
+            {
+                continue;
+            }
             let files = deletions.entry(group.partition.clone()).or_default();
             if let Some(base) = slice.base_file {
                 files.push((file_path(&group.partition, &base.file_name()), base.size));

@@ -3,6 +3,7 @@
 mod demo;
 mod read;
 mod run;
+mod savepoint;
 mod services;
 mod table;
 mod timeline;
@@ -37,6 +38,12 @@ enum Command {
     Archive(services::ArchiveArgs),
     /// Roll back the latest completed commit, delta commit or compaction.
     Rollback(services::RollbackArgs),
+    /// Keep a completed commit so that the table can be restored to it (or --delete one).
+    Savepoint(savepoint::SavepointArgs),
+    /// List the table's savepoints.
+    Savepoints(savepoint::SavepointsArgs),
+    /// Restore the table to a savepoint: every write after it is rolled back.
+    Restore(savepoint::RestoreArgs),
     /// Create a demo table from built-in sample events and query it.
     Demo(demo::DemoArgs),
     /// Capture PostgreSQL changes into lake tables until SIGINT/SIGTERM (see examples/inlet.toml).
@@ -77,6 +84,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Clean(args) => services::clean(args).await,
         Command::Archive(args) => services::archive(args).await,
         Command::Rollback(args) => services::rollback(args).await,
+        Command::Savepoint(args) => savepoint::savepoint(args).await,
+        Command::Savepoints(args) => savepoint::savepoints(args).await,
+        Command::Restore(args) => savepoint::restore(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
     }

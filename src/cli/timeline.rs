@@ -32,7 +32,18 @@ pub async fn run(args: TimelineArgs) -> anyhow::Result<()> {
 async fn rows(table: &Table) -> anyhow::Result<Vec<serde_json::Value>> {
     let timeline = table.timeline().await?;
     let mut rows = Vec::new();
-    for instant in timeline.instants() {
+    // Savepoints share the time of the commit they keep: listed right after it.
+    let mut instants: Vec<&inlet_table::Instant> = timeline
+        .instants()
+        .iter()
+        .chain(timeline.savepoints())
+        .chain(timeline.pending_savepoints())
+        .collect();
+    instants.sort_by(|a, b| {
+        let savepoint = |i: &inlet_table::Instant| i.action == inlet_table::Action::Savepoint;
+        (&a.time, savepoint(a)).cmp(&(&b.time, savepoint(b)))
+    });
+    for instant in instants {
         let mut row = json!({
             "instant": instant.time.to_string(),
             "action": instant.action.to_string(),

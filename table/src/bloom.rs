@@ -131,6 +131,19 @@ impl BloomFilter {
         Self::new(BloomFilterType::DynamicV0, 60_000, 0.000_000_001, 100_000)
     }
 
+    /// A filter for a file of `keys` records: Hudi's default (DYNAMIC_V0, fpp 1e-9) sized for the
+    /// records the file has rather than for 60,000, up to Hudi's 60,000 per row and 100,000 in
+    /// all. A 40-row file's filter is 216 bytes instead of 323 KB, with the same false-positive
+    /// rate; Java and hudi-rs read the size from the filter itself.
+    pub fn for_keys(keys: usize) -> Self {
+        Self::new(
+            BloomFilterType::DynamicV0,
+            keys.clamp(1, 60_000),
+            0.000_000_001,
+            100_000,
+        )
+    }
+
     /// Sizes the filter like `BloomFilterUtils`; degenerate parameters, which make Java throw,
     /// give a one-bit, one-hash filter that answers "maybe" to everything once a key is added.
     pub fn new(kind: BloomFilterType, num_entries: usize, fpp: f64, max_entries: usize) -> Self {

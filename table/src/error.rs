@@ -46,6 +46,16 @@ pub enum Error {
         instant: InstantTime,
         reason: String,
     },
+    #[error("cannot savepoint {instant}: {reason}")]
+    SavepointRefused {
+        instant: InstantTime,
+        reason: String,
+    },
+    #[error("cannot restore to {instant}: {reason}")]
+    RestoreRefused {
+        instant: InstantTime,
+        reason: String,
+    },
     #[error("invalid instant file name {0:?}")]
     InvalidInstant(String),
     #[error("invalid table configuration: {0}")]

@@ -12,7 +12,9 @@ pub mod key;
 pub mod merge;
 pub mod properties;
 pub mod read;
+pub mod requests;
 pub mod schema;
+pub mod snapshot;
 pub mod storage;
 pub mod table;
 pub mod timeline;
@@ -20,5 +22,6 @@ pub mod write;
 
 pub use error::{Error, Result};
 pub use properties::{TableProperties, TableType};
+pub use snapshot::Snapshot;
 pub use table::{Table, TableConfig};
 pub use timeline::{Action, Instant, InstantTime, State, Timeline};

@@ -145,6 +145,12 @@ impl Storage {
         Storage::open(uri, options)
     }
 
+    /// The same storage, with every request counted in `counts` (see [`crate::requests`]).
+    pub fn counted(mut self, counts: Arc<crate::requests::RequestCounts>) -> Self {
+        self.store = Arc::new(crate::requests::CountingStore::new(self.store, counts));
+        self
+    }
+
     /// The URI the table was opened with.
     pub fn uri(&self) -> &str {
         &self.uri

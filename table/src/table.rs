@@ -12,7 +12,9 @@ use crate::commit::lease::DEFAULT_LEASE_TTL;
 use crate::error::{Error, Result};
 use crate::properties::{PROPERTIES_FILE, TableProperties};
 use crate::read::{self, Query, ReadResult};
+use crate::requests::RequestCounts;
 use crate::schema;
+use crate::snapshot::Snapshot;
 use crate::storage::{Created, Storage};
 use crate::timeline::{Clock, InstantGenerator, SystemClock, Timeline};
 use crate::write::Writer;
@@ -32,6 +34,8 @@ pub struct TableConfig {
     pub index_cache_bytes: usize,
     /// Run after every completed action (metrics, mirrors, catalog sync).
     pub hooks: Hooks,
+    /// Counts every object-store request the table makes (benchmarks), when set.
+    pub request_counts: Option<Arc<RequestCounts>>,
 }
 
 impl Default for TableConfig {
@@ -43,6 +47,7 @@ impl Default for TableConfig {
             write_parallelism: std::thread::available_parallelism().map_or(2, |n| n.get()),
             index_cache_bytes: crate::index::global::DEFAULT_CACHE_BYTES,
             hooks: Hooks::new(),
+            request_counts: None,
         }
     }
 }
@@ -75,7 +80,7 @@ impl Table {
         if let Some(field) = properties.ordering_field.as_mut() {
             *field = schema::physical_name(field).into_owned();
         }
-        let storage = Storage::create(uri, &config.storage_options)?;
+        let storage = counted(Storage::create(uri, &config.storage_options)?, &config);
         let file = Bytes::from(properties.to_file());
         if storage.put_if_absent(PROPERTIES_FILE, file).await? == Created::AlreadyExists {
             return Err(Error::TableExists(uri.to_string()));
@@ -85,7 +90,7 @@ impl Table {
 
     /// Opens an existing table.
     pub async fn open(uri: &str, config: TableConfig) -> Result<Table> {
-        let storage = Storage::open(uri, &config.storage_options)?;
+        let storage = counted(Storage::open(uri, &config.storage_options)?, &config);
         let bytes = storage
             .get_opt(PROPERTIES_FILE)
             .await?
@@ -151,15 +156,25 @@ impl Table {
     }
 
     async fn read_with(&self, query: &Query, read_optimized: bool) -> Result<ReadResult> {
-        let ordering = self.properties.ordering()?;
-        let timeline = self.timeline().await?;
-        read::read(&self.storage, &timeline, &ordering, query, read_optimized).await
+        self.snapshot().await?.read(query, read_optimized).await
+    }
+
+    /// Loads the table's current state once: timeline, file-system view and schema.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::load(self).await
     }
 
     /// Becomes the table's single writer: takes the lease and rolls back writes a dead writer
     /// left pending.
     pub async fn writer(&self) -> Result<Writer> {
         Writer::open(self.clone()).await
+    }
+}
+
+fn counted(storage: Storage, config: &TableConfig) -> Storage {
+    match &config.request_counts {
+        Some(counts) => storage.counted(counts.clone()),
+        None => storage,
     }
 }
 

@@ -621,3 +621,121 @@ async fn every_completed_action_reaches_the_hooks() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A savepoint keeps its commit readable through later writes, compactions and cleans that would
+/// otherwise remove its files; a restore brings the table back to exactly that state (hudi-rs
+/// agrees), and the table takes writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoint_and_restore_bring_the_table_back() -> anyhow::Result<()> {
+    use inlet_table::commit::savepoint;
+    for (i, merge_on_read) in [false, true].into_iter().enumerate() {
+        let shape = Shape {
+            merge_on_read,
+            ..mor(true, true)
+        };
+        let (dir, uri, table, mut model, mut rng) = new_table(shape, 90 + i as u64).await?;
+        common::write_random_commits(&table, &mut model, &mut rng, 3, 25).await?;
+        if merge_on_read {
+            // The savepoint's slices are then not the first ones, which the clean may delete.
+            compact_all(&table).await?;
+            model.compact();
+            common::write_random_commits(&table, &mut model, &mut rng, 1, 25).await?;
+        }
+        let kept: inlet_table::InstantTime = model.history.last().expect("a commit").0.parse()?;
+        let at_savepoint = model.clone();
+        let files_at_savepoint = files(dir.path());
+
+        let services = TableServices::open(table.clone()).await?;
+        let refused = savepoint::create(
+            &table,
+            services.lease()?,
+            &"20200101000000000".parse()?,
+            "",
+            "",
+        )
+        .await
+        .expect_err("no such commit");
+        assert!(
+            refused.to_string().contains("not a completed commit"),
+            "{refused}"
+        );
+        let created =
+            savepoint::create(&table, services.lease()?, &kept, "tests", "before").await?;
+        assert!(!created.files.is_empty());
+        services.close().await?;
+
+        // Later writes, a compaction, and a clean that keeps only the latest commit.
+        common::write_random_commits(&table, &mut model, &mut rng, 3, 25).await?;
+        if merge_on_read {
+            compact_all(&table).await?;
+            model.compact();
+            common::write_random_commits(&table, &mut model, &mut rng, 2, 25).await?;
+        }
+        let services = TableServices::open(table.clone()).await?;
+        let cleaned = clean::clean(&services, Policy::KeepLatestCommits(1)).await?;
+        services.close().await?;
+        assert!(
+            !cleaned.files.is_empty(),
+            "{shape:?}: the clean deleted nothing"
+        );
+        assert!(
+            cleaned
+                .earliest_retained
+                .as_ref()
+                .is_some_and(|e| e > &kept),
+            "{cleaned:?}"
+        );
+        // The savepoint's state is still readable, exactly.
+        let as_of = table.read(&Query::AsOf(kept.clone())).await?;
+        canonical::assert_same_rows(
+            &canonical::rows(&as_of.batches, &model::canonical_columns())?,
+            &model::canonical(&at_savepoint.records),
+            "as of the savepoint, after the clean",
+        );
+        // Restore.
+        let mut writer = table.writer().await?;
+        let services = TableServices::open(table.clone()).await?;
+        let restored = writer.restore(&kept).await?;
+        services.close().await?;
+        writer.close().await?;
+        assert!(restored.rolled_back.iter().all(|i| i.time > kept));
+        assert!(!restored.rolled_back.is_empty());
+        model = at_savepoint;
+        assert_snapshot(&table, &model, "after the restore").await?;
+        let timeline = table.timeline().await?;
+        assert_eq!(
+            timeline.latest_completed_write().map(|i| i.time.clone()),
+            Some(kept.clone())
+        );
+        assert!(
+            timeline.instants().iter().all(|i| i.time <= kept
+                || matches!(
+                    i.action,
+                    inlet_table::Action::Clean | inlet_table::Action::Restore
+                )),
+            "{:?}",
+            timeline.instants()
+        );
+        // No data file of a rolled-back write is left (cleaned ones stay cleaned).
+        let now = files(dir.path());
+        let data =
+            |f: &String| !f.contains(".hoodie") && !f.ends_with(".hoodie_partition_metadata");
+        for file in now.iter().filter(|f| data(f)) {
+            assert!(
+                files_at_savepoint.contains(file),
+                "{file} outlived the restore"
+            );
+        }
+        common::compare_with_hudi_rs(&table, &uri, &[]).await?;
+
+        // The table takes writes again; the savepoint can go.
+        common::write_random_commits(&table, &mut model, &mut rng, 2, 25).await?;
+        assert_snapshot(&table, &model, "writes after the restore").await?;
+        let services = TableServices::open(table.clone()).await?;
+        savepoint::delete(&table, services.lease()?, &kept).await?;
+        services.close().await?;
+        assert_eq!(table.timeline().await?.savepoints().count(), 0);
+        common::compare_with_hudi_rs(&table, &uri, &[]).await?;
+    }
+    Ok(())
+}

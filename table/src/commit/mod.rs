@@ -8,7 +8,9 @@ pub mod avro_value;
 pub mod compaction_plan;
 pub mod lease;
 pub mod metadata;
+pub mod restore;
 pub mod rollback;
+pub mod savepoint;
 pub mod transaction;
 
 pub(crate) use transaction::instant_path;

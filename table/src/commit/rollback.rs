@@ -148,12 +148,7 @@ pub async fn rollback_completed(
             )));
         }
     }
-    let mut files = files_of(storage, &instant).await?;
-    for stat in metadata.write_stats() {
-        if let Some(path) = &stat.path {
-            add_file(&mut files, path);
-        }
-    }
+    let files = files_written(storage, timeline, &instant).await?;
     // Hide the write first: from here on it is a pending write, which a crash leaves to be
     // rolled back again on the next open.
     delete_instant_files(storage, &instant, &[State::Completed]).await?;
@@ -196,7 +191,7 @@ async fn files_of(storage: &Storage, pending: &Instant) -> Result<Files> {
 }
 
 /// Data files to delete per partition: (file id, table-relative path).
-type Files = BTreeMap<String, Vec<(String, String)>>;
+pub(crate) type Files = BTreeMap<String, Vec<(String, String)>>;
 
 fn add_file(files: &mut Files, path: &str) {
     let (partition, name) = path.rsplit_once('/').unwrap_or(("", path));
@@ -224,6 +219,32 @@ async fn undo(
     let time = txn.instant_time().clone();
     txn.inflight(storage, Bytes::new()).await?;
 
+    let deleted = delete_files(storage, pending, &files).await?;
+    let metadata = encode_metadata(&time, pending, &files, started.elapsed().as_millis() as i64)?;
+    txn.complete(table, lease, Completion::avro(metadata))
+        .await?;
+
+    // Only now drop the rolled-back instant's files, latest state first. A compaction keeps its
+    // requested plan: it is pending again, to be executed anew (as Hudi does).
+    let states: &[State] = if pending.action == Action::Compaction {
+        &[State::Inflight]
+    } else {
+        &[State::Inflight, State::Requested]
+    };
+    delete_instant_files(storage, pending, states).await?;
+    Ok(RollbackOutcome {
+        rollback_instant: time,
+        rolled_back: pending.clone(),
+        deleted_files: deleted,
+    })
+}
+
+/// Deletes the data files of a write being rolled back, and the partitions it created.
+pub(crate) async fn delete_files(
+    storage: &Storage,
+    pending: &Instant,
+    files: &Files,
+) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     for paths in files.values() {
         for (_, path) in paths {
@@ -244,26 +265,29 @@ async fn undo(
             storage.delete(&path).await?;
         }
     }
-    let metadata = encode_metadata(&time, pending, &files, started.elapsed().as_millis() as i64)?;
-    txn.complete(table, lease, Completion::avro(metadata))
-        .await?;
-
-    // Only now drop the rolled-back instant's files, latest state first. A compaction keeps its
-    // requested plan: it is pending again, to be executed anew (as Hudi does).
-    let states: &[State] = if pending.action == Action::Compaction {
-        &[State::Inflight]
-    } else {
-        &[State::Inflight, State::Requested]
-    };
-    delete_instant_files(storage, pending, states).await?;
-    Ok(RollbackOutcome {
-        rollback_instant: time,
-        rolled_back: pending.clone(),
-        deleted_files: deleted,
-    })
+    Ok(deleted)
 }
 
-fn instant_info(instant: &Instant) -> Value {
+/// Every data file an instant wrote: [`files_of`] plus, for a completed write, the files its
+/// write stats name.
+pub(crate) async fn files_written(
+    storage: &Storage,
+    timeline: &Timeline,
+    instant: &Instant,
+) -> Result<Files> {
+    let mut files = files_of(storage, instant).await?;
+    if instant.is_completed() && instant.action.writes_data() {
+        let metadata = timeline.commit_metadata(storage, instant).await?;
+        for stat in metadata.write_stats() {
+            if let Some(path) = &stat.path {
+                add_file(&mut files, path);
+            }
+        }
+    }
+    Ok(files)
+}
+
+pub(crate) fn instant_info(instant: &Instant) -> Value {
     Value::Record(vec![
         (
             "commitTime".to_string(),
@@ -333,6 +357,19 @@ fn encode_metadata(
     files: &Files,
     took_ms: i64,
 ) -> Result<Bytes> {
+    container(
+        METADATA_SCHEMA,
+        metadata_value(time, pending, files, took_ms),
+    )
+}
+
+/// `HoodieRollbackMetadata` of a rollback at `time` of `pending`, which deleted `files`.
+pub(crate) fn metadata_value(
+    time: &InstantTime,
+    pending: &Instant,
+    files: &Files,
+    took_ms: i64,
+) -> Value {
     let partitions: HashMap<String, Value> = files
         .iter()
         .map(|(partition, paths)| {
@@ -380,7 +417,7 @@ fn encode_metadata(
             Value::Array(vec![instant_info(pending)]),
         ),
     ]);
-    container(METADATA_SCHEMA, metadata)
+    metadata
 }
 
 #[cfg(test)]

@@ -100,9 +100,86 @@ impl FileSystemView {
         Ok(FileSystemView { groups, replaced })
     }
 
+    /// Adds a data file a completed write created (a base file or a log file; others are
+    /// ignored).
+    pub(crate) fn add_file(&mut self, partition: &str, name: &str, size: u64) {
+        let key_of = |file_id: &str| (partition.to_string(), file_id.to_string());
+        if let Some(mut base_file) = BaseFile::parse(name) {
+            base_file.size = size;
+            let group = new_group(&mut self.groups, key_of(&base_file.file_id));
+            group.base_files.retain(|b| b.file_name() != name);
+            group.base_files.push(base_file);
+            group.base_files.sort_by(|a, b| a.instant.cmp(&b.instant));
+        } else if let Some(mut log_file) = LogFile::parse(name).filter(|l| !l.cdc) {
+            log_file.size = size;
+            let group = new_group(&mut self.groups, key_of(&log_file.file_id));
+            group.log_files.retain(|l| l.file_name() != name);
+            group.log_files.push(log_file);
+            group.log_files.sort_by(|a, b| a.cmp_in_slice(b));
+        }
+    }
+
+    /// Removes a data file (deleted by a clean); a file group left without files goes too.
+    pub(crate) fn remove_file(&mut self, partition: &str, name: &str) {
+        let file_id = match (BaseFile::parse(name), LogFile::parse(name)) {
+            (Some(base), _) => base.file_id,
+            (None, Some(log)) => log.file_id,
+            (None, None) => return,
+        };
+        let key = (partition.to_string(), file_id);
+        if let Some(group) = self.groups.get_mut(&key) {
+            group.base_files.retain(|b| b.file_name() != name);
+            group.log_files.retain(|l| l.file_name() != name);
+            if group.base_files.is_empty() && group.log_files.is_empty() {
+                self.groups.remove(&key);
+            }
+        }
+    }
+
+    /// Marks file groups a newly scheduled compaction pins.
+    pub(crate) fn pin(&mut self, plan: &CompactionPlan, compaction: &InstantTime) {
+        for op in &plan.operations {
+            if let Some(group) = self
+                .groups
+                .get_mut(&(op.partition.clone(), op.file_id.clone()))
+            {
+                group.pending_compaction = Some(compaction.clone());
+            }
+        }
+    }
+
+    /// The compaction at `compaction` completed (or was rolled back): its file groups are free.
+    pub(crate) fn unpin(&mut self, compaction: &InstantTime) {
+        for group in self.groups.values_mut() {
+            if group.pending_compaction.as_ref() == Some(compaction) {
+                group.pending_compaction = None;
+            }
+        }
+    }
+
+    /// Records file groups a completed replace commit replaced.
+    pub(crate) fn replace(&mut self, partition: &str, file_id: &str, at: &InstantTime) {
+        self.replaced
+            .insert((partition.to_string(), file_id.to_string()), at.clone());
+    }
+
+    /// Whether a completed replace commit replaced the file group (as of the latest state).
+    pub fn is_replaced(&self, partition: &str, file_id: &str) -> bool {
+        self.replaced
+            .contains_key(&(partition.to_string(), file_id.to_string()))
+    }
+
     /// Every file group with at least one visible base file.
     pub fn file_groups(&self) -> impl Iterator<Item = &FileGroup> {
         self.groups.values()
+    }
+
+    /// The file groups no completed replace commit replaced: where writes go.
+    pub fn live_file_groups(&self) -> impl Iterator<Item = &FileGroup> {
+        self.groups
+            .iter()
+            .filter(|(key, _)| !self.replaced.contains_key(*key))
+            .map(|(_, group)| group)
     }
 
     pub fn file_group(&self, partition: &str, file_id: &str) -> Option<&FileGroup> {

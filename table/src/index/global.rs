@@ -169,7 +169,7 @@ impl KeyIndex {
         let mut stats = LookupStats::default();
         // The (bucket) file groups, numbered, and the numbers of each bucket's.
         let groups: Vec<&FileGroup> = view
-            .file_groups()
+            .live_file_groups()
             .filter(|g| bucket_of_file_id(&g.file_id).is_some())
             .collect();
         let mut by_bucket: HashMap<u32, Vec<usize>> = HashMap::new();

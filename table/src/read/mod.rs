@@ -53,10 +53,12 @@ impl ReadResult {
 /// How many file slices are read at once.
 const READ_CONCURRENCY: usize = 8;
 
-/// Runs a query. `ordering` merges merge-on-read slices; `read_optimized` reads base files only.
-pub async fn read(
+/// Runs a query on the file-system view of `timeline`. `ordering` merges merge-on-read slices;
+/// `read_optimized` reads base files only.
+pub async fn read_view(
     storage: &Storage,
     timeline: &Timeline,
+    view: &FileSystemView,
     ordering: &Ordering,
     query: &Query,
     read_optimized: bool,
@@ -68,13 +70,14 @@ pub async fn read(
         Query::AsOf(t) => Some(t.clone()),
         Query::Incremental { to, .. } => to.clone(),
     };
+    // A savepoint's instant stays readable: the cleaner keeps its files.
     if let Some(at) = at
+        && !timeline.savepoints().any(|s| s.time == at)
         && let Some(earliest) = earliest_readable(storage, timeline).await?
         && at < earliest
     {
         return Err(Error::Cleaned { at, earliest });
     }
-    let view = FileSystemView::load(storage, timeline).await?;
     let (slices, window): (Vec<FileSlice<'_>>, Option<(InstantTime, InstantTime)>) = match query {
         Query::Snapshot => (view.latest_slices(None), None),
         Query::AsOf(t) => (view.latest_slices(Some(t)), None),

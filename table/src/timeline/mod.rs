@@ -73,6 +73,22 @@ impl Timeline {
         }
     }
 
+    /// Records an instant this process moved to a new state, without listing the timeline again.
+    pub(crate) fn record(&mut self, instant: Instant) {
+        if instant.action == Action::Compaction {
+            self.compactions.insert(instant.time.clone());
+        }
+        let list = if instant.action == Action::Savepoint {
+            &mut self.savepoints
+        } else {
+            &mut self.instants
+        };
+        match list.binary_search_by(|i| i.time.cmp(&instant.time)) {
+            Ok(at) => list[at] = instant,
+            Err(at) => list.insert(at, instant),
+        }
+    }
+
     /// Completed savepoints, oldest first. Each is named with the time of the commit it keeps.
     pub fn savepoints(&self) -> impl DoubleEndedIterator<Item = &Instant> + '_ {
         self.savepoints.iter().filter(|i| i.is_completed())

@@ -32,8 +32,8 @@ use crate::index;
 use crate::index::global::{KeyIndex, LookupStats};
 use crate::key::KeyGenerator;
 use crate::properties::TableType;
-use crate::read::table_schema;
 use crate::schema;
+use crate::snapshot::Snapshot;
 use crate::storage::{Created, Storage};
 use crate::table::Table;
 use crate::timeline::{Action, InstantTime, Timeline};
@@ -98,6 +98,9 @@ pub struct Writer {
     rolled_back: Vec<RollbackOutcome>,
     /// Which partition each key is stored in, with filters cached across commits.
     index: KeyIndex,
+    /// The table as of this writer's latest commit, advanced commit by commit (`None` after a
+    /// failure or a rollback: loaded afresh by the next commit).
+    snapshot: Option<Snapshot>,
 }
 
 impl Writer {
@@ -115,6 +118,7 @@ impl Writer {
             table,
             lease: Some(lease),
             rolled_back,
+            snapshot: None,
         })
     }
 
@@ -125,6 +129,11 @@ impl Writer {
 
     pub fn table(&self) -> &Table {
         &self.table
+    }
+
+    /// The table as of this writer's latest commit (`None` before its first commit).
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
     }
 
     fn lease(&self) -> Result<&Lease> {
@@ -145,22 +154,29 @@ impl Writer {
         self.lease()?;
         let table = self.table.clone();
         let storage = table.storage();
-        let timeline = table.timeline().await?;
-        let mut prepared = prepare(&table, &timeline, &changes).await?;
+        let mut snapshot = match self.snapshot.take() {
+            Some(mut snapshot) => {
+                snapshot.refresh().await?;
+                snapshot
+            }
+            None => Snapshot::load(&table).await?,
+        };
+        let timeline = snapshot.timeline().clone();
+        let mut prepared = prepare(&table, snapshot.schema(), &changes)?;
         let avro_schema = prepared.avro_schema.clone();
         let arrow_schema =
             serde_json::to_string(prepared.logical_schema.as_ref()).map_err(|e| Error::Schema {
                 column: String::new(),
                 reason: e.to_string(),
             })?;
-        let view = FileSystemView::load(storage, &timeline).await?;
+        let view = snapshot.view();
         // A key lives in one partition: deletes go where their keys are, moves delete the old.
         let (relocation, lookup) = self
             .index
             .relocation(
                 storage,
                 &timeline,
-                &view,
+                view,
                 &prepared.plan,
                 &table.properties().ordering()?,
                 &prepared.data_schema,
@@ -182,7 +198,7 @@ impl Writer {
             ..Default::default()
         };
         let result = async {
-            let tasks = plan_file_groups(&table, &view, &prepared, txn.instant_time());
+            let tasks = plan_file_groups(&table, view, &prepared, txn.instant_time());
             // The inflight file names every file the write may create, so that a rollback
             // after a crash finds them all (log files carry no instant in their names).
             let workload = CommitMetadata {
@@ -226,11 +242,15 @@ impl Writer {
             .complete(&table, self.lease()?, Completion::commit(&metadata))
             .await
         {
-            Ok(_) => Ok(Commit {
-                instant: time,
-                metadata,
-                lookup,
-            }),
+            Ok(completed) => {
+                snapshot.advance(&completed, Some(&metadata));
+                self.snapshot = Some(snapshot);
+                Ok(Commit {
+                    instant: time,
+                    metadata,
+                    lookup,
+                })
+            }
             Err(e) => {
                 let timeline = Timeline::load(storage).await?;
                 if let Some(pending) = timeline.get(&time).filter(|i| !i.is_completed()).cloned()
@@ -255,7 +275,20 @@ impl Writer {
         self.check_lease().await?;
         let timeline = self.table.timeline().await?;
         self.index.forget();
+        self.snapshot = None;
         rollback_completed(&self.table, self.lease()?, &timeline, time).await
+    }
+
+    /// Restores the table to the savepoint at `savepoint` (see [`crate::commit::restore`]); the
+    /// caller also holds the table services lease.
+    pub async fn restore(
+        &mut self,
+        savepoint: &InstantTime,
+    ) -> Result<crate::commit::restore::Restored> {
+        self.check_lease().await?;
+        self.index.forget();
+        self.snapshot = None;
+        crate::commit::restore::restore(&self.table, self.lease()?, savepoint).await
     }
 
     /// Releases the lease.
@@ -282,7 +315,7 @@ struct Prepared {
     plan: Plan,
 }
 
-async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Result<Prepared> {
+fn prepare(table: &Table, current: Option<&SchemaRef>, changes: &Changes) -> Result<Prepared> {
     let props = table.properties();
     let batch = schema::normalize(&changes.batch)?;
     if let Some(meta) = batch
@@ -296,8 +329,8 @@ async fn prepare(table: &Table, timeline: &Timeline, changes: &Changes) -> Resul
             reason: "meta columns cannot be written".to_string(),
         });
     }
-    let current = table_schema(table.storage(), timeline)
-        .await?
+    let current = current
+        .cloned()
         .unwrap_or_else(|| Arc::new(Schema::empty()));
     let logical_schema = schema::evolve(&current, &batch.schema())?;
     let batch = schema::align(&batch, &logical_schema)?;
@@ -379,7 +412,7 @@ fn plan_file_groups(
     let merge_on_read = table.properties().table_type == TableType::MergeOnRead;
     // Existing file group of each (partition, bucket).
     let mut existing: BTreeMap<(&str, u32), (&str, Option<SliceInfo>)> = BTreeMap::new();
-    for group in view.file_groups() {
+    for group in view.live_file_groups() {
         if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
             let latest = group.append_slice().map(|s| SliceInfo {
                 base_instant: s.base_instant.clone(),

@@ -2,7 +2,7 @@
 //! over record keys and the min/max record key (what Java writers with a bloom index look records
 //! up by). Batches are encoded as they come, so a file group is never held whole in memory.
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -18,7 +18,8 @@ use crate::schema::{self, RECORD_KEY};
 #[derive(Debug)]
 pub struct BaseFileWriter {
     writer: ArrowWriter<Vec<u8>>,
-    bloom: BloomFilter,
+    /// The record keys written, for the bloom filter, which is sized by their number at the end.
+    keys: Vec<ArrayRef>,
     min_key: Option<String>,
     max_key: Option<String>,
     rows: usize,
@@ -33,7 +34,7 @@ impl BaseFileWriter {
             .map_err(|e| Error::parquet(path, e))?;
         Ok(BaseFileWriter {
             writer,
-            bloom: BloomFilter::hudi_default(),
+            keys: Vec::new(),
             min_key: None,
             max_key: None,
             rows: 0,
@@ -43,8 +44,8 @@ impl BaseFileWriter {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if let Some(keys) = batch.column_by_name(RECORD_KEY) {
+            self.keys.push(keys.clone());
             for key in keys.as_string::<i32>().iter().flatten() {
-                self.bloom.add(key);
                 if self.min_key.as_deref().is_none_or(|m| key < m) {
                     self.min_key = Some(key.to_string());
                 }
@@ -65,11 +66,18 @@ impl BaseFileWriter {
 
     /// Finishes the file: footer metadata, then the bytes.
     pub fn finish(mut self) -> Result<Bytes> {
+        let count = self.keys.iter().map(|k| k.len() - k.null_count()).sum();
+        let mut bloom = BloomFilter::for_keys(count);
+        for keys in &self.keys {
+            for key in keys.as_string::<i32>().iter().flatten() {
+                bloom.add(key);
+            }
+        }
         let mut metadata = vec![
-            KeyValue::new(BLOOM_FILTER_KEY.to_string(), self.bloom.to_footer_string()),
+            KeyValue::new(BLOOM_FILTER_KEY.to_string(), bloom.to_footer_string()),
             KeyValue::new(
                 BLOOM_FILTER_TYPE_KEY.to_string(),
-                self.bloom.kind().type_code().to_string(),
+                bloom.kind().type_code().to_string(),
             ),
         ];
         if let (Some(min), Some(max)) = (self.min_key.take(), self.max_key.take()) {

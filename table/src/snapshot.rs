@@ -1,0 +1,200 @@
+//! A table's state, loaded once: its timeline, file-system view and schema, pinned to the
+//! instants it has seen. Readers and writers take one instead of listing the table for every
+//! read or commit.
+//!
+//! A long-running writer keeps its snapshot current without listing the table again:
+//! [`Snapshot::advance`] applies the commit it just made (its write stats name every file it
+//! wrote), and [`Snapshot::refresh`] lists only `.hoodie/` and applies what other processes
+//! completed since: a compaction's new base files, a clean's deleted files (from their
+//! metadata), a newly scheduled compaction's pins (from its plan). A rollback or restore by
+//! another process, or an instant that vanished from the timeline before its time (not
+//! archived), makes it load the view afresh, which is rare and always correct.
+
+use std::sync::Arc;
+
+use apache_avro::types::Value;
+use arrow::datatypes::SchemaRef;
+
+use crate::commit::avro_value::{field, field_strings};
+use crate::commit::compaction_plan::CompactionPlan;
+use crate::commit::metadata::CommitMetadata;
+use crate::commit::read_instant;
+use crate::error::{Error, Result};
+use crate::file_group::FileSystemView;
+use crate::read::{self, Query, ReadResult};
+use crate::storage::Storage;
+use crate::table::Table;
+use crate::timeline::{Action, Instant, State, Timeline};
+
+/// A table's timeline, file-system view and schema as of the instants it has seen.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    table: Table,
+    timeline: Timeline,
+    view: FileSystemView,
+    schema: Option<SchemaRef>,
+    /// Full loads of the file-system view so far (the first included).
+    loads: u64,
+}
+
+impl Snapshot {
+    /// Lists the timeline and the table's files once.
+    pub async fn load(table: &Table) -> Result<Snapshot> {
+        let storage = table.storage();
+        let timeline = Timeline::load(storage).await?;
+        let view = FileSystemView::load(storage, &timeline).await?;
+        let schema = read::table_schema(storage, &timeline).await?;
+        Ok(Snapshot {
+            table: table.clone(),
+            timeline,
+            view,
+            schema,
+            loads: 1,
+        })
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    pub fn view(&self) -> &FileSystemView {
+        &self.view
+    }
+
+    /// The data schema (no meta columns) with the names its columns were written with; `None`
+    /// before the first write.
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref()
+    }
+
+    /// How many times the whole table was listed for this snapshot.
+    pub fn full_loads(&self) -> u64 {
+        self.loads
+    }
+
+    /// Runs a query on this snapshot (`read_optimized`: base files only).
+    pub async fn read(&self, query: &Query, read_optimized: bool) -> Result<ReadResult> {
+        let ordering = self.table.properties().ordering()?;
+        read::read_view(
+            self.table.storage(),
+            &self.timeline,
+            &self.view,
+            &ordering,
+            query,
+            read_optimized,
+        )
+        .await
+    }
+
+    /// Applies an action this process just completed, with its commit metadata when it has one.
+    pub fn advance(&mut self, instant: &Instant, commit: Option<&CommitMetadata>) {
+        if let Some(metadata) = commit {
+            self.apply_write(instant, metadata);
+        }
+        self.timeline.record(instant.clone());
+    }
+
+    /// Lists `.hoodie/` and applies every instant completed (or compaction scheduled) since this
+    /// snapshot was taken.
+    pub async fn refresh(&mut self) -> Result<()> {
+        let storage = self.table.storage().clone();
+        let now = Timeline::load(&storage).await?;
+        // Instants gone from the timeline that archival did not take (archival only takes
+        // instants older than every one left) were rolled back or restored away.
+        let earliest = now.instants().first().map(|i| i.time.clone());
+        let vanished = self.timeline.instants().iter().any(|old| {
+            now.get(&old.time).is_none() && earliest.as_ref().is_some_and(|e| &old.time > e)
+        });
+        let mut reload = vanished;
+        let mut changes = Vec::new();
+        for instant in now.instants() {
+            let known = self.timeline.get(&instant.time);
+            if known.is_some_and(|k| k.state == instant.state) {
+                continue;
+            }
+            match (instant.action, instant.state) {
+                (Action::Rollback | Action::Restore, State::Completed) => reload = true,
+                (_, State::Completed) => changes.push(instant.clone()),
+                (Action::Compaction, State::Requested) if known.is_none() => {
+                    changes.push(instant.clone())
+                }
+                _ => {}
+            }
+        }
+        if reload {
+            *self = Snapshot {
+                loads: self.loads + 1,
+                ..Snapshot::load(&self.table).await?
+            };
+            return Ok(());
+        }
+        for instant in changes {
+            match instant.action {
+                Action::Compaction => {
+                    let plan = CompactionPlan::load(&storage, &instant.time).await?;
+                    self.view.pin(&plan, &instant.time);
+                }
+                action if action.writes_data() => {
+                    let metadata = now.commit_metadata(&storage, &instant).await?;
+                    self.apply_write(&instant, &metadata);
+                    if metadata.arrow_schema().is_none() && !metadata.compacted {
+                        // A write by another engine: its schema is in its files.
+                        self.schema = read::table_schema(&storage, &now).await?;
+                    }
+                }
+                Action::Clean => self.apply_clean(&storage, &instant).await?,
+                _ => {}
+            }
+        }
+        self.timeline = now;
+        Ok(())
+    }
+
+    fn apply_write(&mut self, instant: &Instant, metadata: &CommitMetadata) {
+        if self.timeline.is_compaction(&instant.time) || metadata.compacted {
+            self.view.unpin(&instant.time);
+        }
+        for stat in metadata.write_stats() {
+            let Some(path) = stat.path.as_deref() else {
+                continue;
+            };
+            let (partition, name) = path.rsplit_once('/').unwrap_or(("", path));
+            self.view
+                .add_file(partition, name, stat.file_size_in_bytes.max(0) as u64);
+        }
+        for (partition, file_ids) in &metadata.partition_to_replace_file_ids {
+            for file_id in file_ids {
+                self.view.replace(partition, file_id, &instant.time);
+            }
+        }
+        if let Some(schema) = metadata.arrow_schema() {
+            self.schema = Some(Arc::new(schema));
+        }
+    }
+
+    /// Drops the files a completed clean deleted (`successDeleteFiles` per partition of its
+    /// Avro `HoodieCleanMetadata`).
+    async fn apply_clean(&mut self, storage: &Storage, clean: &Instant) -> Result<()> {
+        let Some(bytes) = read_instant(storage, clean).await? else {
+            return Ok(());
+        };
+        let avro = |e: apache_avro::Error| Error::Avro(format!("{clean}: {e}"));
+        for record in apache_avro::Reader::new(&bytes[..]).map_err(avro)? {
+            let record = record.map_err(avro)?;
+            let Some(Value::Map(partitions)) = field(&record, "partitionMetadata") else {
+                continue;
+            };
+            for (partition, metadata) in partitions {
+                for path in field_strings(metadata, "successDeleteFiles") {
+                    let name = path.rsplit('/').next().unwrap_or(&path);
+                    self.view.remove_file(partition, name);
+                }
+            }
+        }
+        Ok(())
+    }
+}
