@@ -106,6 +106,27 @@ pub async fn archive(services: &TableServices, retention: Retention) -> Result<A
             &mut candidates,
         );
     }
+    // A replace commit stays while files of the groups it replaced are left: readers learn from
+    // it that those groups are gone.
+    for replace in timeline
+        .completed_writes()
+        .filter(|i| i.action == Action::ReplaceCommit)
+    {
+        if candidates.iter().all(|c| c.time < replace.time) {
+            break;
+        }
+        if replaced_files_left(storage, &timeline, replace).await? {
+            limit(
+                &replace.time,
+                format!(
+                    "replace commit {} has replaced files not cleaned yet",
+                    replace.time
+                ),
+                &mut candidates,
+            );
+            break;
+        }
+    }
     match latest_clean_retained(storage, &timeline).await? {
         Some(ectr) => limit(
             &ectr,
@@ -208,6 +229,27 @@ pub async fn archive(services: &TableServices, retention: Retention) -> Result<A
     outcome.instants = archived;
     outcome.file = Some(path);
     Ok(outcome)
+}
+
+/// Whether any file of a file group the replace commit replaced is still stored.
+async fn replaced_files_left(
+    storage: &inlet_table::storage::Storage,
+    timeline: &Timeline,
+    replace: &Instant,
+) -> Result<bool> {
+    let metadata = timeline.commit_metadata(storage, replace).await?;
+    for (partition, file_ids) in &metadata.partition_to_replace_file_ids {
+        for entry in storage.list_dir(partition).await? {
+            let name = entry.path.rsplit('/').next().unwrap_or_default();
+            if file_ids
+                .iter()
+                .any(|id| name.starts_with(id.as_str()) || name.starts_with(&format!(".{id}")))
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The `N` of `.commits_.archive.N_…`.

@@ -128,7 +128,17 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
     let mut deletions = Deletions::new();
     for group in view.file_groups() {
         let pin = pinned.get(&(group.partition.clone(), group.file_id.clone()));
-        for slice in obsolete_slices(group, policy, ectr.as_ref(), pin) {
+        // A file group replaced before what the policy retains goes whole (Hudi's
+        // `getReplacedFilesEligibleToClean`).
+        let replaced = view
+            .replaced_at(&group.partition, &group.file_id)
+            .is_some_and(|at| ectr.as_ref().is_none_or(|e| at < e));
+        let obsolete = if replaced && pin.is_none() {
+            group.slice_instants()
+        } else {
+            obsolete_slices(group, policy, ectr.as_ref(), pin)
+        };
+        for slice in obsolete {
             let Some(slice) = group.slice(slice) else {
                 continue;
             };

@@ -10,6 +10,7 @@
 //! another process, or an instant that vanished from the timeline before its time (not
 //! archived), makes it load the view afresh, which is rare and always correct.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use apache_avro::types::Value;
@@ -21,7 +22,9 @@ use crate::commit::metadata::CommitMetadata;
 use crate::commit::read_instant;
 use crate::error::{Error, Result};
 use crate::file_group::FileSystemView;
+use crate::index::global::{KeyIndex, LookupStats};
 use crate::read::{self, Query, ReadResult};
+use crate::schema;
 use crate::storage::Storage;
 use crate::table::Table;
 use crate::timeline::{Action, Instant, State, Timeline};
@@ -88,6 +91,46 @@ impl Snapshot {
             read_optimized,
         )
         .await
+    }
+
+    /// The stored records of `keys` (record keys, as `_hoodie_record_key` holds them), reading
+    /// only the file groups that may hold them (bucket, then each file's key filters, cached in
+    /// `index`). Columns as [`Snapshot::read`] returns them. Memory: the records found, plus one
+    /// file group being read at a time.
+    pub async fn lookup(
+        &self,
+        index: &mut KeyIndex,
+        keys: &HashSet<String>,
+    ) -> Result<(ReadResult, LookupStats)> {
+        let props = self.table.properties();
+        let (batches, stats) = index
+            .lookup(
+                self.table.storage(),
+                &self.timeline,
+                &self.view,
+                &props.ordering()?,
+                props.buckets.unwrap_or(1),
+                &props.record_key_fields,
+                keys,
+            )
+            .await?;
+        let logical = self
+            .schema
+            .clone()
+            .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+        let physical = schema::with_meta_columns(schema::physical(&logical)?.as_ref());
+        let logical = schema::with_meta_columns(&logical);
+        let batches = batches
+            .iter()
+            .map(|b| schema::rename(&schema::align(b, &physical)?, &logical))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((
+            ReadResult {
+                schema: logical,
+                batches,
+            },
+            stats,
+        ))
     }
 
     /// Applies an action this process just completed, with its commit metadata when it has one.

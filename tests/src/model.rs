@@ -299,6 +299,15 @@ impl Model {
             .push((instant.to_string(), self.records.clone()));
     }
 
+    /// A replace commit at `instant` of every file group (a truncate): no record is left, and
+    /// the next write of each (partition, bucket) starts a new file group.
+    pub fn truncate(&mut self, instant: &str) {
+        self.slices.groups.clear();
+        self.slices.writes.push((instant.to_string(), Vec::new()));
+        self.records.clear();
+        self.history.push((instant.to_string(), BTreeMap::new()));
+    }
+
     /// Appends a log version of `key` to an existing file group.
     fn append(&mut self, group: &(String, u32), key: &str, change: &Change, instant: &str) {
         let mut g = self.slices.groups.remove(group).unwrap_or_default();

@@ -3,9 +3,11 @@
 //! travel and incremental read between commits must match too.
 //!
 //! Merge-on-read tables get compactions, cleans (random policies) and rolled-back writes between
-//! commits: snapshots must still match, time travel must match back to the earliest instant the
-//! cleans retained, and our reader must agree with hudi-rs on every query (incremental reads
-//! across compactions are checked against hudi-rs rather than the model).
+//! commits; every table gets truncates (replace commits of every file group), savepoints and
+//! restores to them: snapshots must still match, time travel must match back to the earliest
+//! instant the cleans retained, and our reader must agree with hudi-rs on every query
+//! (incremental reads across table services and replace commits are checked against hudi-rs
+//! rather than the model).
 //!
 //! hudi-rs (PyPI `hudi`) then reads every table the test wrote and must agree with our reader.
 //!
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use inlet_compaction::TableServices;
 use inlet_compaction::clean::{self, Policy};
 use inlet_compaction::compact::{self, Strategy};
+use inlet_table::commit::savepoint;
 use inlet_table::read::Query;
 use inlet_table::{Table, TableConfig};
 use inlet_tests::canonical;
@@ -48,6 +51,7 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
     let mut commits = 0;
     let mut hudi_queries = 0;
     let (mut compactions, mut cleans, mut rollbacks) = (0, 0, 0);
+    let (mut truncates, mut savepoints, mut restores) = (0, 0, 0);
     while cases == 0 || started.elapsed() < budget {
         cases += 1;
         let shape = Shape::random(&mut rng);
@@ -63,9 +67,53 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
         // Time travel is exact from here on (cleans drop older file versions).
         let mut retained_from = String::new();
         let mut services_ran = false;
+        // The model as of the table's savepoint, if it has one.
+        let mut savepoint: Option<Model> = None;
         for _ in 0..count {
             common::write_random_commits(&table, &mut model, &mut rng, 1, 25).await?;
             commits += 1;
+            match rng.random_range(0..12) {
+                0 => {
+                    let mut writer = table.writer().await?;
+                    let commit = writer.truncate(Default::default()).await?;
+                    writer.close().await?;
+                    model.truncate(commit.instant.as_str());
+                    truncates += 1;
+                    services_ran = true;
+                }
+                1 if savepoint.is_none() => {
+                    let at = model.history.last().expect("a commit").0.parse()?;
+                    let services = TableServices::open(table.clone()).await?;
+                    let taken = savepoint::create(&table, services.lease()?, &at, "", "").await;
+                    services.close().await?;
+                    match taken {
+                        Ok(_) => {
+                            savepoint = Some(model.clone());
+                            savepoints += 1;
+                        }
+                        // Only when a clean already removed what it needs.
+                        Err(inlet_table::Error::SavepointRefused { reason, .. })
+                            if reason.contains("cleaner") => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                2 | 3 if savepoint.is_some() => {
+                    let kept = savepoint.take().expect("a savepoint");
+                    let at = kept.history.last().expect("a commit").0.parse()?;
+                    let mut writer = table.writer().await?;
+                    let services = TableServices::open(table.clone()).await?;
+                    writer.restore(&at).await?;
+                    services.close().await?;
+                    writer.close().await?;
+                    let services = TableServices::open(table.clone()).await?;
+                    savepoint::delete(&table, services.lease()?, &at).await?;
+                    services.close().await?;
+                    model = kept;
+                    restores += 1;
+                    services_ran = true;
+                }
+                _ => {}
+            }
             if shape.merge_on_read {
                 match rng.random_range(0..10) {
                     0..3 => {
@@ -160,8 +208,9 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
     }
     println!(
         "property test: {cases} tables, {commits} commits, {compactions} compactions, {cleans} \
-         cleans, {rollbacks} rollbacks, all reads matched the model; hudi-rs agreed on \
-         {hudi_queries} queries"
+         cleans, {rollbacks} rollbacks, {truncates} truncates, {savepoints} savepoints, \
+         {restores} restores, all reads matched the model; hudi-rs agreed on {hudi_queries} \
+         queries"
     );
     Ok(())
 }

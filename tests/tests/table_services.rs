@@ -739,3 +739,55 @@ async fn savepoint_and_restore_bring_the_table_back() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A truncate replaces every file group; the cleaner later deletes the replaced files, and
+/// archival keeps the replace commit until it has (readers learn from it that those groups are
+/// gone). Every read agrees with the model and with hudi-rs along the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_file_groups_are_cleaned_before_their_replace_commit_is_archived()
+-> anyhow::Result<()> {
+    for (i, merge_on_read) in [false, true].into_iter().enumerate() {
+        let shape = Shape {
+            merge_on_read,
+            ..mor(true, true)
+        };
+        let (dir, uri, table, mut model, mut rng) = new_table(shape, 120 + i as u64).await?;
+        common::write_random_commits(&table, &mut model, &mut rng, 3, 25).await?;
+        let mut writer = table.writer().await?;
+        let truncate = writer.truncate(Default::default()).await?;
+        writer.close().await?;
+        model.truncate(truncate.instant.as_str());
+        let replaced: Vec<String> = truncate
+            .metadata
+            .partition_to_replace_file_ids
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        assert!(!replaced.is_empty());
+        common::write_random_commits(&table, &mut model, &mut rng, 3, 25).await?;
+        assert_snapshot(&table, &model, "after the truncate").await?;
+        let of_replaced = |files: &[String]| {
+            files
+                .iter()
+                .filter(|f| replaced.iter().any(|id| f.contains(id.as_str())))
+                .count()
+        };
+        assert!(of_replaced(&files(dir.path())) > 0);
+        common::compare_with_hudi_rs(&table, &uri, &[]).await?;
+
+        let services = TableServices::open(table.clone()).await?;
+        let cleaned = clean::clean(&services, Policy::KeepLatestCommits(1)).await?;
+        assert!(of_replaced(&cleaned.files) > 0, "{cleaned:?}");
+        assert_eq!(of_replaced(&files(dir.path())), 0, "replaced files left");
+        let archived = archive::archive(&services, Retention::new(1, 2)?).await?;
+        services.close().await?;
+        assert!(
+            archived.instants.iter().any(|i| i.time == truncate.instant),
+            "{shape:?}: {archived:?}"
+        );
+        assert_snapshot(&table, &model, "after clean and archival").await?;
+        common::compare_with_hudi_rs(&table, &uri, &[]).await?;
+    }
+    Ok(())
+}

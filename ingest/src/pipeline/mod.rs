@@ -21,16 +21,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch};
+use arrow::array::BooleanArray;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use inlet_table::Table;
 use inlet_table::commit::metadata::CHECKPOINT_KEY;
-use inlet_table::read::Query;
 use inlet_table::write::{Changes, Operation, Writer};
 
 use crate::change::{Checkpoint, Event, RowBatch, SnapshotState, Source, TableId};
 use crate::error::{Error, Result};
-use crate::{CDC_POSITION, postgres::Lsn};
+use crate::postgres::Lsn;
 
 /// Batching bounds and timing.
 #[derive(Debug, Clone)]
@@ -466,20 +465,18 @@ impl<S: Source> Pipeline<S> {
                     consistent_from: state.consistent_from,
                 }
             };
-            let deletes = all_keys(&table).await?;
-            let n = deletes.num_rows();
-            writer
-                .commit(
-                    Changes {
-                        batch: deletes,
-                        deletes: None,
-                        operation: Operation::Delete,
-                    },
-                    metadata(&keep),
-                )
+            // A replace commit of every file group: no table data is read.
+            let commit = writer
+                .truncate(metadata(&keep))
                 .await
                 .map_err(|e| Error::lake(&table, e))?;
-            tracing::info!(table = %id, rows = n, "Truncated.");
+            let groups: usize = commit
+                .metadata
+                .partition_to_replace_file_ids
+                .values()
+                .map(Vec::len)
+                .sum();
+            tracing::info!(table = %id, instant = %commit.instant, file_groups = groups, "Truncated.");
             self.summary.commits += 1;
             state.durable = keep.position;
         }
@@ -508,7 +505,7 @@ impl<S: Source> Pipeline<S> {
                     }
                 };
             let batch = toast::resolve(
-                &table,
+                writer,
                 id,
                 &state.key,
                 batch,
@@ -563,37 +560,6 @@ impl<S: Source> Pipeline<S> {
         state.force = false;
         Ok(())
     }
-}
-
-/// Every key of the table, as a delete batch (data columns, no ordering value: natural deletes
-/// that win over any stored version).
-async fn all_keys(table: &Table) -> Result<RecordBatch> {
-    let result = table
-        .read(&Query::Snapshot)
-        .await
-        .map_err(|e| Error::lake(table, e))?;
-    let data: Vec<usize> = result
-        .schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| !inlet_table::schema::is_meta_column(f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let schema = Arc::new(result.schema.project(&data)?);
-    let batches: Vec<RecordBatch> = result
-        .batches
-        .iter()
-        .map(|b| b.project(&data))
-        .collect::<std::result::Result<_, _>>()?;
-    let batch = arrow::compute::concat_batches(&schema, &batches)?;
-    // No ordering value: a natural delete.
-    let Ok(i) = schema.index_of(CDC_POSITION) else {
-        return Ok(batch);
-    };
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns[i] = Arc::new(Int64Array::new_null(batch.num_rows()));
-    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn int_rank(t: &DataType) -> Option<u8> {

@@ -14,6 +14,7 @@ use super::*;
 use crate::change::{SchemaChange, TableInfo};
 use crate::postgres::rows::{Cell, ColumnSpec, RowBuilder, data_schema};
 use crate::postgres::types::Conv;
+use inlet_table::read::Query;
 
 /// Plays a list of events, then reports `Idle`; records acknowledgements.
 #[derive(Debug)]

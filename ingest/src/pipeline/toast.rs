@@ -8,8 +8,7 @@ use std::collections::{HashMap, HashSet};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use inlet_table::Table;
-use inlet_table::read::Query;
+use inlet_table::write::Writer;
 
 use crate::change::{TableId, Unresolved};
 use crate::error::{Error, Result};
@@ -37,7 +36,7 @@ fn keys(columns: &[ArrayRef]) -> Result<Vec<String>> {
 }
 
 pub async fn resolve(
-    table: &Table,
+    writer: &mut Writer,
     id: &TableId,
     key_columns: &[String],
     batch: RecordBatch,
@@ -103,13 +102,22 @@ pub async fn resolve(
         };
         origin.insert((u.row, u.column), o);
     }
-    let lake_needed = origin.values().any(|o| matches!(o, Origin::Lake(_)));
+    // The rows whose stored versions are needed: the previous image's key, and (replaying over
+    // a later snapshot) the row's own key. Only the file groups that can hold them are read.
+    let lake_rows: Vec<usize> = unresolved
+        .iter()
+        .filter(|u| matches!(origin.get(&(u.row, u.column)), Some(Origin::Lake(_))))
+        .flat_map(|u| [u.key_row, u.row])
+        .collect::<HashSet<usize>>()
+        .into_iter()
+        .collect();
     let mut lake: Option<(RecordBatch, HashMap<String, usize>)> = None;
-    if lake_needed {
-        let result = table
-            .read(&Query::Snapshot)
+    if !lake_rows.is_empty() {
+        let table = writer.table().clone();
+        let (result, _) = writer
+            .lookup(&batch, &lake_rows)
             .await
-            .map_err(|e| Error::lake(table, e))?;
+            .map_err(|e| Error::lake(&table, e))?;
         let stored = arrow::compute::concat_batches(&result.schema, &result.batches)?;
         let stored_keys = key_columns
             .iter()

@@ -8,6 +8,7 @@ pub mod avro_value;
 pub mod compaction_plan;
 pub mod lease;
 pub mod metadata;
+pub mod replace;
 pub mod restore;
 pub mod rollback;
 pub mod savepoint;

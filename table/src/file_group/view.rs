@@ -163,10 +163,10 @@ impl FileSystemView {
             .insert((partition.to_string(), file_id.to_string()), at.clone());
     }
 
-    /// Whether a completed replace commit replaced the file group (as of the latest state).
-    pub fn is_replaced(&self, partition: &str, file_id: &str) -> bool {
+    /// The completed replace commit that replaced the file group, if one did.
+    pub fn replaced_at(&self, partition: &str, file_id: &str) -> Option<&InstantTime> {
         self.replaced
-            .contains_key(&(partition.to_string(), file_id.to_string()))
+            .get(&(partition.to_string(), file_id.to_string()))
     }
 
     /// Every file group with at least one visible base file.

@@ -132,6 +132,25 @@ impl Default for KeyIndex {
     }
 }
 
+/// One key to find: the row it stands for, its record key and bucket, and a partition whose file
+/// groups are left out (where a change goes: its own version there is no move).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe<'a> {
+    pub row: usize,
+    pub key: &'a str,
+    pub bucket: u32,
+    pub skip_partition: Option<&'a str>,
+}
+
+/// Where probes' keys may be: (row, file group number) pairs into `groups` and `slices`.
+#[derive(Debug)]
+pub(crate) struct Located<'v> {
+    pub groups: Vec<&'v FileGroup>,
+    pub slices: Vec<Option<FileSlice<'v>>>,
+    pub hits: Vec<(usize, usize)>,
+    pub stats: LookupStats,
+}
+
 /// One file of a candidate file group.
 #[derive(Debug, Clone)]
 struct FileRef {
@@ -153,66 +172,38 @@ impl KeyIndex {
         self.cache = FilterCache::default();
     }
 
-    /// Where the plan's keys are stored, as a [`Relocation`] of the plan: deletes go to the
-    /// partitions that hold their keys; a change whose key is stored in another partition deletes
-    /// it there, unless the stored version wins, in which case the change is dropped.
-    pub async fn relocation(
+    /// Which file groups may hold each probe's key: every live file group of the key's bucket
+    /// (but those in the probe's `skip_partition`) whose filters do not rule the key out.
+    pub(crate) async fn locate<'v>(
         &mut self,
         storage: &Storage,
-        timeline: &Timeline,
-        view: &FileSystemView,
-        plan: &Plan,
-        ordering: &Ordering,
-        data_schema: &SchemaRef,
-    ) -> Result<(Relocation, LookupStats)> {
-        let started = std::time::Instant::now();
+        view: &'v FileSystemView,
+        probes: &[Probe<'_>],
+    ) -> Result<Located<'v>> {
         let mut stats = LookupStats::default();
-        // The (bucket) file groups, numbered, and the numbers of each bucket's.
-        let groups: Vec<&FileGroup> = view
-            .live_file_groups()
-            .filter(|g| bucket_of_file_id(&g.file_id).is_some())
-            .collect();
+        // The (bucket) file groups, numbered, with their partitions numbered too (compared as
+        // numbers in the probe loop).
+        let mut partition_ids: HashMap<&str, u32> = HashMap::new();
+        let mut groups: Vec<&FileGroup> = Vec::new();
+        let mut partition_of: Vec<u32> = Vec::new();
         let mut by_bucket: HashMap<u32, Vec<usize>> = HashMap::new();
-        for (gid, group) in groups.iter().enumerate() {
-            if let Some(bucket) = bucket_of_file_id(&group.file_id) {
-                by_bucket.entry(bucket).or_default().push(gid);
-            }
-        }
-
-        // Candidate (row, file group) pairs: every file group of the key's bucket for a delete,
-        // those of other partitions for a change.
-        let mut candidates: Vec<(usize, usize)> = Vec::new();
-        for &row in &plan.winners {
-            let Some(gids) = by_bucket.get(&plan.bucket(row)) else {
+        for group in view.live_file_groups() {
+            let Some(bucket) = bucket_of_file_id(&group.file_id) else {
                 continue;
             };
-            let delete = plan.deletes.value(row);
-            let target = plan.partitions.value(row);
-            for &gid in gids {
-                if delete || groups[gid].partition != target {
-                    candidates.push((row, gid));
-                }
-            }
+            let next = partition_ids.len() as u32;
+            let pid = *partition_ids
+                .entry(group.partition.as_str())
+                .or_insert(next);
+            by_bucket.entry(bucket).or_default().push(groups.len());
+            groups.push(group);
+            partition_of.push(pid);
         }
-        let mut relocation = Relocation::default();
-        // Deletes are placed where their keys are found below, or nowhere.
-        relocation.dropped = plan
-            .winners
-            .iter()
-            .copied()
-            .filter(|&r| plan.deletes.value(r))
-            .collect();
-        if candidates.is_empty() {
-            stats.elapsed = started.elapsed();
-            return Ok((relocation, stats));
-        }
-        stats.probes = candidates.len();
-
-        // The latest slice of every candidate file group, and the filters of its files, loaded
-        // once per file.
-        let mut slices: Vec<Option<FileSlice<'_>>> = vec![None; groups.len()];
-        for &(_, gid) in &candidates {
-            if slices[gid].is_none() {
+        // Only the buckets probed are loaded.
+        let buckets: HashSet<u32> = probes.iter().map(|p| p.bucket).collect();
+        let mut slices: Vec<Option<FileSlice<'v>>> = vec![None; groups.len()];
+        for bucket in &buckets {
+            for &gid in by_bucket.get(bucket).map_or(&[][..], Vec::as_slice) {
                 slices[gid] = groups[gid].latest_slice(None);
             }
         }
@@ -230,22 +221,74 @@ impl KeyIndex {
                     .collect()
             })
             .collect();
-
-        // Probe: which candidates may hold their row's key (each key hashed once).
-        let mut to_confirm: HashMap<usize, Vec<usize>> = HashMap::new();
-        let mut hashes: (usize, Option<KeyHashes>) = (usize::MAX, None);
-        for (row, gid) in candidates {
-            let key = plan.keys.value(row);
-            if hashes.0 != row {
-                hashes = (row, None);
-            }
-            let maybe = group_filters[gid]
-                .iter()
-                .any(|f| f.may_contain(key, &mut hashes.1));
-            if !maybe {
+        // Probe (each key hashed once, lazily).
+        let mut hits = Vec::new();
+        for probe in probes {
+            let Some(gids) = by_bucket.get(&probe.bucket) else {
                 continue;
+            };
+            let skip = probe
+                .skip_partition
+                .map(|p| partition_ids.get(p).copied().unwrap_or(u32::MAX));
+            let mut hashes = None;
+            for &gid in gids {
+                if Some(partition_of[gid]) == skip {
+                    continue;
+                }
+                stats.probes += 1;
+                if group_filters[gid]
+                    .iter()
+                    .any(|f| f.may_contain(probe.key, &mut hashes))
+                {
+                    hits.push((probe.row, gid));
+                }
             }
-            let partition = &groups[gid].partition;
+        }
+        Ok(Located {
+            groups,
+            slices,
+            hits,
+            stats,
+        })
+    }
+
+    /// Where the plan's keys are stored, as a [`Relocation`] of the plan: deletes go to the
+    /// partitions that hold their keys; a change whose key is stored in another partition deletes
+    /// it there, unless the stored version wins, in which case the change is dropped.
+    pub async fn relocation(
+        &mut self,
+        storage: &Storage,
+        timeline: &Timeline,
+        view: &FileSystemView,
+        plan: &Plan,
+        ordering: &Ordering,
+        data_schema: &SchemaRef,
+    ) -> Result<(Relocation, LookupStats)> {
+        let started = std::time::Instant::now();
+        let mut relocation = Relocation::default();
+        // Deletes are placed where their keys are found below, or nowhere.
+        relocation.dropped = plan
+            .winners
+            .iter()
+            .copied()
+            .filter(|&r| plan.deletes.value(r))
+            .collect();
+        // A delete is looked for everywhere; a change in the partitions it does not go to.
+        let probes: Vec<Probe<'_>> = plan
+            .winners
+            .iter()
+            .map(|&row| Probe {
+                row,
+                key: plan.keys.value(row),
+                bucket: plan.bucket(row),
+                skip_partition: (!plan.deletes.value(row)).then(|| plan.partitions.value(row)),
+            })
+            .collect();
+        let located = self.locate(storage, view, &probes).await?;
+        let mut stats = located.stats;
+        let mut to_confirm: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(row, gid) in &located.hits {
+            let partition = &located.groups[gid].partition;
             match ordering {
                 // A delete goes wherever its key may be; a change wins over any stored version
                 // when the latest write wins: no need to read it.
@@ -260,10 +303,10 @@ impl KeyIndex {
         let read = SliceRead::latest(storage, timeline, ordering);
         let mut stale = HashSet::new();
         for (gid, rows) in to_confirm {
-            let Some(slice) = &slices[gid] else {
+            let Some(slice) = &located.slices[gid] else {
                 continue;
             };
-            let partition = &groups[gid].partition;
+            let partition = &located.groups[gid].partition;
             let batches = read.read(slice).await?;
             stats.groups_read += 1;
             let stored = stored_versions(&batches, plan, &rows, data_schema, ordering)?;
@@ -288,6 +331,62 @@ impl KeyIndex {
         relocation.deletes_at.sort();
         stats.elapsed = started.elapsed();
         Ok((relocation, stats))
+    }
+
+    /// The stored records of `keys` (record keys), read from the file groups that may hold them
+    /// only: meta and data columns, as the files name them.
+    pub async fn lookup(
+        &mut self,
+        storage: &Storage,
+        timeline: &Timeline,
+        view: &FileSystemView,
+        ordering: &Ordering,
+        buckets: u32,
+        hash_fields: &[String],
+        keys: &HashSet<String>,
+    ) -> Result<(Vec<RecordBatch>, LookupStats)> {
+        let started = std::time::Instant::now();
+        let keys: Vec<&String> = keys.iter().collect();
+        let probes: Vec<Probe<'_>> = keys
+            .iter()
+            .enumerate()
+            .map(|(row, key)| Probe {
+                row,
+                key,
+                bucket: super::bucket_id(key, hash_fields, buckets),
+                skip_partition: None,
+            })
+            .collect();
+        let located = self.locate(storage, view, &probes).await?;
+        let mut stats = located.stats;
+        let mut rows_of: HashMap<usize, HashSet<&str>> = HashMap::new();
+        for &(row, gid) in &located.hits {
+            rows_of.entry(gid).or_default().insert(keys[row].as_str());
+        }
+        let read = SliceRead::latest(storage, timeline, ordering);
+        let mut out = Vec::new();
+        for (gid, wanted) in rows_of {
+            let Some(slice) = &located.slices[gid] else {
+                continue;
+            };
+            stats.groups_read += 1;
+            for batch in read.read(slice).await? {
+                let Some(column) = batch.column_by_name(RECORD_KEY) else {
+                    continue;
+                };
+                let column = column.as_string::<i32>();
+                let keep: arrow::array::BooleanArray = column
+                    .iter()
+                    .map(|k| Some(k.is_some_and(|k| wanted.contains(k))))
+                    .collect();
+                let found = arrow::compute::filter_record_batch(&batch, &keep)?;
+                if found.num_rows() > 0 {
+                    out.push(found);
+                }
+            }
+        }
+        stats.elapsed = started.elapsed();
+        Ok((out, stats))
     }
 
     /// The filters of `files`, from the cache or loaded, and how many were loaded.

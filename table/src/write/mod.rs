@@ -15,7 +15,7 @@ pub use parquet::BaseFileWriter;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -154,13 +154,7 @@ impl Writer {
         self.lease()?;
         let table = self.table.clone();
         let storage = table.storage();
-        let mut snapshot = match self.snapshot.take() {
-            Some(mut snapshot) => {
-                snapshot.refresh().await?;
-                snapshot
-            }
-            None => Snapshot::load(&table).await?,
-        };
+        let snapshot = self.current_snapshot().await?;
         let timeline = snapshot.timeline().clone();
         let mut prepared = prepare(&table, snapshot.schema(), &changes)?;
         let avro_schema = prepared.avro_schema.clone();
@@ -236,8 +230,79 @@ impl Writer {
             }
         };
         crate::failpoint!("commit.before-complete");
+        self.complete(txn, snapshot, metadata, lookup).await
+    }
+
+    /// Empties the table in one replace commit (Hudi's `insert_overwrite_table` with no rows):
+    /// every live file group is replaced, and no table data is read. `extra_metadata` (a source
+    /// checkpoint) goes into the same atomic commit. The schema stays the table's.
+    pub async fn truncate(&mut self, extra_metadata: BTreeMap<String, String>) -> Result<Commit> {
+        self.lease()?;
+        let table = self.table.clone();
+        let storage = table.storage();
+        let snapshot = self.current_snapshot().await?;
+        let timeline = snapshot.timeline().clone();
+        let mut replaced: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for group in snapshot.view().live_file_groups() {
+            replaced
+                .entry(group.partition.clone())
+                .or_default()
+                .push(group.file_id.clone());
+        }
+        let operation = crate::commit::replace::INSERT_OVERWRITE_TABLE.to_string();
+        let mut txn = Transaction::begin(
+            &table,
+            &timeline,
+            Action::ReplaceCommit,
+            crate::commit::replace::requested(&operation)?,
+        )
+        .await?;
+        txn.require(Requirement::LatestWrite(
+            timeline.latest_data_write().map(|i| i.time.clone()),
+        ));
+        let workload = CommitMetadata {
+            operation_type: Some(operation.clone()),
+            ..Default::default()
+        };
+        txn.inflight(storage, Bytes::from(workload.to_json()))
+            .await?;
+        let mut metadata = CommitMetadata {
+            partition_to_replace_file_ids: replaced,
+            operation_type: Some(operation),
+            extra_metadata,
+            ..Default::default()
+        };
+        // hudi-rs takes the schema from the latest commit: a replace commit without write stats
+        // must carry it.
+        if let Some(logical) = snapshot.schema() {
+            let physical = schema::physical(logical)?;
+            metadata.extra_metadata.insert(
+                SCHEMA_KEY.to_string(),
+                schema::avro_schema_json(&table.properties().name, &physical)?,
+            );
+            metadata.extra_metadata.insert(
+                ARROW_SCHEMA_KEY.to_string(),
+                serde_json::to_string(logical.as_ref()).map_err(|e| Error::Schema {
+                    column: String::new(),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        self.complete(txn, snapshot, metadata, LookupStats::default())
+            .await
+    }
+
+    /// Completes a write: on success the snapshot advances by it; a failed completion leaves
+    /// the instant pending, which is rolled back now if this writer still may.
+    async fn complete(
+        &mut self,
+        txn: Transaction,
+        mut snapshot: Snapshot,
+        metadata: CommitMetadata,
+        lookup: LookupStats,
+    ) -> Result<Commit> {
+        let table = self.table.clone();
         let time = txn.instant_time().clone();
-        // A failed completion leaves the instant pending: roll it back now if we can.
         match txn
             .complete(&table, self.lease()?, Completion::commit(&metadata))
             .await
@@ -252,16 +317,52 @@ impl Writer {
                 })
             }
             Err(e) => {
-                let timeline = Timeline::load(storage).await?;
+                self.index.forget();
+                let timeline = Timeline::load(table.storage()).await?;
                 if let Some(pending) = timeline.get(&time).filter(|i| !i.is_completed()).cloned()
                     && self.lease()?.check().await.is_ok()
                 {
-                    self.index.forget();
                     crate::commit::rollback::rollback(&table, self.lease()?, &timeline, &pending)
                         .await?;
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// The stored records of the keys of `rows` of `batch` (columns named as written, like
+    /// `batch`), read from the file groups that can hold them only: what a change that carries
+    /// only some columns (PostgreSQL's unchanged TOAST values) is completed from.
+    pub async fn lookup(
+        &mut self,
+        batch: &RecordBatch,
+        rows: &[usize],
+    ) -> Result<(crate::read::ReadResult, LookupStats)> {
+        self.lease()?;
+        let snapshot = self.current_snapshot().await?;
+        let normalized = schema::normalize(batch)?;
+        let physical = schema::physical(&normalized.schema())?;
+        let named = schema::rename(&normalized, &physical)?;
+        let keygen = KeyGenerator::new(self.table.properties());
+        let all = keygen.record_keys(&named)?;
+        let keys: std::collections::HashSet<String> = rows
+            .iter()
+            .filter(|&&r| all.is_valid(r))
+            .map(|&r| all.value(r).to_string())
+            .collect();
+        let found = snapshot.lookup(&mut self.index, &keys).await;
+        self.snapshot = Some(snapshot);
+        found
+    }
+
+    /// This writer's snapshot, brought up to date (loaded on first use).
+    async fn current_snapshot(&mut self) -> Result<Snapshot> {
+        match self.snapshot.take() {
+            Some(mut snapshot) => {
+                snapshot.refresh().await?;
+                Ok(snapshot)
+            }
+            None => Snapshot::load(&self.table).await,
         }
     }
 

@@ -4,6 +4,7 @@
 mod cow_writes;
 mod failures;
 mod global_index;
+mod lookups;
 mod schema_evolution;
 mod spark_fixtures;
 mod util;

@@ -10,8 +10,8 @@
 //! object store; a listing counts one request per 1,000 keys, as S3's), on local disk and, when
 //! `INLET_MOTO_SERVER` names a moto_server, on S3 (moto).
 //!
-//! `cargo run --release -p inlet-tests --bin bench_commit -- [MAX_PARTITIONS] [COMMITS]`
-//! (default 2500 5).
+//! `cargo run --release -p inlet-tests --bin bench_commit -- [MAX_PARTITIONS] [COMMITS] [WRITERS]`
+//! (default 2500 5 both; WRITERS is `both`, `long` or `fresh`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -101,6 +101,7 @@ async fn run(
     place: &Where,
     partitions: i64,
     commits: usize,
+    writers: &str,
 ) -> anyhow::Result<Vec<(usize, &'static str, f64, Requests)>> {
     let uri = format!("{}/t{partitions}", place.base);
     let counts = Arc::new(RequestCounts::default());
@@ -118,7 +119,17 @@ async fn run(
         .await?;
     let mut ts = 1;
     let mut out = Vec::new();
-    for size in [10, 1000] {
+    let long = if writers == "fresh" {
+        &[][..]
+    } else {
+        &[10, 1000][..]
+    };
+    let fresh = if writers == "long" {
+        &[][..]
+    } else {
+        &[10, 1000][..]
+    };
+    for &size in long {
         // The long-running writer: one warm-up commit, then the measured ones.
         writer
             .commit(Changes::upsert(changes(size, ts)?), BTreeMap::new())
@@ -141,7 +152,7 @@ async fn run(
         out.push((size, "long-running writer", ms, requests));
     }
     writer.close().await?;
-    for size in [10, 1000] {
+    for &size in fresh {
         let mut samples = Vec::new();
         for _ in 0..commits {
             let before = counts.now();
@@ -168,10 +179,14 @@ async fn run(
 async fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args()
         .skip(1)
+        .take(2)
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
     let max_partitions = args.first().copied().unwrap_or(2500) as i64;
     let commits = args.get(1).copied().unwrap_or(5).max(1);
+    let writers = std::env::args()
+        .nth(3)
+        .unwrap_or_else(|| "both".to_string());
     let dir = tempfile::tempdir()?;
     let mut places = vec![Where {
         name: "local",
@@ -208,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     for place in &places {
         let mut rows = Vec::new();
         for &partitions in &sizes {
-            for (size, writer, ms, r) in run(place, partitions, commits).await? {
+            for (size, writer, ms, r) in run(place, partitions, commits, &writers).await? {
                 rows.push((writer, size, partitions, ms, r));
             }
         }

@@ -1,0 +1,130 @@
+//! Keyed lookups and truncates never read the whole table: a lookup reads the one file group that
+//! can hold each key (bucket, then key filters), a truncate (a replace commit of every file group)
+//! reads no data at all. Proven by making every other data file unreadable.
+
+use std::collections::BTreeMap;
+
+use inlet_table::read::Query;
+use inlet_table::{Action, Result, TableType};
+
+use crate::util::*;
+
+/// Overwrites every data file whose path passes `which` with garbage.
+fn corrupt(dir: &std::path::Path, which: &dyn Fn(&str) -> bool) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("dir").flatten() {
+            let path = entry.path();
+            let text = path.display().to_string();
+            if path.is_dir() {
+                if !text.contains(".hoodie") {
+                    stack.push(path);
+                }
+            } else if (text.ends_with(".parquet") || text.contains(".log.")) && which(&text) {
+                std::fs::write(&path, b"not a data file").expect("overwrite");
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_lookup_reads_only_the_file_groups_that_can_hold_the_keys() -> Result<()> {
+    for table_type in [TableType::CopyOnWrite, TableType::MergeOnRead] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut p = props(&["id"], Some("ts"), &["part"], 4);
+        p.table_type = table_type;
+        let table = local_table(&dir, p).await?;
+        let data: Vec<(i64, String)> = (0..200).map(|i| (i, format!("p{}", i % 10))).collect();
+        let batch = rows(
+            &data
+                .iter()
+                .map(|(i, part)| (*i, part.as_str(), Some(1), Some("stored")))
+                .collect::<Vec<_>>(),
+        );
+        let mut writer = table.writer().await?;
+        writer
+            .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
+            .await?;
+        // Key 37 is stored in p7. The first lookup reads the key filters of its bucket in every
+        // partition; then every file outside p7 is made unreadable, and the writer (its filters
+        // cached) finds the key again reading p7 only.
+        let stored = writer
+            .lookup(&rows(&[(37, "elsewhere", None, None)]), &[0])
+            .await?;
+        let (found, stats) = stored;
+        assert_eq!(stats.groups_read, 1, "{table_type:?}: {stats:?}");
+        assert_eq!(found.num_rows(), 1);
+        let files = corrupt(dir.path(), &|path| !path.contains("part=p7"));
+        assert!(files > 30, "{files}");
+        let (found, stats) = writer
+            .lookup(
+                &rows(&[(37, "elsewhere", None, None), (9999, "x", None, None)]),
+                &[0, 1],
+            )
+            .await?;
+        assert_eq!(stats.groups_read, 1, "{table_type:?}: {stats:?}");
+        let values = found.batches[0].column_by_name("value").map(|c| {
+            arrow::array::AsArray::as_string::<i32>(c.as_ref())
+                .value(0)
+                .to_string()
+        });
+        assert_eq!(values.as_deref(), Some("stored"));
+        assert_eq!(found.num_rows(), 1, "key 9999 is stored nowhere");
+        writer.close().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_truncate_replaces_every_file_group_without_reading_data() -> Result<()> {
+    for table_type in [TableType::CopyOnWrite, TableType::MergeOnRead] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut p = props(&["id"], Some("ts"), &["part"], 2);
+        p.table_type = table_type;
+        let table = local_table(&dir, p).await?;
+        let batch = rows(&[(1, "a", Some(1), Some("x")), (2, "b", Some(1), Some("y"))]);
+        let mut writer = table.writer().await?;
+        writer
+            .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
+            .await?;
+        writer.close().await?;
+        assert!(corrupt(dir.path(), &|_| true) >= 2);
+
+        let mut writer = table.writer().await?;
+        let checkpoint = BTreeMap::from([("inlet.checkpoint".to_string(), "{}".to_string())]);
+        let commit = writer.truncate(checkpoint).await?;
+        let replaced: usize = commit
+            .metadata
+            .partition_to_replace_file_ids
+            .values()
+            .map(Vec::len)
+            .sum();
+        assert_eq!(replaced, 2, "{table_type:?}");
+        assert_eq!(commit.metadata.write_stats().count(), 0);
+        assert!(
+            commit.metadata.schema().is_some(),
+            "hudi-rs needs the schema"
+        );
+        assert_eq!(table.read(&Query::Snapshot).await?.num_rows(), 0);
+        let timeline = table.timeline().await?;
+        assert_eq!(
+            timeline.latest_completed_write().map(|i| i.action),
+            Some(Action::ReplaceCommit)
+        );
+        // Writes go to new file groups; the replaced (unreadable) ones are never read again.
+        writer
+            .commit(
+                inlet_table::write::Changes::upsert(rows(&[(1, "a", Some(2), Some("again"))])),
+                BTreeMap::new(),
+            )
+            .await?;
+        writer.close().await?;
+        let read = read_map(&table, &Query::Snapshot).await?;
+        assert_eq!(read.len(), 1);
+        assert_eq!(read["1"]["value"], "again");
+    }
+    Ok(())
+}
