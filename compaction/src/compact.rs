@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use bytes::Bytes;
 use futures::StreamExt;
 use inlet_table::commit::compaction_plan::{CompactionOperation, CompactionPlan};
@@ -24,7 +23,6 @@ use inlet_table::commit::{Completion, Transaction};
 use inlet_table::file_group::{
     BaseFile, FileSlice, FileSystemView, LogFile, SliceRead, WriteToken, file_path,
 };
-use inlet_table::schema::FILE_NAME;
 use inlet_table::write::{BaseFileWriter, Writer};
 use inlet_table::{Action, Error, InstantTime, Result, State, Table, TableType, Timeline};
 
@@ -348,48 +346,36 @@ async fn compact_slice(
         },
     };
     let target = path.clone();
-    let file_name = name.clone();
     let (bytes, rows) = tokio::task::spawn_blocking(move || {
         let mut writer = BaseFileWriter::new(schema.clone(), &target)?;
         for batch in &records {
-            writer.write(&with_file_name(batch, &file_name)?)?;
+            writer.write(batch)?;
         }
         let rows = writer.rows();
         Ok::<_, Error>((writer.finish()?, rows))
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))??;
-    let size = bytes.len() as i64;
+    let size = bytes.len() as u64;
     storage.put(&path, bytes).await?;
     inlet_table::failpoint!("compaction.after-first-file");
 
     let log_bytes: u64 = log_files.iter().map(|l| l.size).sum();
     Ok(WriteStat {
-        file_id: op.file_id.clone(),
-        path: Some(path),
-        prev_commit: Some(op.base_instant.to_string()),
         num_writes: rows as i64,
         num_update_writes: rows as i64,
-        total_write_bytes: size,
-        file_size_in_bytes: size,
-        partition_path: Some(op.partition.clone()),
         total_log_files_compacted: log_files.len() as i64,
         total_log_size_compacted: log_bytes as i64,
         total_log_blocks: blocks_hint as i64,
         total_updated_records_compacted: rows as i64,
-        ..Default::default()
+        ..WriteStat::new_file(
+            &op.partition,
+            &op.file_id,
+            path,
+            Some(&op.base_instant),
+            size,
+        )
     })
-}
-
-/// The batch with `_hoodie_file_name` naming the file it is now in.
-fn with_file_name(batch: &RecordBatch, file_name: &str) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let Ok(index) = schema.index_of(FILE_NAME) else {
-        return Ok(batch.clone());
-    };
-    let mut columns = batch.columns().to_vec();
-    columns[index] = Arc::new(StringArray::from(vec![file_name; batch.num_rows()])) as ArrayRef;
-    RecordBatch::try_new(schema, columns).map_err(|e| Error::Task(e.to_string()))
 }
 
 #[cfg(test)]

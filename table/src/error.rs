@@ -82,7 +82,7 @@ pub enum Error {
     Schema { column: String, reason: String },
     #[error(
         "column {column:?} changes type from {from} to {to}; only adding nullable columns and \
-         widening int32 to int64 or float32 to float64 are allowed"
+         widening integers (int8 → int16 → int32 → int64) or float32 to float64 are allowed"
     )]
     SchemaConflict {
         column: String,

@@ -551,7 +551,7 @@ async fn schema_changes_mid_stream() -> anyhow::Result<()> {
             .failed
             .iter()
             .any(|(t, reason)| t.to_string() == "public.items"
-                && reason.contains("column note changed type from Utf8 to Int32")),
+                && reason.contains("column \"note\" changes type from Utf8 to Int32")),
         "{:?}",
         summary.failed
     );

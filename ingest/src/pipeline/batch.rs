@@ -8,8 +8,8 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, new_null_array};
 use arrow::compute::{cast, concat, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::change::{RowBatch, Unresolved};
-use crate::error::Result;
+use crate::change::{RowBatch, TableId, Unresolved};
+use crate::error::{Error, Result};
 use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
 
 /// The CDC columns' fields.
@@ -34,6 +34,7 @@ pub fn empty_with_cdc(data: &Schema) -> Result<RecordBatch> {
 
 /// Concatenates `batches`; `None` if there are none.
 pub fn concat_rows(
+    table: &TableId,
     batches: Vec<RowBatch>,
     table_schema: Option<&SchemaRef>,
 ) -> Result<Option<(RecordBatch, BooleanArray, Vec<Unresolved>)>> {
@@ -42,26 +43,29 @@ pub fn concat_rows(
     }
     let cdc = cdc_fields();
     let is_cdc = |name: &str| cdc.iter().any(|f| f.name() == name);
-    let mut fields: Vec<Field> = Vec::new();
-    let mut add = |f: &Field| {
-        if is_cdc(f.name()) {
-            return;
-        }
-        match fields.iter_mut().find(|e| e.name() == f.name()) {
-            Some(existing) => *existing = Field::new(f.name(), f.data_type().clone(), true),
-            None => fields.push(Field::new(f.name(), f.data_type().clone(), true)),
-        }
+    let data = |schema: &Schema| {
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .filter(|f| !is_cdc(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
+        Schema::new(fields)
     };
-    if let Some(schema) = table_schema {
-        for f in schema.fields() {
-            add(f);
-        }
-    }
+    // The table's one rule set decides how the batches' columns combine.
+    let mut merged: SchemaRef = Arc::new(match table_schema {
+        Some(schema) => data(schema),
+        None => Schema::empty(),
+    });
     for b in &batches {
-        for f in b.batch.schema().fields() {
-            add(f);
-        }
+        merged = inlet_table::schema::evolve(&merged, &data(&b.batch.schema())).map_err(|e| {
+            Error::SchemaChange {
+                table: table.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
     }
+    let mut fields: Vec<Field> = merged.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend(cdc);
     let schema = Arc::new(Schema::new(fields));
     let mut aligned = Vec::with_capacity(batches.len());

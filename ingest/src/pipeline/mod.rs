@@ -16,13 +16,13 @@
 mod batch;
 mod toast;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::BooleanArray;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use inlet_table::Table;
 use inlet_table::commit::metadata::CHECKPOINT_KEY;
 use inlet_table::write::{Changes, Operation, Writer};
@@ -265,27 +265,29 @@ impl<S: Source> Pipeline<S> {
                     return Ok(());
                 }
                 if let Some(current) = &state.schema {
-                    if let Some(reason) = incompatible(current, &change.schema) {
-                        // What committed transactions brought before the change is kept.
-                        if state.closed > 0 {
-                            self.flush(&change.table).await?;
+                    // One rule set, the table's: add columns, widen integers and floats.
+                    match inlet_table::schema::evolve(current, &change.schema) {
+                        Ok(evolved) => state.schema = Some(evolved),
+                        Err(conflict) => {
+                            // What committed transactions brought before the change is kept.
+                            if state.closed > 0 {
+                                self.flush(&change.table).await?;
+                            }
+                            let Some(state) = self.tables.get_mut(&change.table) else {
+                                return Ok(());
+                            };
+                            let reason = format!(
+                                "{conflict}; the table's pipeline stopped at LSN {} (nothing after \
+                                 it is written or acknowledged). Recreate the lake table (or \
+                                 revert the column type) and restart",
+                                Lsn(state.durable)
+                            );
+                            tracing::error!(table = %state.id, "{reason}");
+                            state.failed = Some(reason);
+                            state.pending.clear();
+                            state.closed = 0;
                         }
-                        let Some(state) = self.tables.get_mut(&change.table) else {
-                            return Ok(());
-                        };
-                        let reason = format!(
-                            "{reason}; the table's pipeline stopped at LSN {} (nothing after it is \
-                             written or acknowledged). Recreate the lake table (or revert the \
-                             column type) and restart",
-                            Lsn(state.durable)
-                        );
-                        tracing::error!(table = %state.id, "{reason}");
-                        state.failed = Some(reason);
-                        state.pending.clear();
-                        state.closed = 0;
-                        return Ok(());
                     }
-                    state.schema = Some(merge_schema(current, &change.schema));
                 } else {
                     state.schema = Some(change.schema);
                 }
@@ -490,7 +492,7 @@ impl<S: Source> Pipeline<S> {
         if !rows.is_empty() || state.force {
             let table = writer.table().clone();
             let (batch, deletes, unresolved) =
-                match batch::concat_rows(rows, state.schema.as_ref())? {
+                match batch::concat_rows(id, rows, state.schema.as_ref())? {
                     Some(b) => b,
                     None => {
                         let schema = state
@@ -560,58 +562,6 @@ impl<S: Source> Pipeline<S> {
         state.force = false;
         Ok(())
     }
-}
-
-fn int_rank(t: &DataType) -> Option<u8> {
-    match t {
-        DataType::Int16 => Some(1),
-        DataType::Int32 => Some(2),
-        DataType::Int64 => Some(3),
-        _ => None,
-    }
-}
-
-/// Why `new` cannot follow `current` (a type change that is not a widening), if it cannot.
-fn incompatible(current: &Schema, new: &Schema) -> Option<String> {
-    for field in new.fields() {
-        let Ok(old) = current.field_with_name(field.name()) else {
-            continue;
-        };
-        let (a, b) = (old.data_type(), field.data_type());
-        if a == b {
-            continue;
-        }
-        let widening = matches!((int_rank(a), int_rank(b)), (Some(x), Some(y)) if y > x)
-            || matches!((a, b), (DataType::Float32, DataType::Float64));
-        if !widening {
-            return Some(format!(
-                "column {} changed type from {a} to {b}, which is not a safe widening \
-                 (int2 → int4 → int8, float4 → float8)",
-                field.name()
-            ));
-        }
-    }
-    None
-}
-
-/// `current` with `new`'s columns added and widened (dropped columns stay).
-fn merge_schema(current: &Schema, new: &Schema) -> SchemaRef {
-    let mut fields: Vec<Field> = current
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    let names: HashSet<&String> = current.fields().iter().map(|f| f.name()).collect();
-    for f in new.fields() {
-        if names.contains(f.name()) {
-            if let Some(existing) = fields.iter_mut().find(|e| e.name() == f.name()) {
-                *existing = f.as_ref().clone();
-            }
-        } else {
-            fields.push(f.as_ref().clone());
-        }
-    }
-    Arc::new(Schema::new(fields))
 }
 
 #[cfg(test)]

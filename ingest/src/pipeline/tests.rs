@@ -298,7 +298,7 @@ async fn a_type_change_that_is_not_a_widening_stops_the_table() {
     assert!(
         run.summary.failed[0]
             .1
-            .contains("column body changed type from Utf8 to Int64")
+            .contains("column \"body\" changes type from Utf8 to Int64")
     );
     assert!(run.acks.iter().all(|&a| a <= 5), "{:?}", run.acks);
     assert_eq!(contents(uri).await, vec![(1, Some("a".into()))]);

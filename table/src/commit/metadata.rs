@@ -75,6 +75,29 @@ pub struct RuntimeStats {
     pub total_create_time: i64,
 }
 
+impl WriteStat {
+    /// The stat of a new file (a base file, or a log file version) of file group `file_id` in
+    /// `partition`, replacing the slice based at `prev_commit` (`None`: a new file group). The
+    /// caller adds what the write did (record counts, log or compaction details).
+    pub fn new_file(
+        partition: &str,
+        file_id: &str,
+        path: String,
+        prev_commit: Option<&crate::InstantTime>,
+        size: u64,
+    ) -> WriteStat {
+        WriteStat {
+            file_id: file_id.to_string(),
+            path: Some(path),
+            prev_commit: Some(prev_commit.map_or_else(|| "null".to_string(), |t| t.to_string())),
+            total_write_bytes: size as i64,
+            file_size_in_bytes: size as i64,
+            partition_path: Some(partition.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
 impl CommitMetadata {
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         if bytes.iter().all(u8::is_ascii_whitespace) {

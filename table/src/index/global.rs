@@ -199,12 +199,31 @@ impl KeyIndex {
             groups.push(group);
             partition_of.push(pid);
         }
-        // Only the buckets probed are loaded.
-        let buckets: HashSet<u32> = probes.iter().map(|p| p.bucket).collect();
+        // Only the file groups some probe may find its key in are loaded: those of the buckets
+        // probed, but for the partition every probe of a bucket skips (an upsert into a table
+        // without partitions reads no filter at all).
+        let skip_id = |p: &Probe<'_>| {
+            p.skip_partition
+                .map(|name| partition_ids.get(name).copied().unwrap_or(u32::MAX))
+        };
+        let mut skipped: HashMap<u32, Option<u32>> = HashMap::new();
+        for probe in probes {
+            let skip = skip_id(probe);
+            skipped
+                .entry(probe.bucket)
+                .and_modify(|s| {
+                    if *s != skip {
+                        *s = None;
+                    }
+                })
+                .or_insert(skip);
+        }
         let mut slices: Vec<Option<FileSlice<'v>>> = vec![None; groups.len()];
-        for bucket in &buckets {
+        for (bucket, skip) in &skipped {
             for &gid in by_bucket.get(bucket).map_or(&[][..], Vec::as_slice) {
-                slices[gid] = groups[gid].latest_slice(None);
+                if Some(partition_of[gid]) != *skip {
+                    slices[gid] = groups[gid].latest_slice(None);
+                }
             }
         }
         let wanted: Vec<FileRef> = slices.iter().flatten().flat_map(slice_files).collect();
@@ -227,9 +246,7 @@ impl KeyIndex {
             let Some(gids) = by_bucket.get(&probe.bucket) else {
                 continue;
             };
-            let skip = probe
-                .skip_partition
-                .map(|p| partition_ids.get(p).copied().unwrap_or(u32::MAX));
+            let skip = skip_id(probe);
             let mut hashes = None;
             for &gid in gids {
                 if Some(partition_of[gid]) == skip {

@@ -666,20 +666,15 @@ async fn rewrite(
     let Some(merged) = merged else {
         return Ok(None);
     };
-    let size = merged.bytes.len() as i64;
+    let size = merged.bytes.len() as u64;
     storage.put(&path, merged.bytes).await?;
+    let prev = previous.as_ref().map(|b| &b.instant);
     Ok(Some(WriteStat {
-        file_id: task.file_id,
-        path: Some(path),
-        prev_commit: Some(previous.map_or_else(|| "null".to_string(), |b| b.instant.to_string())),
         num_writes: merged.rows as i64,
         num_deletes: merged.deletes as i64,
         num_update_writes: merged.updates as i64,
         num_inserts: merged.inserts as i64,
-        total_write_bytes: size,
-        file_size_in_bytes: size,
-        partition_path: Some(task.partition),
-        ..Default::default()
+        ..WriteStat::new_file(&task.partition, &task.file_id, path, prev, size)
     }))
 }
 
@@ -709,7 +704,7 @@ async fn append(
     let Some(appended) = appended else {
         return Ok(None);
     };
-    let size = appended.bytes.len() as i64;
+    let size = appended.bytes.len() as u64;
     if storage.put_if_absent(&path, appended.bytes).await? == Created::AlreadyExists {
         return Err(Error::CommitConflict {
             instant: instant.clone(),
@@ -720,22 +715,22 @@ async fn append(
     log_files.push(log_file.file_name());
     let records = (appended.upserts + appended.deletes) as i64;
     Ok(Some(WriteStat {
-        file_id: task.file_id,
-        path: Some(path),
-        prev_commit: Some(slice.base_instant.to_string()),
         num_writes: records,
         num_deletes: appended.deletes as i64,
         // With a bucket index every record of an existing file group is an update of it.
         num_update_writes: appended.upserts as i64,
-        total_write_bytes: size,
-        file_size_in_bytes: size,
-        partition_path: Some(task.partition),
         total_log_blocks: appended.blocks as i64,
         total_log_records: records,
         base_file: Some(slice.base_file.map(|b| b.file_name()).unwrap_or_default()),
         log_files: Some(log_files),
         log_version: Some(i64::from(version)),
         log_offset: Some(0),
-        ..Default::default()
+        ..WriteStat::new_file(
+            &task.partition,
+            &task.file_id,
+            path,
+            Some(&slice.base_instant),
+            size,
+        )
     }))
 }

@@ -1,8 +1,12 @@
-//! Base-file writer: Parquet with the meta columns first and, in the footer, Hudi's bloom filter
-//! over record keys and the min/max record key (what Java writers with a bloom index look records
-//! up by). Batches are encoded as they come, so a file group is never held whole in memory.
+//! Base-file writer, the one way a base file is encoded (writes and compaction): Parquet with the
+//! meta columns first, `_hoodie_file_name` naming the file itself, and in the footer Hudi's bloom
+//! filter over record keys and the min/max record key (what Java writers with a bloom index look
+//! records up by). Batches are encoded as they come, so a file group is never held whole in
+//! memory.
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -12,7 +16,7 @@ use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, MAX_RECORD_KEY, MIN_RECORD_KEY,
 };
 use crate::error::{Error, Result};
-use crate::schema::{self, RECORD_KEY};
+use crate::schema::{self, FILE_NAME, RECORD_KEY};
 
 /// Writes one base file.
 #[derive(Debug)]
@@ -24,6 +28,7 @@ pub struct BaseFileWriter {
     max_key: Option<String>,
     rows: usize,
     path: String,
+    file_name: String,
 }
 
 impl BaseFileWriter {
@@ -39,10 +44,15 @@ impl BaseFileWriter {
             max_key: None,
             rows: 0,
             path: path.to_string(),
+            file_name: path.rsplit('/').next().unwrap_or(path).to_string(),
         })
     }
 
+    /// Writes a batch (meta and data columns); rows read from other files (compaction) get this
+    /// file's name in `_hoodie_file_name`.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let stamped = self.stamped(batch)?;
+        let batch = stamped.as_ref().unwrap_or(batch);
         if let Some(keys) = batch.column_by_name(RECORD_KEY) {
             self.keys.push(keys.clone());
             for key in keys.as_string::<i32>().iter().flatten() {
@@ -58,6 +68,25 @@ impl BaseFileWriter {
         self.writer
             .write(batch)
             .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    /// The batch with `_hoodie_file_name` set to this file's name, when some row names another.
+    fn stamped(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let Ok(index) = batch.schema().index_of(FILE_NAME) else {
+            return Ok(None);
+        };
+        let names = batch.column(index).as_string::<i32>();
+        if names.null_count() == 0 && names.iter().all(|n| n == Some(self.file_name.as_str())) {
+            return Ok(None);
+        }
+        let mut columns = batch.columns().to_vec();
+        columns[index] = Arc::new(StringArray::from(vec![
+            self.file_name.as_str();
+            batch.num_rows()
+        ])) as ArrayRef;
+        RecordBatch::try_new(batch.schema(), columns)
+            .map(Some)
+            .map_err(|e| Error::parquet(&self.path, e.into()))
     }
 
     pub fn rows(&self) -> usize {
