@@ -113,7 +113,8 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
         return Ok(Cleaned::default());
     };
     let view = FileSystemView::load(storage, &timeline).await?;
-    let mut pinned: BTreeMap<(String, String), InstantTime> = BTreeMap::new();
+    let mut pinned: BTreeMap<(inlet_table::PartitionPath, inlet_table::FileId), InstantTime> =
+        BTreeMap::new();
     for compaction in timeline.pending_compactions() {
         for op in CompactionPlan::load(storage, &compaction.time)
             .await?
@@ -148,7 +149,7 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
             {
                 continue;
             }
-            let files = deletions.entry(group.partition.clone()).or_default();
+            let files = deletions.entry(group.partition.to_string()).or_default();
             if let Some(base) = slice.base_file {
                 files.push((file_path(&group.partition, &base.file_name()), base.size));
             }

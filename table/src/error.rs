@@ -56,6 +56,12 @@ pub enum Error {
         instant: InstantTime,
         reason: String,
     },
+    #[error("invalid {kind} {value:?}: {reason}")]
+    InvalidIdentifier {
+        kind: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("invalid instant file name {0:?}")]
     InvalidInstant(String),
     #[error("invalid table configuration: {0}")]

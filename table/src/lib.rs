@@ -7,6 +7,7 @@ pub mod commit;
 pub mod error;
 pub mod failpoint;
 pub mod file_group;
+pub mod ids;
 pub mod index;
 pub mod key;
 pub mod merge;
@@ -21,6 +22,7 @@ pub mod timeline;
 pub mod write;
 
 pub use error::{Error, Result};
+pub use ids::{FileId, PartitionPath, RecordKey};
 pub use properties::{TableProperties, TableType};
 pub use snapshot::Snapshot;
 pub use table::{Table, TableConfig};

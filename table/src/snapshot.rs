@@ -16,6 +16,7 @@ use std::sync::Arc;
 use apache_avro::types::Value;
 use arrow::datatypes::SchemaRef;
 
+use crate::RecordKey;
 use crate::commit::avro_value::{field, field_strings};
 use crate::commit::compaction_plan::CompactionPlan;
 use crate::commit::metadata::CommitMetadata;
@@ -100,7 +101,7 @@ impl Snapshot {
     pub async fn lookup(
         &self,
         index: &mut KeyIndex,
-        keys: &HashSet<String>,
+        keys: &HashSet<RecordKey>,
     ) -> Result<(ReadResult, LookupStats)> {
         let props = self.table.properties();
         let (batches, stats) = index

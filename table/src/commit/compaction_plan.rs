@@ -14,6 +14,7 @@ use super::avro_value::{
 };
 use super::transaction::instant_path;
 use crate::error::{Error, Result};
+use crate::ids::{FileId, PartitionPath};
 use crate::storage::Storage;
 use crate::timeline::{Action, Instant, InstantTime, State};
 
@@ -24,8 +25,8 @@ const PLAN_VERSION: i32 = 2;
 /// One file slice to compact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompactionOperation {
-    pub partition: String,
-    pub file_id: String,
+    pub partition: PartitionPath,
+    pub file_id: FileId,
     /// The slice's base instant (its base file's instant, or its log files' base instant).
     pub base_instant: InstantTime,
     /// The base file's name, if the slice has one.
@@ -44,6 +45,13 @@ pub struct CompactionPlan {
     pub strategy: BTreeMap<String, String>,
 }
 
+impl CompactionOperation {
+    /// The (partition, file id) of the file group it compacts.
+    pub fn group_key(&self) -> (PartitionPath, FileId) {
+        (self.partition.clone(), self.file_id.clone())
+    }
+}
+
 impl CompactionPlan {
     pub fn encode(&self) -> Result<Bytes> {
         let operations = self
@@ -57,8 +65,8 @@ impl CompactionPlan {
                         "dataFilePath",
                         op.base_file.clone().map_or_else(null, |f| some(string(f))),
                     ),
-                    ("fileId", some(string(op.file_id.clone()))),
-                    ("partitionPath", some(string(op.partition.clone()))),
+                    ("fileId", some(string(op.file_id.to_string()))),
+                    ("partitionPath", some(string(op.partition.to_string()))),
                     (
                         "metrics",
                         some(map(op
@@ -109,12 +117,10 @@ impl CompactionPlan {
                     _ => BTreeMap::new(),
                 };
                 operations.push(CompactionOperation {
-                    partition: field_str(op, "partitionPath")
-                        .unwrap_or_default()
-                        .to_string(),
+                    partition: field_str(op, "partitionPath").unwrap_or_default().parse()?,
                     file_id: field_str(op, "fileId")
                         .ok_or_else(|| invalid("an operation without fileId"))?
-                        .to_string(),
+                        .parse()?,
                     base_instant: field_str(op, "baseInstantTime")
                         .ok_or_else(|| invalid("an operation without baseInstantTime"))?
                         .parse()?,
@@ -164,8 +170,8 @@ mod tests {
         let plan = CompactionPlan {
             operations: vec![
                 CompactionOperation {
-                    partition: "city=sf".to_string(),
-                    file_id: "00000001-0000-0000-0000-000000000000-0".to_string(),
+                    partition: "city=sf".parse()?,
+                    file_id: "00000001-0000-0000-0000-000000000000-0".parse()?,
                     base_instant: "20240418173213674".parse()?,
                     base_file: Some(
                         "00000001-0000-0000-0000-000000000000-0_0-0-0_20240418173213674.parquet"
@@ -178,8 +184,8 @@ mod tests {
                     metrics: BTreeMap::from([("TOTAL_LOG_FILES".to_string(), 1.0)]),
                 },
                 CompactionOperation {
-                    partition: String::new(),
-                    file_id: "f2-0".to_string(),
+                    partition: PartitionPath::default(),
+                    file_id: "f2-0".parse()?,
                     base_instant: "20240418173213675".parse()?,
                     base_file: None,
                     log_files: Vec::new(),

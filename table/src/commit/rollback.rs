@@ -201,7 +201,7 @@ fn add_file(files: &mut Files, path: &str) {
         .unwrap_or_default();
     let paths = files.entry(partition.to_string()).or_default();
     if !paths.iter().any(|(_, p)| p == path) {
-        paths.push((file_id, path.to_string()));
+        paths.push((file_id.to_string(), path.to_string()));
     }
 }
 

@@ -29,7 +29,6 @@
 //! Deleting instant files (a rollback dropping the instant it undid, archival) also happens here
 //! only ([`delete_instant_files`]).
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -82,8 +81,6 @@ pub enum Requirement {
     LatestWrite(Option<InstantTime>),
     /// This write is still completed (not rolled back meanwhile): a savepoint keeps it.
     Completed(InstantTime),
-    /// No compaction is pending on any of these file groups, as (partition, file id).
-    NoPendingCompaction(BTreeSet<(String, String)>),
 }
 
 /// What a completed action is, for the hooks.
@@ -255,7 +252,7 @@ impl Transaction {
         if !self.requirements.is_empty() {
             let now = Timeline::load(storage).await?;
             for requirement in &self.requirements {
-                self.check(storage, &now, requirement).await?;
+                self.check(&now, requirement)?;
             }
         }
         let completed = self.instant.with_state(State::Completed);
@@ -276,12 +273,7 @@ impl Transaction {
         }
     }
 
-    async fn check(
-        &self,
-        storage: &Storage,
-        now: &Timeline,
-        requirement: &Requirement,
-    ) -> Result<()> {
+    fn check(&self, now: &Timeline, requirement: &Requirement) -> Result<()> {
         match requirement {
             Requirement::LatestWrite(base) => {
                 let latest = now.latest_data_write().map(|i| &i.time);
@@ -298,23 +290,6 @@ impl Transaction {
                     return Err(self.conflict(format!(
                         "write {time} is no longer a completed write (rolled back meanwhile)"
                     )));
-                }
-            }
-            Requirement::NoPendingCompaction(groups) => {
-                for compaction in now.pending_compactions() {
-                    let plan =
-                        super::compaction_plan::CompactionPlan::load(storage, &compaction.time)
-                            .await?;
-                    if let Some(op) = plan
-                        .operations
-                        .iter()
-                        .find(|op| groups.contains(&(op.partition.clone(), op.file_id.clone())))
-                    {
-                        return Err(self.conflict(format!(
-                            "compaction {} was scheduled meanwhile on file group {} in {:?}",
-                            compaction.time, op.file_id, op.partition
-                        )));
-                    }
                 }
             }
         }

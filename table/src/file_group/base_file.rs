@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::ids::FileId;
 use crate::timeline::InstantTime;
 
 /// `<task partition>-<stage>-<attempt>`, digits only, as Hudi's `FSUtils.makeWriteToken`.
@@ -47,7 +48,7 @@ impl FromStr for WriteToken {
 /// A base file, identified by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseFile {
-    pub file_id: String,
+    pub file_id: FileId,
     pub write_token: String,
     pub instant: InstantTime,
     pub extension: String,
@@ -56,9 +57,9 @@ pub struct BaseFile {
 }
 
 impl BaseFile {
-    pub fn new(file_id: &str, write_token: &WriteToken, instant: &InstantTime) -> Self {
+    pub fn new(file_id: &FileId, write_token: &WriteToken, instant: &InstantTime) -> Self {
         BaseFile {
-            file_id: file_id.to_string(),
+            file_id: file_id.clone(),
             write_token: write_token.to_string(),
             instant: instant.clone(),
             extension: "parquet".to_string(),
@@ -85,8 +86,8 @@ impl BaseFile {
         let mut parts = stem.rsplitn(3, '_');
         let instant = parts.next()?.parse().ok()?;
         let write_token = parts.next()?.to_string();
-        let file_id = parts.next()?.to_string();
-        if file_id.is_empty() || write_token.is_empty() {
+        let file_id: FileId = parts.next()?.parse().ok()?;
+        if write_token.is_empty() {
             return None;
         }
         Some(BaseFile {

@@ -16,13 +16,14 @@ pub use partition::{PARTITION_METAFILE, partition_metafile};
 pub use reader::SliceRead;
 pub use view::FileSystemView;
 
+use crate::ids::{FileId, PartitionPath};
 use crate::timeline::InstantTime;
 
 /// The versions of one file group, oldest first.
 #[derive(Debug, Clone)]
 pub struct FileGroup {
-    pub partition: String,
-    pub file_id: String,
+    pub partition: PartitionPath,
+    pub file_id: FileId,
     /// Base files of completed writes, ordered by instant.
     pub base_files: Vec<BaseFile>,
     /// Log files whose base instant is a completed write or the pending compaction, in slice
@@ -113,8 +114,8 @@ impl FileGroup {
 /// One version of a file group: a base file and/or the log files written on top of it.
 #[derive(Debug, Clone)]
 pub struct FileSlice<'a> {
-    pub partition: &'a str,
-    pub file_id: &'a str,
+    pub partition: &'a PartitionPath,
+    pub file_id: &'a FileId,
     pub base_instant: &'a InstantTime,
     pub base_file: Option<&'a BaseFile>,
     /// Log files of the slice, in the order their blocks apply.

@@ -85,7 +85,7 @@ impl<'a> SliceRead<'a> {
         for block in files.into_iter().flatten() {
             match &block.content {
                 BlockContent::Corrupt { offset, reason } => {
-                    tracing::warn!(file_id = slice.file_id, offset, reason = %reason, "Skipping a corrupt log block.");
+                    tracing::warn!(file_id = %slice.file_id, offset, reason = %reason, "Skipping a corrupt log block.");
                 }
                 BlockContent::Command { target_instant } => {
                     applied.retain(|b| b.instant_time().as_ref() != Some(target_instant));

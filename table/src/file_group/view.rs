@@ -9,21 +9,26 @@ use std::collections::{BTreeMap, HashMap};
 use super::{BaseFile, FileGroup, FileSlice, LogFile};
 use crate::commit::compaction_plan::CompactionPlan;
 use crate::error::Result;
+use crate::ids::{FileId, PartitionPath};
 use crate::storage::Storage;
 use crate::timeline::{Action, InstantTime, TIMELINE_DIR, Timeline};
 
 /// The visible file groups of a table, keyed by (partition, file id).
 #[derive(Debug, Clone, Default)]
 pub struct FileSystemView {
-    groups: BTreeMap<(String, String), FileGroup>,
+    groups: BTreeMap<GroupKey, FileGroup>,
     /// File groups replaced by a completed replace commit, and the replace commit's time.
-    replaced: HashMap<(String, String), InstantTime>,
+    replaced: HashMap<GroupKey, InstantTime>,
 }
 
-fn new_group(
-    groups: &mut BTreeMap<(String, String), FileGroup>,
-    key: (String, String),
-) -> &mut FileGroup {
+/// A file group's (partition, file id).
+type GroupKey = (PartitionPath, FileId);
+
+fn key_of(partition: &str, file_id: &FileId) -> GroupKey {
+    (PartitionPath::from_storage(partition), file_id.clone())
+}
+
+fn new_group(groups: &mut BTreeMap<GroupKey, FileGroup>, key: GroupKey) -> &mut FileGroup {
     groups.entry(key.clone()).or_insert_with(|| FileGroup {
         partition: key.0,
         file_id: key.1,
@@ -38,11 +43,11 @@ impl FileSystemView {
     pub async fn load(storage: &Storage, timeline: &Timeline) -> Result<Self> {
         // File groups pinned by a pending compaction, and its instant: logs written meanwhile
         // are named with it and count although it has not completed.
-        let mut pending: HashMap<(String, String), InstantTime> = HashMap::new();
+        let mut pending: HashMap<GroupKey, InstantTime> = HashMap::new();
         for compaction in timeline.pending_compactions() {
             let plan = CompactionPlan::load(storage, &compaction.time).await?;
             for op in plan.operations {
-                pending.insert((op.partition, op.file_id), compaction.time.clone());
+                pending.insert(op.group_key(), compaction.time.clone());
             }
         }
         let mut entries: Vec<(String, String, u64)> = Vec::new();
@@ -56,9 +61,9 @@ impl FileSystemView {
                 .unwrap_or(("", entry.path.as_str()));
             entries.push((partition.to_string(), name.to_string(), entry.size));
         }
-        let mut groups: BTreeMap<(String, String), FileGroup> = BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, FileGroup> = BTreeMap::new();
         for (partition, name, size) in entries {
-            let key_of = |file_id: &str| (partition.clone(), file_id.to_string());
+            let key_of = |file_id: &FileId| key_of(&partition, file_id);
             if let Some(mut base_file) = BaseFile::parse(&name) {
                 if !timeline.is_committed(&base_file.instant) {
                     continue;
@@ -93,7 +98,13 @@ impl FileSystemView {
             let metadata = timeline.commit_metadata(storage, instant).await?;
             for (partition, file_ids) in metadata.partition_to_replace_file_ids {
                 for file_id in file_ids {
-                    replaced.insert((partition.clone(), file_id), instant.time.clone());
+                    replaced.insert(
+                        (
+                            PartitionPath::from_storage(partition.as_str()),
+                            FileId::from_storage(file_id),
+                        ),
+                        instant.time.clone(),
+                    );
                 }
             }
         }
@@ -103,7 +114,7 @@ impl FileSystemView {
     /// Adds a data file a completed write created (a base file or a log file; others are
     /// ignored).
     pub(crate) fn add_file(&mut self, partition: &str, name: &str, size: u64) {
-        let key_of = |file_id: &str| (partition.to_string(), file_id.to_string());
+        let key_of = |file_id: &FileId| key_of(partition, file_id);
         if let Some(mut base_file) = BaseFile::parse(name) {
             base_file.size = size;
             let group = new_group(&mut self.groups, key_of(&base_file.file_id));
@@ -126,7 +137,7 @@ impl FileSystemView {
             (None, Some(log)) => log.file_id,
             (None, None) => return,
         };
-        let key = (partition.to_string(), file_id);
+        let key = key_of(partition, &file_id);
         if let Some(group) = self.groups.get_mut(&key) {
             group.base_files.retain(|b| b.file_name() != name);
             group.log_files.retain(|l| l.file_name() != name);
@@ -139,10 +150,7 @@ impl FileSystemView {
     /// Marks file groups a newly scheduled compaction pins.
     pub(crate) fn pin(&mut self, plan: &CompactionPlan, compaction: &InstantTime) {
         for op in &plan.operations {
-            if let Some(group) = self
-                .groups
-                .get_mut(&(op.partition.clone(), op.file_id.clone()))
-            {
+            if let Some(group) = self.groups.get_mut(&op.group_key()) {
                 group.pending_compaction = Some(compaction.clone());
             }
         }
@@ -159,14 +167,21 @@ impl FileSystemView {
 
     /// Records file groups a completed replace commit replaced.
     pub(crate) fn replace(&mut self, partition: &str, file_id: &str, at: &InstantTime) {
-        self.replaced
-            .insert((partition.to_string(), file_id.to_string()), at.clone());
+        self.replaced.insert(
+            (
+                PartitionPath::from_storage(partition),
+                FileId::from_storage(file_id),
+            ),
+            at.clone(),
+        );
     }
 
     /// The completed replace commit that replaced the file group, if one did.
     pub fn replaced_at(&self, partition: &str, file_id: &str) -> Option<&InstantTime> {
-        self.replaced
-            .get(&(partition.to_string(), file_id.to_string()))
+        self.replaced.get(&(
+            PartitionPath::from_storage(partition),
+            FileId::from_storage(file_id),
+        ))
     }
 
     /// Every file group with at least one visible base file.
@@ -183,8 +198,10 @@ impl FileSystemView {
     }
 
     pub fn file_group(&self, partition: &str, file_id: &str) -> Option<&FileGroup> {
-        self.groups
-            .get(&(partition.to_string(), file_id.to_string()))
+        self.groups.get(&(
+            PartitionPath::from_storage(partition),
+            FileId::from_storage(file_id),
+        ))
     }
 
     /// The latest slice of every live file group as of an instant (the latest state when `None`).

@@ -310,9 +310,9 @@ impl KeyIndex {
                 // A delete goes wherever its key may be; a change wins over any stored version
                 // when the latest write wins: no need to read it.
                 _ if plan.deletes.value(row) => {
-                    relocation.deletes_at.push((row, partition.clone()))
+                    relocation.deletes_at.push((row, partition.to_string()))
                 }
-                Ordering::CommitTime => relocation.deletes_at.push((row, partition.clone())),
+                Ordering::CommitTime => relocation.deletes_at.push((row, partition.to_string())),
                 Ordering::EventTime(_) => to_confirm.entry(gid).or_default().push(row),
             }
         }
@@ -330,7 +330,7 @@ impl KeyIndex {
             for (row, outcome) in stored {
                 match outcome {
                     Stored::Absent => {}
-                    Stored::Loses => relocation.deletes_at.push((row, partition.clone())),
+                    Stored::Loses => relocation.deletes_at.push((row, partition.to_string())),
                     Stored::Wins => {
                         stale.insert(row);
                     }
@@ -360,10 +360,10 @@ impl KeyIndex {
         ordering: &Ordering,
         buckets: u32,
         hash_fields: &[String],
-        keys: &HashSet<String>,
+        keys: &HashSet<crate::RecordKey>,
     ) -> Result<(Vec<RecordBatch>, LookupStats)> {
         let started = std::time::Instant::now();
-        let keys: Vec<&String> = keys.iter().collect();
+        let keys: Vec<&crate::RecordKey> = keys.iter().collect();
         let probes: Vec<Probe<'_>> = keys
             .iter()
             .enumerate()

@@ -43,9 +43,9 @@ pub fn bucket_id(record_key: &str, hash_fields: &[String], buckets: u32) -> u32 
 
 /// A new file group id for a bucket: the bucket number, zero-padded to 8 digits, replaces the
 /// first 8 characters of a random UUID; `-0` marks the first file of the group.
-pub fn new_bucket_file_id(bucket: u32) -> String {
+pub fn new_bucket_file_id(bucket: u32) -> crate::FileId {
     let uuid = uuid::Uuid::new_v4().to_string();
-    format!("{bucket:08}{}-0", &uuid[8..])
+    crate::FileId::from_storage(format!("{bucket:08}{}-0", &uuid[8..]))
 }
 
 /// The bucket number of a bucket-index file id, if it has one.

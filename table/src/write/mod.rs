@@ -20,6 +20,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::FileId;
 use crate::commit::lease::Lease;
 use crate::commit::metadata::{ARROW_SCHEMA_KEY, CommitMetadata, SCHEMA_KEY, WriteStat};
 use crate::commit::rollback::{RollbackOutcome, rollback_completed, rollback_pending};
@@ -245,9 +246,9 @@ impl Writer {
         let mut replaced: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for group in snapshot.view().live_file_groups() {
             replaced
-                .entry(group.partition.clone())
+                .entry(group.partition.to_string())
                 .or_default()
-                .push(group.file_id.clone());
+                .push(group.file_id.to_string());
         }
         let operation = crate::commit::replace::INSERT_OVERWRITE_TABLE.to_string();
         let mut txn = Transaction::begin(
@@ -345,10 +346,10 @@ impl Writer {
         let named = schema::rename(&normalized, &physical)?;
         let keygen = KeyGenerator::new(self.table.properties());
         let all = keygen.record_keys(&named)?;
-        let keys: std::collections::HashSet<String> = rows
+        let keys: std::collections::HashSet<crate::RecordKey> = rows
             .iter()
             .filter(|&&r| all.is_valid(r))
-            .map(|&r| all.value(r).to_string())
+            .map(|&r| crate::RecordKey::from_storage(all.value(r)))
             .collect();
         let found = snapshot.lookup(&mut self.index, &keys).await;
         self.snapshot = Some(snapshot);
@@ -472,7 +473,7 @@ fn prepare(table: &Table, current: Option<&SchemaRef>, changes: &Changes) -> Res
 struct Task {
     index: usize,
     partition: String,
-    file_id: String,
+    file_id: FileId,
     /// The file group's latest slice, `None` for a new file group.
     slice: Option<SliceInfo>,
     rows: Vec<usize>,
@@ -512,7 +513,7 @@ fn plan_file_groups(
 ) -> Vec<Task> {
     let merge_on_read = table.properties().table_type == TableType::MergeOnRead;
     // Existing file group of each (partition, bucket).
-    let mut existing: BTreeMap<(&str, u32), (&str, Option<SliceInfo>)> = BTreeMap::new();
+    let mut existing: BTreeMap<(&str, u32), (&FileId, Option<SliceInfo>)> = BTreeMap::new();
     for group in view.live_file_groups() {
         if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
             let latest = group.append_slice().map(|s| SliceInfo {
@@ -520,16 +521,13 @@ fn plan_file_groups(
                 base_file: s.base_file.cloned(),
                 log_files: s.log_files.into_iter().cloned().collect(),
             });
-            existing.insert(
-                (group.partition.as_str(), bucket),
-                (group.file_id.as_str(), latest),
-            );
+            existing.insert((group.partition.as_str(), bucket), (&group.file_id, latest));
         }
     }
     let mut tasks = Vec::new();
     for (index, ((partition, bucket), rows)) in prepared.plan.groups.iter().enumerate() {
         let (file_id, slice) = match existing.get(&(partition.as_str(), *bucket)) {
-            Some((file_id, slice)) => (file_id.to_string(), slice.clone()),
+            Some((file_id, slice)) => ((*file_id).clone(), slice.clone()),
             None => (index::new_bucket_file_id(*bucket), None),
         };
         let token = WriteToken {
@@ -569,7 +567,7 @@ fn planned_stats(tasks: &[Task]) -> BTreeMap<String, Vec<WriteStat>> {
             .entry(task.partition.clone())
             .or_default()
             .push(WriteStat {
-                file_id: task.file_id.clone(),
+                file_id: task.file_id.to_string(),
                 path: Some(file_path(&task.partition, &task.file.name())),
                 prev_commit: Some(
                     task.slice

@@ -24,6 +24,7 @@ pub use writer::encode_log_block;
 use std::cmp::Ordering;
 
 use super::WriteToken;
+use crate::ids::FileId;
 use crate::timeline::InstantTime;
 
 /// Suffix of the log files that hold change-data-capture blocks.
@@ -32,7 +33,7 @@ const CDC_SUFFIX: &str = ".cdc";
 /// A log file, identified by its name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogFile {
-    pub file_id: String,
+    pub file_id: FileId,
     /// Instant of the base file this log file follows (table version 6).
     pub base_instant: InstantTime,
     /// 1 for the first log file of a slice, then one more for each new file.
@@ -49,13 +50,13 @@ impl LogFile {
     pub const FIRST_VERSION: u32 = 1;
 
     pub fn new(
-        file_id: &str,
+        file_id: &FileId,
         base_instant: &InstantTime,
         version: u32,
         write_token: &WriteToken,
     ) -> Self {
         LogFile {
-            file_id: file_id.to_string(),
+            file_id: file_id.clone(),
             base_instant: base_instant.clone(),
             version,
             write_token: write_token.to_string(),
@@ -82,9 +83,7 @@ impl LogFile {
     pub fn parse(name: &str) -> Option<Self> {
         let (stem, tail) = name.strip_prefix('.')?.split_once(".log.")?;
         let (file_id, base_instant) = stem.rsplit_once('_')?;
-        if file_id.is_empty() || file_id.contains('_') {
-            return None;
-        }
+        let file_id: FileId = file_id.parse().ok()?;
         let base_instant = base_instant.parse().ok()?;
         let (tail, cdc) = match tail.strip_suffix(CDC_SUFFIX) {
             Some(tail) => (tail, true),
@@ -95,7 +94,7 @@ impl LogFile {
             return None;
         }
         Some(LogFile {
-            file_id: file_id.to_string(),
+            file_id,
             base_instant,
             version: version.parse().ok()?,
             write_token: write_token.to_string(),

@@ -20,7 +20,7 @@ fn fixture_names_round_trip() -> Result<()> {
     assert_eq!(
         file,
         Some(LogFile {
-            file_id: "0712b9f9-d2d5-4cae-bcf4-8fd7146af503-0".to_string(),
+            file_id: "0712b9f9-d2d5-4cae-bcf4-8fd7146af503-0".parse()?,
             base_instant: instant("20250126040823628")?,
             version: 2,
             write_token: "1-0-1".to_string(),
@@ -36,7 +36,7 @@ fn fixture_names_round_trip() -> Result<()> {
     );
     assert_eq!(parsed.map(|f| f.file_name()).as_deref(), Some(cdc));
     let token: WriteToken = "3-14-15".parse()?;
-    let new = LogFile::new("f1-0", &instant("20250126040823628")?, 1, &token);
+    let new = LogFile::new(&"f1-0".parse()?, &instant("20250126040823628")?, 1, &token);
     assert_eq!(new.file_name(), ".f1-0_20250126040823628.log.1_3-14-15");
     for other in [
         "f1-0_20250126040823628.log.1_0-1-1",   // no leading dot
@@ -61,7 +61,7 @@ fn log_files_order_by_version_then_write_token() -> Result<()> {
     let base = instant("20250126040823628")?;
     let later = instant("20250126040823629")?;
     let file = |instant: &InstantTime, version, token: &str, cdc| LogFile {
-        file_id: "f1-0".to_string(),
+        file_id: crate::FileId::from_storage("f1-0"),
         base_instant: instant.clone(),
         version,
         write_token: token.to_string(),
