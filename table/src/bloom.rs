@@ -103,6 +103,18 @@ fn n_bytes(vector_size: i32) -> usize {
     usize::try_from(vector_size).map_or(0, |v| v.div_ceil(8))
 }
 
+/// Java's order of strings (`String.compareTo`: by UTF-16 code unit), the order of the min/max
+/// record keys in base file footers. It differs from Rust's (by code point) for keys mixing
+/// characters above U+FFFF with ones from U+E000 to U+FFFF: `😀` sorts before `\u{FFFD}` in
+/// Java and after it in Rust. Comparing a key against Java's bounds in Rust's order would rule
+/// out a file that holds it.
+pub fn java_order(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
 /// A Hudi bloom filter over record keys (UTF-8 bytes), either kind.
 #[derive(Debug, Clone)]
 pub struct BloomFilter {

@@ -189,6 +189,16 @@ impl FileSystemView {
         self.groups.values()
     }
 
+    /// The live file groups of one partition (without looking at any other).
+    pub fn live_file_groups_in(&self, partition: &str) -> impl Iterator<Item = &FileGroup> {
+        let start = (PartitionPath::from_storage(partition), FileId::default());
+        self.groups
+            .range(start..)
+            .take_while(move |((p, _), _)| p.as_str() == partition)
+            .filter(|(key, _)| !self.replaced.contains_key(*key))
+            .map(|(_, group)| group)
+    }
+
     /// The file groups no completed replace commit replaced: where writes go.
     pub fn live_file_groups(&self) -> impl Iterator<Item = &FileGroup> {
         self.groups

@@ -27,17 +27,19 @@ use arrow::datatypes::SchemaRef;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::bloom::{
-    BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, KeyHashes, MAX_RECORD_KEY, MIN_RECORD_KEY,
+    BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, KeyHashes, MAX_RECORD_KEY,
+    MIN_RECORD_KEY, java_order,
 };
 use crate::error::{Error, Result};
 use crate::file_group::{
     BlockContent, FileGroup, FileSlice, FileSystemView, SliceRead, file_path, read_log_blocks,
 };
+use crate::ids::{FileId, PartitionPath};
 use crate::merge::{Ordering, OrderingValues, Version, wins};
 use crate::read::read_footer;
 use crate::schema::{self, RECORD_KEY};
 use crate::storage::Storage;
-use crate::timeline::Timeline;
+use crate::timeline::{InstantTime, Timeline};
 use crate::write::plan::{Plan, Relocation, incoming_ordering};
 
 use super::bucket_of_file_id;
@@ -79,8 +81,8 @@ impl KeyFilter {
     fn may_contain(&self, key: &str, hashes: &mut Option<KeyHashes>) -> bool {
         match self {
             KeyFilter::Bloom { bloom, min, max } => {
-                if min.as_deref().is_some_and(|m| key < m)
-                    || max.as_deref().is_some_and(|m| key > m)
+                if min.as_deref().is_some_and(|m| java_order(key, m).is_lt())
+                    || max.as_deref().is_some_and(|m| java_order(key, m).is_gt())
                 {
                     return false;
                 }
@@ -93,6 +95,23 @@ impl KeyFilter {
             }
             KeyFilter::Keys(keys) => keys.contains(key),
             KeyFilter::Any => true,
+        }
+    }
+
+    /// The least and greatest key the file may hold; `None` when unbounded.
+    fn bounds(&self) -> Option<(&str, &str)> {
+        match self {
+            KeyFilter::Bloom {
+                min: Some(min),
+                max: Some(max),
+                ..
+            } => Some((min, max)),
+            KeyFilter::Keys(keys) => {
+                let min = keys.iter().min_by(|a, b| java_order(a, b))?;
+                let max = keys.iter().max_by(|a, b| java_order(a, b))?;
+                Some((min, max))
+            }
+            _ => None,
         }
     }
 
@@ -124,6 +143,53 @@ struct FilterCache {
 pub struct KeyIndex {
     cache: FilterCache,
     budget: usize,
+    /// Each file group's filters as of its latest slice (weakly: the file cache owns them and
+    /// evicts within the budget), so that an unchanged file group costs no lookup by path.
+    groups: HashMap<PartitionPath, HashMap<FileId, CachedGroup>>,
+}
+
+/// A file group's filters, for the slice it had when they were taken.
+#[derive(Debug)]
+struct CachedGroup {
+    slice: SliceSignature,
+    filters: Vec<std::sync::Weak<KeyFilter>>,
+    /// The least and greatest key over its files; `None` when some file is unbounded.
+    bounds: Option<(String, String)>,
+}
+
+/// What identifies a file group's latest slice: any write, compaction, clean or pin changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SliceSignature {
+    base_files: usize,
+    log_files: usize,
+    latest_base: Option<InstantTime>,
+    latest_log: Option<(InstantTime, u32)>,
+    pending_compaction: Option<InstantTime>,
+}
+
+impl SliceSignature {
+    /// Whether `group`'s latest slice is still the one this signature was taken of.
+    fn matches(&self, group: &FileGroup) -> bool {
+        self.base_files == group.base_files.len()
+            && self.log_files == group.log_files.len()
+            && self.latest_base.as_ref() == group.base_files.last().map(|b| &b.instant)
+            && self.latest_log.as_ref().map(|(t, v)| (t, *v))
+                == group.log_files.last().map(|l| (&l.base_instant, l.version))
+            && self.pending_compaction == group.pending_compaction
+    }
+
+    fn of(group: &FileGroup) -> Self {
+        SliceSignature {
+            base_files: group.base_files.len(),
+            log_files: group.log_files.len(),
+            latest_base: group.base_files.last().map(|b| b.instant.clone()),
+            latest_log: group
+                .log_files
+                .last()
+                .map(|l| (l.base_instant.clone(), l.version)),
+            pending_compaction: group.pending_compaction.clone(),
+        }
+    }
 }
 
 impl Default for KeyIndex {
@@ -164,16 +230,21 @@ impl KeyIndex {
         KeyIndex {
             cache: FilterCache::default(),
             budget,
+            groups: HashMap::new(),
         }
     }
 
     /// Drops every cached filter (after a rollback, when file names may be reused).
     pub fn forget(&mut self) {
         self.cache = FilterCache::default();
+        self.groups.clear();
     }
 
     /// Which file groups may hold each probe's key: every live file group of the key's bucket
-    /// (but those in the probe's `skip_partition`) whose filters do not rule the key out.
+    /// (but those in the probe's `skip_partition`) whose key range and filters do not rule the
+    /// key out. File groups unchanged since the last call cost a signature check; the key ranges
+    /// of a bucket are searched as intervals, so keys that fall in few file groups' ranges
+    /// (increasing keys, time partitions) are checked against few filters.
     pub(crate) async fn locate<'v>(
         &mut self,
         storage: &Storage,
@@ -181,8 +252,6 @@ impl KeyIndex {
         probes: &[Probe<'_>],
     ) -> Result<Located<'v>> {
         let mut stats = LookupStats::default();
-        // The (bucket) file groups, numbered, with their partitions numbered too (compared as
-        // numbers in the probe loop).
         let mut partition_ids: HashMap<&str, u32> = HashMap::new();
         let mut groups: Vec<&FileGroup> = Vec::new();
         let mut partition_of: Vec<u32> = Vec::new();
@@ -199,9 +268,9 @@ impl KeyIndex {
             groups.push(group);
             partition_of.push(pid);
         }
-        // Only the file groups some probe may find its key in are loaded: those of the buckets
-        // probed, but for the partition every probe of a bucket skips (an upsert into a table
-        // without partitions reads no filter at all).
+        // Only the file groups some probe may find its key in are looked at: those of the
+        // buckets probed, but for the partition every probe of a bucket skips (an upsert into a
+        // table without partitions reads no filter at all).
         let skip_id = |p: &Probe<'_>| {
             p.skip_partition
                 .map(|name| partition_ids.get(name).copied().unwrap_or(u32::MAX))
@@ -218,47 +287,108 @@ impl KeyIndex {
                 })
                 .or_insert(skip);
         }
-        let mut slices: Vec<Option<FileSlice<'v>>> = vec![None; groups.len()];
-        for (bucket, skip) in &skipped {
-            for &gid in by_bucket.get(bucket).map_or(&[][..], Vec::as_slice) {
-                if Some(partition_of[gid]) != *skip {
-                    slices[gid] = groups[gid].latest_slice(None);
-                }
-            }
-        }
-        let wanted: Vec<FileRef> = slices.iter().flatten().flat_map(slice_files).collect();
-        let (filters, read) = self.filters(storage, wanted).await?;
-        stats.filters_read = read;
-        let any = Arc::new(KeyFilter::Any);
-        let group_filters: Vec<Vec<Arc<KeyFilter>>> = slices
+        let partition_of = &partition_of;
+        let wanted: Vec<usize> = skipped
             .iter()
-            .map(|slice| {
-                slice
+            .flat_map(|(bucket, skip)| {
+                by_bucket
+                    .get(bucket)
+                    .map_or(&[][..], Vec::as_slice)
                     .iter()
-                    .flat_map(slice_files)
-                    .map(|f| filters.get(&(f.path, f.size)).unwrap_or(&any).clone())
-                    .collect()
+                    .copied()
+                    .filter(move |&gid| Some(partition_of[gid]) != *skip)
             })
             .collect();
+        // Filters of changed (or evicted) file groups are taken again.
+        let mut filters: Vec<Vec<Arc<KeyFilter>>> = vec![Vec::new(); groups.len()];
+        let mut stale = Vec::new();
+        for &gid in &wanted {
+            let group = groups[gid];
+            let cached = self.cached(group).and_then(|c| {
+                c.slice
+                    .matches(group)
+                    .then(|| c.filters.iter().map(std::sync::Weak::upgrade).collect())
+                    .flatten()
+            });
+            match cached {
+                Some(found) => filters[gid] = found,
+                None => stale.push(gid),
+            }
+        }
+        if !stale.is_empty() {
+            let files: Vec<FileRef> = stale
+                .iter()
+                .filter_map(|&gid| groups[gid].latest_slice(None))
+                .flat_map(|slice| slice_files(&slice).collect::<Vec<_>>())
+                .collect();
+            let (loaded, read) = self.filters(storage, files).await?;
+            stats.filters_read = read;
+            let any = Arc::new(KeyFilter::Any);
+            for gid in stale {
+                let group = groups[gid];
+                let of_group: Vec<Arc<KeyFilter>> = group
+                    .latest_slice(None)
+                    .iter()
+                    .flat_map(slice_files)
+                    .map(|f| loaded.get(&(f.path, f.size)).unwrap_or(&any).clone())
+                    .collect();
+                self.groups
+                    .entry(group.partition.clone())
+                    .or_default()
+                    .insert(
+                        group.file_id.clone(),
+                        CachedGroup {
+                            slice: SliceSignature::of(group),
+                            filters: of_group.iter().map(Arc::downgrade).collect(),
+                            bounds: group_bounds(&of_group),
+                        },
+                    );
+                filters[gid] = of_group;
+            }
+        }
+        // Per bucket, the key ranges of its file groups as intervals.
+        let mut intervals: HashMap<u32, Intervals> = HashMap::new();
+        for (bucket, skip) in &skipped {
+            let gids = by_bucket
+                .get(bucket)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .copied()
+                .filter(|&gid| Some(partition_of[gid]) != *skip);
+            let entries = gids.map(|gid| {
+                let bounds = self.cached(groups[gid]).and_then(|c| c.bounds.as_ref());
+                (gid, bounds.map(|(a, b)| (a.as_str(), b.as_str())))
+            });
+            intervals.insert(*bucket, Intervals::new(entries));
+        }
         // Probe (each key hashed once, lazily).
         let mut hits = Vec::new();
+        let mut found = Vec::new();
         for probe in probes {
-            let Some(gids) = by_bucket.get(&probe.bucket) else {
+            let Some(intervals) = intervals.get(&probe.bucket) else {
                 continue;
             };
             let skip = skip_id(probe);
             let mut hashes = None;
-            for &gid in gids {
+            found.clear();
+            intervals.containing(probe.key, &mut found);
+            for &gid in &found {
                 if Some(partition_of[gid]) == skip {
                     continue;
                 }
                 stats.probes += 1;
-                if group_filters[gid]
+                if filters[gid]
                     .iter()
                     .any(|f| f.may_contain(probe.key, &mut hashes))
                 {
                     hits.push((probe.row, gid));
                 }
+            }
+        }
+        let mut slices: Vec<Option<FileSlice<'v>>> = vec![None; groups.len()];
+        for &(_, gid) in &hits {
+            if slices[gid].is_none() {
+                slices[gid] = groups[gid].latest_slice(None);
             }
         }
         Ok(Located {
@@ -267,6 +397,12 @@ impl KeyIndex {
             hits,
             stats,
         })
+    }
+
+    fn cached(&self, group: &FileGroup) -> Option<&CachedGroup> {
+        self.groups
+            .get(group.partition.as_str())?
+            .get(group.file_id.as_str())
     }
 
     /// Where the plan's keys are stored, as a [`Relocation`] of the plan: deletes go to the
@@ -465,6 +601,98 @@ impl KeyIndex {
     }
 }
 
+/// The least and greatest key over a file group's filters; `None` when one is unbounded.
+fn group_bounds(filters: &[Arc<KeyFilter>]) -> Option<(String, String)> {
+    let mut out: Option<(&str, &str)> = None;
+    for filter in filters {
+        if matches!(filter.as_ref(), KeyFilter::Keys(keys) if keys.is_empty()) {
+            continue; // a log file of deletes only holds no key
+        }
+        let (min, max) = filter.bounds()?;
+        out = Some(match out {
+            None => (min, max),
+            Some((a, b)) => (
+                std::cmp::min_by(a, min, |x, y| java_order(x, y)),
+                std::cmp::max_by(b, max, |x, y| java_order(x, y)),
+            ),
+        });
+    }
+    out.map(|(a, b)| (a.to_string(), b.to_string()))
+}
+
+/// Key ranges `[min, max]` of file groups, searched for the ones containing a key: sorted by
+/// `min`, with a tree of the greatest `max` over each span, so a search costs the file groups
+/// found plus a logarithm. File groups without a range are always returned.
+#[derive(Debug)]
+struct Intervals<'a> {
+    unbounded: Vec<usize>,
+    /// (min, file group), sorted.
+    mins: Vec<(&'a str, usize)>,
+    /// Segment tree over `mins`' order of each span's greatest max (leaves from `size`).
+    maxs: Vec<Option<&'a str>>,
+    size: usize,
+}
+
+impl<'a> Intervals<'a> {
+    fn new(entries: impl Iterator<Item = (usize, Option<(&'a str, &'a str)>)>) -> Self {
+        let mut unbounded = Vec::new();
+        let mut bounded = Vec::new();
+        for (gid, bounds) in entries {
+            match bounds {
+                Some((min, max)) => bounded.push((min, max, gid)),
+                None => unbounded.push(gid),
+            }
+        }
+        bounded.sort_unstable_by(|a, b| java_order(a.0, b.0).then(a.2.cmp(&b.2)));
+        let size = bounded.len().next_power_of_two().max(1);
+        let mut maxs: Vec<Option<&'a str>> = vec![None; 2 * size];
+        let mut mins = Vec::with_capacity(bounded.len());
+        for (i, (min, max, gid)) in bounded.into_iter().enumerate() {
+            maxs[size + i] = Some(max);
+            mins.push((min, gid));
+        }
+        for node in (1..size).rev() {
+            maxs[node] = match (maxs[2 * node], maxs[2 * node + 1]) {
+                (Some(a), Some(b)) if java_order(b, a).is_gt() => Some(b),
+                (Some(a), _) => Some(a),
+                (None, b) => b,
+            };
+        }
+        Intervals {
+            unbounded,
+            mins,
+            maxs,
+            size,
+        }
+    }
+
+    /// Appends the file groups whose range contains `key` to `out`.
+    fn containing(&self, key: &str, out: &mut Vec<usize>) {
+        out.extend_from_slice(&self.unbounded);
+        // Candidates have min <= key: a prefix of the sorted order.
+        let end = self
+            .mins
+            .partition_point(|(min, _)| java_order(min, key).is_le());
+        if end == 0 {
+            return;
+        }
+        // Descend into spans of that prefix whose greatest max reaches the key.
+        let mut stack = vec![(1usize, 0usize, self.size)];
+        while let Some((node, lo, hi)) = stack.pop() {
+            if lo >= end || self.maxs[node].is_none_or(|m| java_order(m, key).is_lt()) {
+                continue;
+            }
+            if hi - lo == 1 {
+                out.push(self.mins[lo].1);
+                continue;
+            }
+            let mid = (lo + hi) / 2;
+            stack.push((2 * node + 1, mid, hi));
+            stack.push((2 * node, lo, mid));
+        }
+    }
+}
+
 /// The files of a slice whose keys it may hold.
 fn slice_files<'a>(slice: &'a FileSlice<'_>) -> impl Iterator<Item = FileRef> + 'a {
     let base = slice.base_file.map(|b| FileRef {
@@ -585,4 +813,76 @@ fn stored_versions(
         }
     }
     Ok(outcome.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Java orders strings by UTF-16 code unit: a key above U+FFFF sorts before U+FFFD there.
+    /// Footers written by Java hold bounds in that order; a key between them must not be ruled
+    /// out.
+    #[test]
+    fn bounds_are_compared_in_javas_order() {
+        let (emoji, replacement) = ("\u{1F600}", "\u{FFFD}");
+        assert!(java_order(emoji, replacement).is_lt());
+        assert!(emoji > replacement, "Rust's order differs");
+        let mut bloom = BloomFilter::for_keys(2);
+        bloom.add(emoji);
+        bloom.add(replacement);
+        let filter = KeyFilter::Bloom {
+            bloom,
+            min: Some(emoji.to_string()),
+            max: Some(replacement.to_string()),
+        };
+        for key in [emoji, replacement] {
+            assert!(filter.may_contain(key, &mut None), "{key:?} ruled out");
+        }
+        let intervals = Intervals::new(
+            [
+                (0, Some((emoji, replacement))),
+                (1, Some(("a", "b"))),
+                (2, None),
+            ]
+            .into_iter(),
+        );
+        let mut found = Vec::new();
+        intervals.containing(emoji, &mut found);
+        found.sort_unstable();
+        assert_eq!(found, [0, 2]);
+        found.clear();
+        intervals.containing("ab", &mut found);
+        found.sort_unstable();
+        assert_eq!(found, [1, 2]);
+        found.clear();
+        intervals.containing("c", &mut found);
+        assert_eq!(found, [2]);
+    }
+
+    #[test]
+    fn intervals_find_exactly_the_ranges_holding_a_key() {
+        // Ranges of every width and overlap, checked against a scan.
+        let ranges: Vec<(String, String)> = (0..200)
+            .map(|i: u32| {
+                let a = (i * 7919) % 1000;
+                let b = a + (i * 31) % 120;
+                (format!("{a:04}"), format!("{b:04}"))
+            })
+            .collect();
+        let intervals =
+            Intervals::new(ranges.iter().enumerate().map(|(i, r)| (i, Some(r.clone()))));
+        for k in (0..1200).step_by(7) {
+            let key = format!("{k:04}");
+            let mut found = Vec::new();
+            intervals.containing(&key, &mut found);
+            found.sort_unstable();
+            let expected: Vec<usize> = ranges
+                .iter()
+                .enumerate()
+                .filter(|(_, (a, b))| a.as_str() <= key.as_str() && key.as_str() <= b.as_str())
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(found, expected, "{key}");
+        }
+    }
 }

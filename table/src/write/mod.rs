@@ -512,16 +512,25 @@ fn plan_file_groups(
     instant: &InstantTime,
 ) -> Vec<Task> {
     let merge_on_read = table.properties().table_type == TableType::MergeOnRead;
-    // Existing file group of each (partition, bucket).
+    // Existing file group of each (partition, bucket) written: only those partitions are looked
+    // at, so the cost does not grow with the table.
     let mut existing: BTreeMap<(&str, u32), (&FileId, Option<SliceInfo>)> = BTreeMap::new();
-    for group in view.live_file_groups() {
-        if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
-            let latest = group.append_slice().map(|s| SliceInfo {
-                base_instant: s.base_instant.clone(),
-                base_file: s.base_file.cloned(),
-                log_files: s.log_files.into_iter().cloned().collect(),
-            });
-            existing.insert((group.partition.as_str(), bucket), (&group.file_id, latest));
+    let partitions: BTreeSet<&str> = prepared
+        .plan
+        .groups
+        .keys()
+        .map(|(partition, _)| partition.as_str())
+        .collect();
+    for partition in partitions {
+        for group in view.live_file_groups_in(partition) {
+            if let Some(bucket) = index::bucket_of_file_id(&group.file_id) {
+                let latest = group.append_slice().map(|s| SliceInfo {
+                    base_instant: s.base_instant.clone(),
+                    base_file: s.base_file.cloned(),
+                    log_files: s.log_files.into_iter().cloned().collect(),
+                });
+                existing.insert((group.partition.as_str(), bucket), (&group.file_id, latest));
+            }
         }
     }
     let mut tasks = Vec::new();

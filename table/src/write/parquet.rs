@@ -14,6 +14,7 @@ use parquet::file::metadata::KeyValue;
 
 use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, MAX_RECORD_KEY, MIN_RECORD_KEY,
+    java_order,
 };
 use crate::error::{Error, Result};
 use crate::schema::{self, FILE_NAME, RECORD_KEY};
@@ -56,10 +57,19 @@ impl BaseFileWriter {
         if let Some(keys) = batch.column_by_name(RECORD_KEY) {
             self.keys.push(keys.clone());
             for key in keys.as_string::<i32>().iter().flatten() {
-                if self.min_key.as_deref().is_none_or(|m| key < m) {
+                // In Java's order, as Hudi writes them and readers compare them.
+                if self
+                    .min_key
+                    .as_deref()
+                    .is_none_or(|m| java_order(key, m).is_lt())
+                {
                     self.min_key = Some(key.to_string());
                 }
-                if self.max_key.as_deref().is_none_or(|m| key > m) {
+                if self
+                    .max_key
+                    .as_deref()
+                    .is_none_or(|m| java_order(key, m).is_gt())
+                {
                     self.max_key = Some(key.to_string());
                 }
             }

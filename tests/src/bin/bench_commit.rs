@@ -136,19 +136,27 @@ async fn run(
             .await?;
         ts += 1;
         let mut samples = Vec::new();
+        let mut lookups = Vec::new();
         for _ in 0..commits {
             let before = counts.now();
             let started = Instant::now();
-            writer
+            let commit = writer
                 .commit(Changes::upsert(changes(size, ts)?), BTreeMap::new())
                 .await?;
             samples.push((
                 started.elapsed().as_secs_f64() * 1e3,
                 counts.now().since(&before),
             ));
+            lookups.push(commit.lookup.elapsed.as_secs_f64() * 1e3);
             ts += 1;
         }
         let (ms, requests) = medians(&mut samples);
+        lookups.sort_by(f64::total_cmp);
+        eprintln!(
+            "{} {partitions} partitions, {size} changes: key lookup {:.1} ms of {ms:.1} ms",
+            place.name,
+            lookups[lookups.len() / 2]
+        );
         out.push((size, "long-running writer", ms, requests));
     }
     writer.close().await?;
