@@ -14,7 +14,7 @@ pub use log_file::{
 };
 pub use partition::{PARTITION_METAFILE, partition_metafile};
 pub use reader::SliceRead;
-pub use view::FileSystemView;
+pub use view::{FileSystemView, GroupKey};
 
 use crate::ids::{FileId, PartitionPath};
 use crate::timeline::InstantTime;

@@ -19,10 +19,28 @@ pub struct FileSystemView {
     groups: BTreeMap<GroupKey, FileGroup>,
     /// File groups replaced by a completed replace commit, and the replace commit's time.
     replaced: HashMap<GroupKey, InstantTime>,
+    /// Which file groups changed since the view was loaded, in order: what lets a long-running
+    /// writer's key index follow the view without looking at every file group (see
+    /// [`FileSystemView::changes_since`]).
+    changes: Changes,
+}
+
+/// A log of changed file groups, numbered by an epoch: a reader that saw position `n` of epoch
+/// `e` reads on from there; when the log grows past the number of file groups, it restarts under
+/// a new epoch and readers start over from the view itself.
+#[derive(Debug, Clone, Default)]
+struct Changes {
+    epoch: u64,
+    log: Vec<GroupKey>,
+}
+
+fn new_epoch() -> u64 {
+    static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A file group's (partition, file id).
-type GroupKey = (PartitionPath, FileId);
+pub type GroupKey = (PartitionPath, FileId);
 
 fn key_of(partition: &str, file_id: &FileId) -> GroupKey {
     (PartitionPath::from_storage(partition), file_id.clone())
@@ -108,7 +126,45 @@ impl FileSystemView {
                 }
             }
         }
-        Ok(FileSystemView { groups, replaced })
+        Ok(FileSystemView {
+            groups,
+            replaced,
+            changes: Changes {
+                epoch: new_epoch(),
+                log: Vec::new(),
+            },
+        })
+    }
+
+    /// The file groups changed since position `since` of the change log of `epoch` (added,
+    /// written, cleaned, pinned, replaced), and the position to read on from; `None` when that
+    /// log is gone (another epoch): then every file group is to be looked at again.
+    pub fn changes_since(&self, epoch: u64, since: usize) -> Option<(&[GroupKey], usize)> {
+        (epoch == self.changes.epoch && since <= self.changes.log.len())
+            .then(|| (&self.changes.log[since..], self.changes.log.len()))
+    }
+
+    /// The epoch of the change log (see [`FileSystemView::changes_since`]).
+    pub fn epoch(&self) -> u64 {
+        self.changes.epoch
+    }
+
+    fn changed(&mut self, key: GroupKey) {
+        if self.changes.log.len() > self.groups.len() + 1024 {
+            self.changes = Changes {
+                epoch: new_epoch(),
+                log: Vec::new(),
+            };
+        }
+        self.changes.log.push(key);
+    }
+
+    /// Whether the file group is live: stored and not replaced.
+    pub fn live_file_group(&self, key: &GroupKey) -> Option<&FileGroup> {
+        if self.replaced.contains_key(key) {
+            return None;
+        }
+        self.groups.get(key)
     }
 
     /// Adds a data file a completed write created (a base file or a log file; others are
@@ -117,16 +173,20 @@ impl FileSystemView {
         let key_of = |file_id: &FileId| key_of(partition, file_id);
         if let Some(mut base_file) = BaseFile::parse(name) {
             base_file.size = size;
-            let group = new_group(&mut self.groups, key_of(&base_file.file_id));
+            let key = key_of(&base_file.file_id);
+            let group = new_group(&mut self.groups, key.clone());
             group.base_files.retain(|b| b.file_name() != name);
             group.base_files.push(base_file);
             group.base_files.sort_by(|a, b| a.instant.cmp(&b.instant));
+            self.changed(key);
         } else if let Some(mut log_file) = LogFile::parse(name).filter(|l| !l.cdc) {
             log_file.size = size;
-            let group = new_group(&mut self.groups, key_of(&log_file.file_id));
+            let key = key_of(&log_file.file_id);
+            let group = new_group(&mut self.groups, key.clone());
             group.log_files.retain(|l| l.file_name() != name);
             group.log_files.push(log_file);
             group.log_files.sort_by(|a, b| a.cmp_in_slice(b));
+            self.changed(key);
         }
     }
 
@@ -144,6 +204,7 @@ impl FileSystemView {
             if group.base_files.is_empty() && group.log_files.is_empty() {
                 self.groups.remove(&key);
             }
+            self.changed(key);
         }
     }
 
@@ -152,28 +213,33 @@ impl FileSystemView {
         for op in &plan.operations {
             if let Some(group) = self.groups.get_mut(&op.group_key()) {
                 group.pending_compaction = Some(compaction.clone());
+                self.changed(op.group_key());
             }
         }
     }
 
     /// The compaction at `compaction` completed (or was rolled back): its file groups are free.
     pub(crate) fn unpin(&mut self, compaction: &InstantTime) {
-        for group in self.groups.values_mut() {
+        let mut freed = Vec::new();
+        for (key, group) in self.groups.iter_mut() {
             if group.pending_compaction.as_ref() == Some(compaction) {
                 group.pending_compaction = None;
+                freed.push(key.clone());
             }
+        }
+        for key in freed {
+            self.changed(key);
         }
     }
 
     /// Records file groups a completed replace commit replaced.
     pub(crate) fn replace(&mut self, partition: &str, file_id: &str, at: &InstantTime) {
-        self.replaced.insert(
-            (
-                PartitionPath::from_storage(partition),
-                FileId::from_storage(file_id),
-            ),
-            at.clone(),
+        let key = (
+            PartitionPath::from_storage(partition),
+            FileId::from_storage(file_id),
         );
+        self.replaced.insert(key.clone(), at.clone());
+        self.changed(key);
     }
 
     /// The completed replace commit that replaced the file group, if one did.

@@ -32,14 +32,14 @@ use crate::bloom::{
 };
 use crate::error::{Error, Result};
 use crate::file_group::{
-    BlockContent, FileGroup, FileSlice, FileSystemView, SliceRead, file_path, read_log_blocks,
+    BlockContent, FileGroup, FileSlice, FileSystemView, GroupKey, SliceRead, file_path,
+    read_log_blocks,
 };
-use crate::ids::{FileId, PartitionPath};
 use crate::merge::{Ordering, OrderingValues, Version, wins};
 use crate::read::read_footer;
 use crate::schema::{self, RECORD_KEY};
 use crate::storage::Storage;
-use crate::timeline::{InstantTime, Timeline};
+use crate::timeline::Timeline;
 use crate::write::plan::{Plan, Relocation, incoming_ordering};
 
 use super::bucket_of_file_id;
@@ -143,53 +143,33 @@ struct FilterCache {
 pub struct KeyIndex {
     cache: FilterCache,
     budget: usize,
-    /// Each file group's filters as of its latest slice (weakly: the file cache owns them and
-    /// evicts within the budget), so that an unchanged file group costs no lookup by path.
-    groups: HashMap<PartitionPath, HashMap<FileId, CachedGroup>>,
+    /// The position in the view's change log this index follows: (epoch, position).
+    synced: Option<(u64, usize)>,
+    /// Per bucket, the live file groups with their filters.
+    buckets: HashMap<u32, Bucket>,
+    /// Bytes of the filters members hold (besides the file cache's).
+    member_bytes: usize,
 }
 
-/// A file group's filters, for the slice it had when they were taken.
-#[derive(Debug)]
-struct CachedGroup {
-    slice: SliceSignature,
-    filters: Vec<std::sync::Weak<KeyFilter>>,
+/// The live file groups of one bucket (across partitions) and the key ranges of their files.
+#[derive(Debug, Default)]
+struct Bucket {
+    members: HashMap<GroupKey, Member>,
+    /// Members whose filters are not loaded: new or changed since they were.
+    unloaded: HashSet<GroupKey>,
+    /// Key ranges of the members loaded when it was built.
+    intervals: Option<Intervals<GroupKey>>,
+    /// Members loaded since `intervals` was built: checked one by one until it is rebuilt.
+    fresh: HashSet<GroupKey>,
+}
+
+/// A file group's filters (those of its latest slice's files), when loaded.
+#[derive(Debug, Default)]
+struct Member {
+    filters: Option<Vec<Arc<KeyFilter>>>,
     /// The least and greatest key over its files; `None` when some file is unbounded.
     bounds: Option<(String, String)>,
-}
-
-/// What identifies a file group's latest slice: any write, compaction, clean or pin changes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SliceSignature {
-    base_files: usize,
-    log_files: usize,
-    latest_base: Option<InstantTime>,
-    latest_log: Option<(InstantTime, u32)>,
-    pending_compaction: Option<InstantTime>,
-}
-
-impl SliceSignature {
-    /// Whether `group`'s latest slice is still the one this signature was taken of.
-    fn matches(&self, group: &FileGroup) -> bool {
-        self.base_files == group.base_files.len()
-            && self.log_files == group.log_files.len()
-            && self.latest_base.as_ref() == group.base_files.last().map(|b| &b.instant)
-            && self.latest_log.as_ref().map(|(t, v)| (t, *v))
-                == group.log_files.last().map(|l| (&l.base_instant, l.version))
-            && self.pending_compaction == group.pending_compaction
-    }
-
-    fn of(group: &FileGroup) -> Self {
-        SliceSignature {
-            base_files: group.base_files.len(),
-            log_files: group.log_files.len(),
-            latest_base: group.base_files.last().map(|b| b.instant.clone()),
-            latest_log: group
-                .log_files
-                .last()
-                .map(|l| (l.base_instant.clone(), l.version)),
-            pending_compaction: group.pending_compaction.clone(),
-        }
-    }
+    bytes: usize,
 }
 
 impl Default for KeyIndex {
@@ -208,12 +188,10 @@ pub(crate) struct Probe<'a> {
     pub skip_partition: Option<&'a str>,
 }
 
-/// Where probes' keys may be: (row, file group number) pairs into `groups` and `slices`.
+/// Where probes' keys may be: (row, file group) pairs.
 #[derive(Debug)]
 pub(crate) struct Located<'v> {
-    pub groups: Vec<&'v FileGroup>,
-    pub slices: Vec<Option<FileSlice<'v>>>,
-    pub hits: Vec<(usize, usize)>,
+    pub hits: Vec<(usize, &'v FileGroup)>,
     pub stats: LookupStats,
 }
 
@@ -230,21 +208,88 @@ impl KeyIndex {
         KeyIndex {
             cache: FilterCache::default(),
             budget,
-            groups: HashMap::new(),
+            synced: None,
+            buckets: HashMap::new(),
+            member_bytes: 0,
         }
     }
 
     /// Drops every cached filter (after a rollback, when file names may be reused).
     pub fn forget(&mut self) {
         self.cache = FilterCache::default();
-        self.groups.clear();
+        self.synced = None;
+        self.buckets.clear();
+        self.member_bytes = 0;
+    }
+
+    /// Follows the view: file groups changed since the last call are marked to be loaded again,
+    /// those gone or replaced leave. A view of another epoch (a reload) is taken whole.
+    fn sync(&mut self, view: &FileSystemView) {
+        let changed = self
+            .synced
+            .and_then(|(epoch, position)| view.changes_since(epoch, position));
+        let keys: Vec<GroupKey> = match changed {
+            Some((changed, end)) => {
+                self.synced = Some((view.epoch(), end));
+                changed.to_vec()
+            }
+            None => {
+                self.buckets.clear();
+                self.member_bytes = 0;
+                let end = view
+                    .changes_since(view.epoch(), 0)
+                    .map_or(0, |(_, end)| end);
+                self.synced = Some((view.epoch(), end));
+                view.live_file_groups()
+                    .map(|g| (g.partition.clone(), g.file_id.clone()))
+                    .collect()
+            }
+        };
+        for key in keys {
+            let Some(bucket) = bucket_of_file_id(&key.1) else {
+                continue;
+            };
+            let entry = self.buckets.entry(bucket).or_default();
+            if let Some(old) = entry.members.remove(&key) {
+                self.member_bytes -= old.bytes;
+            }
+            entry.fresh.remove(&key);
+            entry.unloaded.remove(&key);
+            if view.live_file_group(&key).is_some() {
+                entry.members.insert(key.clone(), Member::default());
+                entry.unloaded.insert(key);
+            }
+        }
+    }
+
+    /// Drops members' filters (to be loaded again when needed) until they fit the budget.
+    fn shed(&mut self) {
+        if self.member_bytes <= self.budget {
+            return;
+        }
+        for bucket in self.buckets.values_mut() {
+            for (key, member) in bucket.members.iter_mut() {
+                if member.filters.take().is_some() {
+                    self.member_bytes -= member.bytes;
+                    member.bytes = 0;
+                    bucket.unloaded.insert(key.clone());
+                    bucket.fresh.remove(key);
+                }
+            }
+            bucket.intervals = None;
+            if self.member_bytes <= self.budget / 2 {
+                break;
+            }
+        }
     }
 
     /// Which file groups may hold each probe's key: every live file group of the key's bucket
     /// (but those in the probe's `skip_partition`) whose key range and filters do not rule the
-    /// key out. File groups unchanged since the last call cost a signature check; the key ranges
-    /// of a bucket are searched as intervals, so keys that fall in few file groups' ranges
-    /// (increasing keys, time partitions) are checked against few filters.
+    /// key out. The index follows the view's change log, so a commit costs what changed since
+    /// the last one (new or changed file groups' filters are loaded when a probe needs them),
+    /// not a pass over every file group; a bucket's key ranges are searched as intervals, so
+    /// keys that fall in few file groups' ranges (increasing keys, time partitions) are checked
+    /// against few filters.
     pub(crate) async fn locate<'v>(
         &mut self,
         storage: &Storage,
@@ -252,157 +297,117 @@ impl KeyIndex {
         probes: &[Probe<'_>],
     ) -> Result<Located<'v>> {
         let mut stats = LookupStats::default();
-        let mut partition_ids: HashMap<&str, u32> = HashMap::new();
-        let mut groups: Vec<&FileGroup> = Vec::new();
-        let mut partition_of: Vec<u32> = Vec::new();
-        let mut by_bucket: HashMap<u32, Vec<usize>> = HashMap::new();
-        for group in view.live_file_groups() {
-            let Some(bucket) = bucket_of_file_id(&group.file_id) else {
-                continue;
-            };
-            let next = partition_ids.len() as u32;
-            let pid = *partition_ids
-                .entry(group.partition.as_str())
-                .or_insert(next);
-            by_bucket.entry(bucket).or_default().push(groups.len());
-            groups.push(group);
-            partition_of.push(pid);
-        }
-        // Only the file groups some probe may find its key in are looked at: those of the
-        // buckets probed, but for the partition every probe of a bucket skips (an upsert into a
-        // table without partitions reads no filter at all).
-        let skip_id = |p: &Probe<'_>| {
-            p.skip_partition
-                .map(|name| partition_ids.get(name).copied().unwrap_or(u32::MAX))
-        };
-        let mut skipped: HashMap<u32, Option<u32>> = HashMap::new();
+        self.sync(view);
+        // Which members a probe may need, per bucket: those outside the partition every probe
+        // of the bucket skips (an upsert into a table without partitions needs none).
+        let mut skipped: HashMap<u32, Option<&str>> = HashMap::new();
         for probe in probes {
-            let skip = skip_id(probe);
             skipped
                 .entry(probe.bucket)
                 .and_modify(|s| {
-                    if *s != skip {
+                    if *s != probe.skip_partition {
                         *s = None;
                     }
                 })
-                .or_insert(skip);
+                .or_insert(probe.skip_partition);
         }
-        let partition_of = &partition_of;
-        let wanted: Vec<usize> = skipped
-            .iter()
-            .flat_map(|(bucket, skip)| {
-                by_bucket
-                    .get(bucket)
-                    .map_or(&[][..], Vec::as_slice)
-                    .iter()
-                    .copied()
-                    .filter(move |&gid| Some(partition_of[gid]) != *skip)
-            })
-            .collect();
-        // Filters of changed (or evicted) file groups are taken again.
-        let mut filters: Vec<Vec<Arc<KeyFilter>>> = vec![Vec::new(); groups.len()];
-        let mut stale = Vec::new();
-        for &gid in &wanted {
-            let group = groups[gid];
-            let cached = self.cached(group).and_then(|c| {
-                c.slice
-                    .matches(group)
-                    .then(|| c.filters.iter().map(std::sync::Weak::upgrade).collect())
-                    .flatten()
-            });
-            match cached {
-                Some(found) => filters[gid] = found,
-                None => stale.push(gid),
+        let mut load: Vec<GroupKey> = Vec::new();
+        for (bucket, skip) in &skipped {
+            if let Some(entry) = self.buckets.get(bucket) {
+                load.extend(
+                    entry
+                        .unloaded
+                        .iter()
+                        .filter(|key| Some(key.0.as_str()) != *skip)
+                        .cloned(),
+                );
             }
         }
-        if !stale.is_empty() {
-            let files: Vec<FileRef> = stale
+        if !load.is_empty() {
+            let files: Vec<FileRef> = load
                 .iter()
-                .filter_map(|&gid| groups[gid].latest_slice(None))
+                .filter_map(|key| view.live_file_group(key)?.latest_slice(None))
                 .flat_map(|slice| slice_files(&slice).collect::<Vec<_>>())
                 .collect();
             let (loaded, read) = self.filters(storage, files).await?;
             stats.filters_read = read;
             let any = Arc::new(KeyFilter::Any);
-            for gid in stale {
-                let group = groups[gid];
-                let of_group: Vec<Arc<KeyFilter>> = group
+            for key in load {
+                let Some(group) = view.live_file_group(&key) else {
+                    continue;
+                };
+                let filters: Vec<Arc<KeyFilter>> = group
                     .latest_slice(None)
                     .iter()
                     .flat_map(slice_files)
                     .map(|f| loaded.get(&(f.path, f.size)).unwrap_or(&any).clone())
                     .collect();
-                self.groups
-                    .entry(group.partition.clone())
-                    .or_default()
-                    .insert(
-                        group.file_id.clone(),
-                        CachedGroup {
-                            slice: SliceSignature::of(group),
-                            filters: of_group.iter().map(Arc::downgrade).collect(),
-                            bounds: group_bounds(&of_group),
-                        },
-                    );
-                filters[gid] = of_group;
+                let bytes = filters.iter().map(|f| f.size_bytes()).sum::<usize>();
+                let Some(bucket) = bucket_of_file_id(&key.1) else {
+                    continue;
+                };
+                let entry = self.buckets.entry(bucket).or_default();
+                entry.members.insert(
+                    key.clone(),
+                    Member {
+                        bounds: group_bounds(&filters),
+                        filters: Some(filters),
+                        bytes,
+                    },
+                );
+                self.member_bytes += bytes;
+                entry.unloaded.remove(&key);
+                entry.fresh.insert(key);
             }
         }
-        // Per bucket, the key ranges of its file groups as intervals.
-        let mut intervals: HashMap<u32, Intervals> = HashMap::new();
-        for (bucket, skip) in &skipped {
-            let gids = by_bucket
-                .get(bucket)
-                .map_or(&[][..], Vec::as_slice)
-                .iter()
-                .copied()
-                .filter(|&gid| Some(partition_of[gid]) != *skip);
-            let entries = gids.map(|gid| {
-                let bounds = self.cached(groups[gid]).and_then(|c| c.bounds.as_ref());
-                (gid, bounds.map(|(a, b)| (a.as_str(), b.as_str())))
-            });
-            intervals.insert(*bucket, Intervals::new(entries));
+        // Rebuild a bucket's intervals once enough of its members are fresh.
+        for bucket in skipped.keys() {
+            let Some(entry) = self.buckets.get_mut(bucket) else {
+                continue;
+            };
+            if entry.intervals.is_none() || entry.fresh.len() > 32.max(entry.members.len() / 16) {
+                let ranges = entry.members.iter().filter_map(|(key, member)| {
+                    member.filters.as_ref()?;
+                    Some((key.clone(), member.bounds.clone()))
+                });
+                entry.intervals = Some(Intervals::new(ranges));
+                entry.fresh.clear();
+            }
         }
         // Probe (each key hashed once, lazily).
         let mut hits = Vec::new();
-        let mut found = Vec::new();
+        let mut found: Vec<&GroupKey> = Vec::new();
         for probe in probes {
-            let Some(intervals) = intervals.get(&probe.bucket) else {
+            let Some(entry) = self.buckets.get(&probe.bucket) else {
                 continue;
             };
-            let skip = skip_id(probe);
             let mut hashes = None;
             found.clear();
-            intervals.containing(probe.key, &mut found);
-            for &gid in &found {
-                if Some(partition_of[gid]) == skip {
+            if let Some(intervals) = &entry.intervals {
+                intervals.containing(probe.key, &mut found);
+                // A member loaded again since the intervals were built is checked as fresh.
+                found.retain(|key| !entry.fresh.contains(*key));
+            }
+            found.extend(entry.fresh.iter());
+            for key in found.iter().copied() {
+                if Some(key.0.as_str()) == probe.skip_partition {
                     continue;
                 }
+                let Some(filters) = entry.members.get(key).and_then(|m| m.filters.as_ref()) else {
+                    continue; // gone, or unloaded (in a partition no probe needs)
+                };
                 stats.probes += 1;
-                if filters[gid]
+                if filters
                     .iter()
                     .any(|f| f.may_contain(probe.key, &mut hashes))
+                    && let Some(group) = view.live_file_group(key)
                 {
-                    hits.push((probe.row, gid));
+                    hits.push((probe.row, group));
                 }
             }
         }
-        let mut slices: Vec<Option<FileSlice<'v>>> = vec![None; groups.len()];
-        for &(_, gid) in &hits {
-            if slices[gid].is_none() {
-                slices[gid] = groups[gid].latest_slice(None);
-            }
-        }
-        Ok(Located {
-            groups,
-            slices,
-            hits,
-            stats,
-        })
-    }
-
-    fn cached(&self, group: &FileGroup) -> Option<&CachedGroup> {
-        self.groups
-            .get(group.partition.as_str())?
-            .get(group.file_id.as_str())
+        self.shed();
+        Ok(Located { hits, stats })
     }
 
     /// Where the plan's keys are stored, as a [`Relocation`] of the plan: deletes go to the
@@ -439,9 +444,11 @@ impl KeyIndex {
             .collect();
         let located = self.locate(storage, view, &probes).await?;
         let mut stats = located.stats;
-        let mut to_confirm: HashMap<usize, Vec<usize>> = HashMap::new();
-        for &(row, gid) in &located.hits {
-            let partition = &located.groups[gid].partition;
+        // File groups that may hold moving keys, numbered, with the rows to confirm.
+        let mut to_confirm: Vec<(&FileGroup, Vec<usize>)> = Vec::new();
+        let mut numbered: HashMap<(&str, &str), usize> = HashMap::new();
+        for &(row, group) in &located.hits {
+            let partition = &group.partition;
             match ordering {
                 // A delete goes wherever its key may be; a change wins over any stored version
                 // when the latest write wins: no need to read it.
@@ -449,18 +456,26 @@ impl KeyIndex {
                     relocation.deletes_at.push((row, partition.to_string()))
                 }
                 Ordering::CommitTime => relocation.deletes_at.push((row, partition.to_string())),
-                Ordering::EventTime(_) => to_confirm.entry(gid).or_default().push(row),
+                Ordering::EventTime(_) => {
+                    let n = *numbered
+                        .entry((group.partition.as_str(), group.file_id.as_str()))
+                        .or_insert_with(|| {
+                            to_confirm.push((group, Vec::new()));
+                            to_confirm.len() - 1
+                        });
+                    to_confirm[n].1.push(row);
+                }
             }
         }
         // Read the file groups that may hold moving keys and compare the stored versions.
         let read = SliceRead::latest(storage, timeline, ordering);
         let mut stale = HashSet::new();
-        for (gid, rows) in to_confirm {
-            let Some(slice) = &located.slices[gid] else {
+        for (group, rows) in to_confirm {
+            let Some(slice) = group.latest_slice(None) else {
                 continue;
             };
-            let partition = &located.groups[gid].partition;
-            let batches = read.read(slice).await?;
+            let partition = &group.partition;
+            let batches = read.read(&slice).await?;
             stats.groups_read += 1;
             let stored = stored_versions(&batches, plan, &rows, data_schema, ordering)?;
             for (row, outcome) in stored {
@@ -512,18 +527,22 @@ impl KeyIndex {
             .collect();
         let located = self.locate(storage, view, &probes).await?;
         let mut stats = located.stats;
-        let mut rows_of: HashMap<usize, HashSet<&str>> = HashMap::new();
-        for &(row, gid) in &located.hits {
-            rows_of.entry(gid).or_default().insert(keys[row].as_str());
+        let mut rows_of: HashMap<(&str, &str), (&FileGroup, HashSet<&str>)> = HashMap::new();
+        for &(row, group) in &located.hits {
+            rows_of
+                .entry((group.partition.as_str(), group.file_id.as_str()))
+                .or_insert_with(|| (group, HashSet::new()))
+                .1
+                .insert(keys[row].as_str());
         }
         let read = SliceRead::latest(storage, timeline, ordering);
         let mut out = Vec::new();
-        for (gid, wanted) in rows_of {
-            let Some(slice) = &located.slices[gid] else {
+        for (group, wanted) in rows_of.into_values() {
+            let Some(slice) = group.latest_slice(None) else {
                 continue;
             };
             stats.groups_read += 1;
-            for batch in read.read(slice).await? {
+            for batch in read.read(&slice).await? {
                 let Some(column) = batch.column_by_name(RECORD_KEY) else {
                     continue;
                 };
@@ -620,42 +639,43 @@ fn group_bounds(filters: &[Arc<KeyFilter>]) -> Option<(String, String)> {
     out.map(|(a, b)| (a.to_string(), b.to_string()))
 }
 
-/// Key ranges `[min, max]` of file groups, searched for the ones containing a key: sorted by
-/// `min`, with a tree of the greatest `max` over each span, so a search costs the file groups
-/// found plus a logarithm. File groups without a range are always returned.
+/// Key ranges `[min, max]` of items (file groups), searched for the ones containing a key:
+/// sorted by `min`, with a tree of the greatest `max` over each span, so a search costs the items
+/// found plus a logarithm. Items without a range are always returned. Strings compare in Java's
+/// order, the order of the footers' bounds.
 #[derive(Debug)]
-struct Intervals<'a> {
-    unbounded: Vec<usize>,
-    /// (min, file group), sorted.
-    mins: Vec<(&'a str, usize)>,
+struct Intervals<T> {
+    unbounded: Vec<T>,
+    /// (min, item), sorted.
+    mins: Vec<(String, T)>,
     /// Segment tree over `mins`' order of each span's greatest max (leaves from `size`).
-    maxs: Vec<Option<&'a str>>,
+    maxs: Vec<Option<String>>,
     size: usize,
 }
 
-impl<'a> Intervals<'a> {
-    fn new(entries: impl Iterator<Item = (usize, Option<(&'a str, &'a str)>)>) -> Self {
+impl<T> Intervals<T> {
+    fn new(entries: impl Iterator<Item = (T, Option<(String, String)>)>) -> Self {
         let mut unbounded = Vec::new();
         let mut bounded = Vec::new();
-        for (gid, bounds) in entries {
+        for (item, bounds) in entries {
             match bounds {
-                Some((min, max)) => bounded.push((min, max, gid)),
-                None => unbounded.push(gid),
+                Some((min, max)) => bounded.push((min, max, item)),
+                None => unbounded.push(item),
             }
         }
-        bounded.sort_unstable_by(|a, b| java_order(a.0, b.0).then(a.2.cmp(&b.2)));
+        bounded.sort_unstable_by(|a, b| java_order(&a.0, &b.0));
         let size = bounded.len().next_power_of_two().max(1);
-        let mut maxs: Vec<Option<&'a str>> = vec![None; 2 * size];
+        let mut maxs: Vec<Option<String>> = vec![None; 2 * size];
         let mut mins = Vec::with_capacity(bounded.len());
-        for (i, (min, max, gid)) in bounded.into_iter().enumerate() {
+        for (i, (min, max, item)) in bounded.into_iter().enumerate() {
             maxs[size + i] = Some(max);
-            mins.push((min, gid));
+            mins.push((min, item));
         }
         for node in (1..size).rev() {
-            maxs[node] = match (maxs[2 * node], maxs[2 * node + 1]) {
-                (Some(a), Some(b)) if java_order(b, a).is_gt() => Some(b),
-                (Some(a), _) => Some(a),
-                (None, b) => b,
+            maxs[node] = match (&maxs[2 * node], &maxs[2 * node + 1]) {
+                (Some(a), Some(b)) if java_order(b, a).is_gt() => Some(b.clone()),
+                (Some(a), _) => Some(a.clone()),
+                (None, b) => b.clone(),
             };
         }
         Intervals {
@@ -666,9 +686,9 @@ impl<'a> Intervals<'a> {
         }
     }
 
-    /// Appends the file groups whose range contains `key` to `out`.
-    fn containing(&self, key: &str, out: &mut Vec<usize>) {
-        out.extend_from_slice(&self.unbounded);
+    /// Appends the items whose range contains `key` to `out`.
+    fn containing<'a>(&'a self, key: &str, out: &mut Vec<&'a T>) {
+        out.extend(self.unbounded.iter());
         // Candidates have min <= key: a prefix of the sorted order.
         let end = self
             .mins
@@ -679,11 +699,15 @@ impl<'a> Intervals<'a> {
         // Descend into spans of that prefix whose greatest max reaches the key.
         let mut stack = vec![(1usize, 0usize, self.size)];
         while let Some((node, lo, hi)) = stack.pop() {
-            if lo >= end || self.maxs[node].is_none_or(|m| java_order(m, key).is_lt()) {
+            if lo >= end
+                || self.maxs[node]
+                    .as_deref()
+                    .is_none_or(|m| java_order(m, key).is_lt())
+            {
                 continue;
             }
             if hi - lo == 1 {
-                out.push(self.mins[lo].1);
+                out.push(&self.mins[lo].1);
                 continue;
             }
             let mid = (lo + hi) / 2;
@@ -838,25 +862,20 @@ mod tests {
         for key in [emoji, replacement] {
             assert!(filter.may_contain(key, &mut None), "{key:?} ruled out");
         }
+        let own = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
         let intervals = Intervals::new(
-            [
-                (0, Some((emoji, replacement))),
-                (1, Some(("a", "b"))),
-                (2, None),
-            ]
-            .into_iter(),
+            [(0, own(emoji, replacement)), (1, own("a", "b")), (2, None)].into_iter(),
         );
-        let mut found = Vec::new();
-        intervals.containing(emoji, &mut found);
-        found.sort_unstable();
-        assert_eq!(found, [0, 2]);
-        found.clear();
-        intervals.containing("ab", &mut found);
-        found.sort_unstable();
-        assert_eq!(found, [1, 2]);
-        found.clear();
-        intervals.containing("c", &mut found);
-        assert_eq!(found, [2]);
+        let search = |key: &str| {
+            let mut found = Vec::new();
+            intervals.containing(key, &mut found);
+            let mut found: Vec<usize> = found.into_iter().copied().collect();
+            found.sort_unstable();
+            found
+        };
+        assert_eq!(search(emoji), [0, 2]);
+        assert_eq!(search("ab"), [1, 2]);
+        assert_eq!(search("c"), [2]);
     }
 
     #[test]
@@ -869,12 +888,12 @@ mod tests {
                 (format!("{a:04}"), format!("{b:04}"))
             })
             .collect();
-        let intervals =
-            Intervals::new(ranges.iter().enumerate().map(|(i, r)| (i, Some(r.clone()))));
+        let intervals = Intervals::new(ranges.iter().cloned().map(Some).enumerate());
         for k in (0..1200).step_by(7) {
             let key = format!("{k:04}");
             let mut found = Vec::new();
             intervals.containing(&key, &mut found);
+            let mut found: Vec<usize> = found.into_iter().copied().collect();
             found.sort_unstable();
             let expected: Vec<usize> = ranges
                 .iter()

@@ -45,7 +45,12 @@ pub async fn read_base_file_schema(storage: &Storage, path: &str) -> Result<Sche
     Ok(std::sync::Arc::new(schema))
 }
 
-/// The footer metadata of a Parquet file of `size` bytes (two range reads).
+/// Bytes read from the end of a Parquet file in the first request: most footers (inlet's bloom
+/// filters are sized by the file's keys) fit, so one request reads them.
+const FOOTER_GUESS: u64 = 64 << 10;
+
+/// The footer metadata of a Parquet file of `size` bytes: one range read of its last 64 KiB, and
+/// a second one only for a footer larger than that.
 pub async fn read_footer(storage: &Storage, path: &str, size: u64) -> Result<ParquetMetaData> {
     let corrupt = |reason: &str| Error::CorruptFile {
         path: path.to_string(),
@@ -55,16 +60,67 @@ pub async fn read_footer(storage: &Storage, path: &str, size: u64) -> Result<Par
         return Err(corrupt("too small to be a Parquet file"));
     }
     // The file ends with the footer length (4 bytes, little endian) and the magic `PAR1`.
-    let tail = storage.get_range(path, size - 8..size).await?;
-    if &tail[4..] != b"PAR1" {
+    let start = size.saturating_sub(FOOTER_GUESS);
+    let tail = storage.get_range(path, start..size).await?;
+    let end = tail.len();
+    if end < 8 || &tail[end - 4..] != b"PAR1" {
         return Err(corrupt("no Parquet magic at the end"));
     }
-    let footer_len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    let length = &tail[end - 8..end - 4];
+    let footer_len = u64::from(u32::from_le_bytes([
+        length[0], length[1], length[2], length[3],
+    ]));
     if footer_len + 8 > size {
         return Err(corrupt("footer length exceeds the file"));
     }
-    let footer = storage
-        .get_range(path, size - 8 - footer_len..size - 8)
-        .await?;
+    let footer = if footer_len + 8 <= end as u64 {
+        tail.slice(end - 8 - footer_len as usize..end - 8)
+    } else {
+        storage
+            .get_range(path, size - 8 - footer_len..size - 8)
+            .await?
+    };
     ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| Error::parquet(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::KeyValue;
+
+    /// Footers smaller and larger than the first read (Hudi's default bloom filter makes a
+    /// footer of ~430 KB) decode alike.
+    #[tokio::test]
+    async fn footers_of_any_size_are_read() -> Result<()> {
+        let storage = Storage::open("memory://footer-sizes", &[])?;
+        for (i, padding) in [10usize, 60 << 10, 500 << 10].into_iter().enumerate() {
+            let schema =
+                std::sync::Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![std::sync::Arc::new(Int64Array::from(vec![1, 2, 3]))],
+            )
+            .map_err(|e| Error::Task(e.to_string()))?;
+            let mut writer = ArrowWriter::try_new(Vec::new(), schema, None)
+                .map_err(|e| Error::parquet("t", e))?;
+            writer.write(&batch).map_err(|e| Error::parquet("t", e))?;
+            writer.append_key_value_metadata(KeyValue::new("pad".to_string(), "x".repeat(padding)));
+            let bytes = writer.into_inner().map_err(|e| Error::parquet("t", e))?;
+            let path = format!("f{i}.parquet");
+            let size = bytes.len() as u64;
+            storage.put(&path, bytes::Bytes::from(bytes)).await?;
+            let metadata = read_footer(&storage, &path, size).await?;
+            assert_eq!(metadata.file_metadata().num_rows(), 3);
+            let pad = metadata
+                .file_metadata()
+                .key_value_metadata()
+                .and_then(|kv| kv.iter().find(|k| k.key == "pad"))
+                .and_then(|k| k.value.clone());
+            assert_eq!(pad.map(|p| p.len()), Some(padding));
+        }
+        Ok(())
+    }
 }
