@@ -3,15 +3,17 @@
 
 mod output;
 
-pub use output::{Format, write_batches};
+pub use output::{BatchWriter, Format, write_batches};
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
-use inlet_table::read::{Query, ReadResult};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use inlet_table::read::Query;
 use inlet_table::schema::is_meta_column;
-use inlet_table::{InstantTime, Table};
+use inlet_table::{InstantTime, Snapshot, Table};
 
 /// Errors of the query crate.
 #[derive(Debug, thiserror::Error)]
@@ -84,12 +86,40 @@ impl ReadRequest {
 
 /// Runs a read and shapes the result: meta columns only when asked for, selected columns only.
 pub async fn read(table: &Table, request: &ReadRequest) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
+    let snapshot = table.snapshot().await?;
+    let (schema, batches) = read_stream(&snapshot, request).await?;
+    Ok((schema, batches.try_collect().await?))
+}
+
+/// [`read`] as a stream of batches, file slice by file slice: memory stays bounded by a few file
+/// groups whatever the table's size.
+pub async fn read_stream<'a>(
+    snapshot: &'a Snapshot,
+    request: &ReadRequest,
+) -> Result<(Arc<Schema>, BoxStream<'a, Result<RecordBatch>>)> {
     let query = request.query()?;
-    let ReadResult { schema, batches } = if request.read_optimized {
-        table.read_optimized(&query).await?
-    } else {
-        table.read(&query).await?
-    };
+    let stream = snapshot.read_stream(&query, request.read_optimized).await?;
+    let indices = projection(&stream.schema, request)?;
+    let projected = Arc::new(
+        stream
+            .schema
+            .project(&indices)
+            .map_err(inlet_table::Error::from)?,
+    );
+    let batches = stream
+        .batches
+        .map(move |batch| {
+            batch
+                .map_err(Error::Table)?
+                .project(&indices)
+                .map_err(|e| Error::Table(e.into()))
+        })
+        .boxed();
+    Ok((projected, batches))
+}
+
+/// The columns a request selects: meta columns only when asked for, selected columns only.
+fn projection(schema: &Schema, request: &ReadRequest) -> Result<Vec<usize>> {
     let mut indices: Vec<usize> = Vec::new();
     match &request.columns {
         Some(columns) => {
@@ -106,7 +136,7 @@ pub async fn read(table: &Table, request: &ReadRequest) -> Result<(Arc<Schema>, 
             for column in columns {
                 let index = schema.index_of(column).map_err(|_| Error::UnknownColumn {
                     column: column.clone(),
-                    available: data_columns(&schema).join(", "),
+                    available: data_columns(schema).join(", "),
                 })?;
                 if !indices.contains(&index) {
                     indices.push(index);
@@ -122,12 +152,7 @@ pub async fn read(table: &Table, request: &ReadRequest) -> Result<(Arc<Schema>, 
                 .map(|(i, _)| i),
         ),
     }
-    let projected = Arc::new(schema.project(&indices).map_err(inlet_table::Error::from)?);
-    let batches = batches
-        .iter()
-        .map(|b| b.project(&indices).map_err(|e| Error::Table(e.into())))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((projected, batches))
+    Ok(indices)
 }
 
 fn data_columns(schema: &Schema) -> Vec<String> {

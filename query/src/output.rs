@@ -1,6 +1,7 @@
 //! Output formats of query results.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
@@ -31,71 +32,120 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// Writes batches in a format as they come (JSON lines and CSV row by row; a text table needs
+/// them all, so it is printed at the end).
+pub struct BatchWriter<'w> {
+    inner: Inner<'w>,
+    schema: Arc<Schema>,
+    rows: usize,
+}
+
+impl std::fmt::Debug for BatchWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Inner<'w> {
+    Jsonl(arrow_json::LineDelimitedWriter<&'w mut dyn Write>),
+    Csv(arrow::csv::Writer<&'w mut dyn Write>),
+    Table(&'w mut dyn Write, Vec<RecordBatch>),
+}
+
+fn fail(format: &'static str) -> impl Fn(arrow::error::ArrowError) -> Error {
+    move |e| Error::Output {
+        format,
+        reason: e.to_string(),
+    }
+}
+
+impl<'w> BatchWriter<'w> {
+    pub fn new(out: &'w mut dyn Write, format: Format, schema: &Schema) -> Result<Self> {
+        let inner = match format {
+            Format::Jsonl => Inner::Jsonl(
+                arrow_json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow_json::writer::LineDelimited>(out),
+            ),
+            Format::Csv => {
+                if let Some(nested) = schema.fields().iter().find(|f| {
+                    matches!(
+                        f.data_type(),
+                        DataType::List(_) | DataType::Struct(_) | DataType::Map(..)
+                    )
+                }) {
+                    return Err(Error::Output {
+                        format: "csv",
+                        reason: format!(
+                            "column {:?} is nested ({}); use --format jsonl",
+                            nested.name(),
+                            nested.data_type()
+                        ),
+                    });
+                }
+                Inner::Csv(
+                    arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(out),
+                )
+            }
+            Format::Table => Inner::Table(out, Vec::new()),
+        };
+        Ok(BatchWriter {
+            inner,
+            schema: Arc::new(schema.clone()),
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows();
+        match &mut self.inner {
+            Inner::Jsonl(writer) => writer.write(batch).map_err(fail("jsonl")),
+            Inner::Csv(writer) => writer.write(batch).map_err(fail("csv")),
+            Inner::Table(_, batches) => {
+                batches.push(batch.clone());
+                Ok(())
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        let empty = RecordBatch::new_empty(self.schema.clone());
+        match self.inner {
+            Inner::Jsonl(mut writer) => writer.finish().map_err(fail("jsonl")),
+            // A CSV of no rows still has its header.
+            Inner::Csv(mut writer) if self.rows == 0 => writer.write(&empty).map_err(fail("csv")),
+            Inner::Csv(_) => Ok(()),
+            Inner::Table(out, mut batches) => {
+                if batches.is_empty() {
+                    batches.push(empty);
+                }
+                let table =
+                    arrow::util::pretty::pretty_format_batches(&batches).map_err(fail("table"))?;
+                writeln!(out, "{table}").map_err(|e| Error::Output {
+                    format: "table",
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Writes all `batches` in `format`.
 pub fn write_batches(
     out: &mut dyn Write,
     format: Format,
     schema: &Schema,
     batches: &[RecordBatch],
 ) -> Result<()> {
-    let fail = |format: &'static str| {
-        move |e: arrow::error::ArrowError| Error::Output {
-            format,
-            reason: e.to_string(),
-        }
-    };
-    match format {
-        Format::Jsonl => {
-            let mut writer = arrow_json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, arrow_json::writer::LineDelimited>(out);
-            for batch in batches {
-                writer.write(batch).map_err(fail("jsonl"))?;
-            }
-            writer.finish().map_err(fail("jsonl"))?;
-        }
-        Format::Csv => {
-            if let Some(nested) = schema.fields().iter().find(|f| {
-                matches!(
-                    f.data_type(),
-                    DataType::List(_) | DataType::Struct(_) | DataType::Map(..)
-                )
-            }) {
-                return Err(Error::Output {
-                    format: "csv",
-                    reason: format!(
-                        "column {:?} is nested ({}); use --format jsonl",
-                        nested.name(),
-                        nested.data_type()
-                    ),
-                });
-            }
-            let mut writer = arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(out);
-            if batches.is_empty() {
-                let empty = RecordBatch::new_empty(std::sync::Arc::new(schema.clone()));
-                writer.write(&empty).map_err(fail("csv"))?;
-            }
-            for batch in batches {
-                writer.write(batch).map_err(fail("csv"))?;
-            }
-        }
-        Format::Table => {
-            let table = if batches.is_empty() {
-                arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
-                    std::sync::Arc::new(schema.clone()),
-                )])
-            } else {
-                arrow::util::pretty::pretty_format_batches(batches)
-            }
-            .map_err(fail("table"))?;
-            writeln!(out, "{table}").map_err(|e| Error::Output {
-                format: "table",
-                reason: e.to_string(),
-            })?;
-        }
+    let mut writer = BatchWriter::new(out, format, schema)?;
+    for batch in batches {
+        writer.write(batch)?;
     }
-    Ok(())
+    writer.finish()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use clap::Args;
+use futures::StreamExt;
 use inlet_query::{Format, ReadRequest};
 use inlet_table::Table;
 
@@ -47,10 +48,16 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         meta: args.meta,
         read_optimized: args.read_optimized,
     };
-    let (schema, batches) = inlet_query::read(&table, &request).await?;
+    // Rows are printed as file slices are read: memory stays bounded by a few file groups.
+    let snapshot = table.snapshot().await?;
+    let (schema, mut batches) = inlet_query::read_stream(&snapshot, &request).await?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    inlet_query::write_batches(&mut out, args.format, &schema, &batches)?;
+    let mut writer = inlet_query::BatchWriter::new(&mut out, args.format, &schema)?;
+    while let Some(batch) = batches.next().await {
+        writer.write(&batch?)?;
+    }
+    writer.finish()?;
     out.flush()?;
     Ok(())
 }

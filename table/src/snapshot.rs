@@ -24,6 +24,7 @@ use crate::commit::read_instant;
 use crate::error::{Error, Result};
 use crate::file_group::FileSystemView;
 use crate::index::global::{KeyIndex, LookupStats};
+use crate::merge::Ordering;
 use crate::read::{self, Query, ReadResult};
 use crate::schema;
 use crate::storage::Storage;
@@ -37,6 +38,8 @@ pub struct Snapshot {
     timeline: Timeline,
     view: FileSystemView,
     schema: Option<SchemaRef>,
+    /// How versions of a record are ordered (the table's ordering field).
+    ordering: Ordering,
     /// Full loads of the file-system view so far (the first included).
     loads: u64,
 }
@@ -53,6 +56,7 @@ impl Snapshot {
             timeline,
             view,
             schema,
+            ordering: table.properties().ordering()?,
             loads: 1,
         })
     }
@@ -80,14 +84,31 @@ impl Snapshot {
         self.loads
     }
 
-    /// Runs a query on this snapshot (`read_optimized`: base files only).
+    /// Runs a query on this snapshot (`read_optimized`: base files only), collecting the rows.
     pub async fn read(&self, query: &Query, read_optimized: bool) -> Result<ReadResult> {
-        let ordering = self.table.properties().ordering()?;
         read::read_view(
             self.table.storage(),
             &self.timeline,
             &self.view,
-            &ordering,
+            &self.ordering,
+            query,
+            read_optimized,
+        )
+        .await
+    }
+
+    /// Runs a query on this snapshot as a stream of batches, file slice by file slice (memory
+    /// bounded by a few file groups, not by the table).
+    pub async fn read_stream(
+        &self,
+        query: &Query,
+        read_optimized: bool,
+    ) -> Result<read::ReadStream<'_>> {
+        read::read_stream(
+            self.table.storage(),
+            &self.timeline,
+            &self.view,
+            &self.ordering,
             query,
             read_optimized,
         )
@@ -109,7 +130,7 @@ impl Snapshot {
                 self.table.storage(),
                 &self.timeline,
                 &self.view,
-                &props.ordering()?,
+                &self.ordering,
                 props.buckets.unwrap_or(1),
                 &props.record_key_fields,
                 keys,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Schema, SchemaRef};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
@@ -53,16 +54,35 @@ impl ReadResult {
 /// How many file slices are read at once.
 const READ_CONCURRENCY: usize = 8;
 
-/// Runs a query on the file-system view of `timeline`. `ordering` merges merge-on-read slices;
-/// `read_optimized` reads base files only.
-pub async fn read_view(
+/// The rows of a query as a stream of batches, read file slice by file slice: at most
+/// [`READ_CONCURRENCY`] slices are held at once, whatever the table's size.
+pub struct ReadStream<'a> {
+    pub schema: SchemaRef,
+    pub batches: BoxStream<'a, Result<RecordBatch>>,
+}
+
+impl std::fmt::Debug for ReadStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadStream")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a query reads: the slices, the incremental window and the instant slices are read as of.
+struct Planned<'a> {
+    slices: Vec<FileSlice<'a>>,
+    window: Option<(InstantTime, InstantTime)>,
+    as_of: Option<InstantTime>,
+}
+
+/// The slices a query reads (`None`: an incremental read of a table without writes).
+async fn plan<'a>(
     storage: &Storage,
     timeline: &Timeline,
-    view: &FileSystemView,
-    ordering: &Ordering,
+    view: &'a FileSystemView,
     query: &Query,
-    read_optimized: bool,
-) -> Result<ReadResult> {
+) -> Result<Option<Planned<'a>>> {
     // A query as of an instant whose file versions the cleaner removed would be silently
     // incomplete: refuse it instead.
     let at = match query {
@@ -78,18 +98,23 @@ pub async fn read_view(
     {
         return Err(Error::Cleaned { at, earliest });
     }
-    let (slices, window): (Vec<FileSlice<'_>>, Option<(InstantTime, InstantTime)>) = match query {
-        Query::Snapshot => (view.latest_slices(None), None),
-        Query::AsOf(t) => (view.latest_slices(Some(t)), None),
+    Ok(Some(match query {
+        Query::Snapshot => Planned {
+            slices: view.latest_slices(None),
+            window: None,
+            as_of: None,
+        },
+        Query::AsOf(t) => Planned {
+            slices: view.latest_slices(Some(t)),
+            window: None,
+            as_of: Some(t.clone()),
+        },
         Query::Incremental { from, to } => {
             let Some(to) = to
                 .clone()
                 .or_else(|| timeline.latest_completed_write().map(|i| i.time.clone()))
             else {
-                return Ok(ReadResult {
-                    schema: Arc::new(Schema::empty()),
-                    batches: Vec::new(),
-                });
+                return Ok(None);
             };
             let mut touched = HashSet::new();
             for instant in timeline
@@ -108,20 +133,183 @@ pub async fn read_view(
                 .into_iter()
                 .filter(|s| touched.contains(&(s.partition.to_string(), s.file_id.to_string())))
                 .collect();
-            (slices, Some((from.clone(), to)))
+            Planned {
+                slices,
+                window: Some((from.clone(), to.clone())),
+                as_of: Some(to),
+            }
         }
+    }))
+}
+
+/// The schema inlet recorded with the latest write (exact column types; log blocks carry
+/// zone-less timestamps as UTC for hudi-rs), if it did.
+async fn recorded_schema(storage: &Storage, timeline: &Timeline) -> Result<Option<Schema>> {
+    Ok(match timeline.latest_completed_write() {
+        Some(latest) => timeline
+            .commit_metadata(storage, latest)
+            .await?
+            .arrow_schema(),
+        None => None,
+    })
+}
+
+/// Runs a query as a stream of batches (see [`ReadStream`]). Tables written by other engines,
+/// whose commits record no Arrow schema, are read whole first: their schema is the widening of
+/// every file's.
+pub async fn read_stream<'a>(
+    storage: &'a Storage,
+    timeline: &'a Timeline,
+    view: &'a FileSystemView,
+    ordering: &'a Ordering,
+    query: &Query,
+    read_optimized: bool,
+) -> Result<ReadStream<'a>> {
+    match recorded_schema(storage, timeline).await? {
+        Some(recorded) => {
+            stream_recorded(
+                storage,
+                timeline,
+                view,
+                ordering,
+                query,
+                read_optimized,
+                recorded,
+            )
+            .await
+        }
+        None => {
+            let read =
+                read_unrecorded(storage, timeline, view, ordering, query, read_optimized).await?;
+            Ok(ReadStream {
+                schema: read.schema,
+                batches: futures::stream::iter(read.batches.into_iter().map(Ok)).boxed(),
+            })
+        }
+    }
+}
+
+/// [`read_stream`] of a table whose latest write recorded its Arrow schema.
+async fn stream_recorded<'a>(
+    storage: &'a Storage,
+    timeline: &'a Timeline,
+    view: &'a FileSystemView,
+    ordering: &'a Ordering,
+    query: &Query,
+    read_optimized: bool,
+    recorded: Schema,
+) -> Result<ReadStream<'a>> {
+    // Files name columns physically (Avro-valid); the result has the names they were written
+    // with.
+    let physical = schema::with_meta_columns(schema::physical(&recorded)?.as_ref());
+    let logical = schema::with_meta_columns(&recorded);
+    let Some(planned) = plan(storage, timeline, view, query).await? else {
+        return Ok(ReadStream {
+            schema: logical,
+            batches: futures::stream::empty().boxed(),
+        });
     };
-    let as_of = match (query, &window) {
-        (Query::AsOf(t), _) => Some(t),
-        (_, Some((_, to))) => Some(to),
-        _ => None,
+    let Planned {
+        slices,
+        window,
+        as_of,
+    } = planned;
+    let bounds = Arc::new((window, as_of));
+    let out = logical.clone();
+    let batches = futures::stream::iter(slices)
+        .map(move |slice| {
+            let bounds = bounds.clone();
+            let (physical, logical) = (physical.clone(), logical.clone());
+            async move {
+                let (window, as_of) = bounds.as_ref();
+                let reader = SliceRead {
+                    storage,
+                    timeline,
+                    ordering,
+                    as_of: as_of.as_ref(),
+                    window: window.as_ref().map(|(from, to)| (from, to)),
+                    read_optimized,
+                };
+                let mut out = Vec::new();
+                for batch in reader.read(&slice).await? {
+                    let batch = schema::align(&batch, &physical)?;
+                    let batch = match window {
+                        Some((from, to)) => filter_commit_time(&batch, from, to)?,
+                        None => batch,
+                    };
+                    if batch.num_rows() > 0 {
+                        out.push(schema::rename(&batch, &logical)?);
+                    }
+                }
+                Ok::<_, Error>(futures::stream::iter(out.into_iter().map(Ok)))
+            }
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_flatten()
+        .boxed();
+    Ok(ReadStream {
+        schema: out,
+        batches,
+    })
+}
+
+/// Runs a query on the file-system view of `timeline`, collecting the result. `ordering` merges
+/// merge-on-read slices; `read_optimized` reads base files only.
+pub async fn read_view(
+    storage: &Storage,
+    timeline: &Timeline,
+    view: &FileSystemView,
+    ordering: &Ordering,
+    query: &Query,
+    read_optimized: bool,
+) -> Result<ReadResult> {
+    match recorded_schema(storage, timeline).await? {
+        Some(recorded) => {
+            let stream = stream_recorded(
+                storage,
+                timeline,
+                view,
+                ordering,
+                query,
+                read_optimized,
+                recorded,
+            )
+            .await?;
+            Ok(ReadResult {
+                schema: stream.schema,
+                batches: stream.batches.try_collect().await?,
+            })
+        }
+        None => read_unrecorded(storage, timeline, view, ordering, query, read_optimized).await,
+    }
+}
+
+/// A query on a table written by another engine: every file's schema counts, the newest first.
+async fn read_unrecorded(
+    storage: &Storage,
+    timeline: &Timeline,
+    view: &FileSystemView,
+    ordering: &Ordering,
+    query: &Query,
+    read_optimized: bool,
+) -> Result<ReadResult> {
+    let Some(Planned {
+        slices,
+        window,
+        as_of,
+    }) = plan(storage, timeline, view, query).await?
+    else {
+        return Ok(ReadResult {
+            schema: Arc::new(Schema::empty()),
+            batches: Vec::new(),
+        });
     };
     let window = window.as_ref().map(|(from, to)| (from, to));
     let reader = SliceRead {
         storage,
         timeline,
         ordering,
-        as_of,
+        as_of: as_of.as_ref(),
         window,
         read_optimized,
     };
@@ -134,30 +322,10 @@ pub async fn read_view(
         .await?;
     // The newest file's schema, widened by older ones, is the schema of the result.
     read.sort_by(|a, b| b.0.cmp(&a.0));
-    // The schema inlet recorded, when there is one, gives the exact column types (log blocks
-    // carry zone-less timestamps as UTC for hudi-rs).
-    let recorded = match timeline.latest_completed_write() {
-        Some(latest) => timeline
-            .commit_metadata(storage, latest)
-            .await?
-            .arrow_schema(),
-        None => None,
-    };
-    // Files name columns physically (Avro-valid); the result has the names they were written
-    // with.
-    let (schema, logical) = match recorded {
-        Some(recorded) => (
-            schema::with_meta_columns(schema::physical(&recorded)?.as_ref()),
-            Some(schema::with_meta_columns(&recorded)),
-        ),
-        None => (
-            result_schema(
-                read.iter()
-                    .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
-            ),
-            None,
-        ),
-    };
+    let schema = result_schema(
+        read.iter()
+            .flat_map(|(_, batches)| batches.first().map(|b| b.schema())),
+    );
     let mut batches = Vec::new();
     for (_, file_batches) in read {
         for batch in file_batches {
@@ -167,17 +335,11 @@ pub async fn read_view(
                 None => batch,
             };
             if batch.num_rows() > 0 {
-                batches.push(match &logical {
-                    Some(logical) => schema::rename(&batch, logical)?,
-                    None => batch,
-                });
+                batches.push(batch);
             }
         }
     }
-    Ok(ReadResult {
-        schema: logical.unwrap_or(schema),
-        batches,
-    })
+    Ok(ReadResult { schema, batches })
 }
 
 /// Keeps rows whose `_hoodie_commit_time` lies in `(from, to]`.

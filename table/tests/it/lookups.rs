@@ -128,3 +128,35 @@ async fn a_truncate_replaces_every_file_group_without_reading_data() -> Result<(
     }
     Ok(())
 }
+
+/// A read can be consumed as a stream of batches, file slice by file slice, with the same rows
+/// as the collected read.
+#[tokio::test]
+async fn reads_stream_file_slice_by_file_slice() -> Result<()> {
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = local_table(&dir, props(&["id"], Some("ts"), &["part"], 4)).await?;
+    let data: Vec<(i64, String)> = (0..400).map(|i| (i, format!("p{}", i % 8))).collect();
+    let batch = rows(
+        &data
+            .iter()
+            .map(|(i, part)| (*i, part.as_str(), Some(1), Some("v")))
+            .collect::<Vec<_>>(),
+    );
+    let mut writer = table.writer().await?;
+    writer
+        .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
+        .await?;
+    writer.close().await?;
+    let snapshot = table.snapshot().await?;
+    let stream = snapshot.read_stream(&Query::Snapshot, false).await?;
+    let batches: Vec<arrow::array::RecordBatch> = stream.batches.try_collect().await?;
+    assert_eq!(
+        batches.len(),
+        32,
+        "one batch per file group (8 partitions x 4 buckets)"
+    );
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 400);
+    assert_eq!(table.read(&Query::Snapshot).await?.num_rows(), 400);
+    Ok(())
+}
