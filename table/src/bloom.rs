@@ -109,10 +109,22 @@ fn n_bytes(vector_size: i32) -> usize {
 /// Java and after it in Rust. Comparing a key against Java's bounds in Rust's order would rule
 /// out a file that holds it.
 pub fn java_order(a: &str, b: &str) -> std::cmp::Ordering {
-    if a.is_ascii() && b.is_ascii() {
-        return a.cmp(b);
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    // UTF-8 bytes order as code points, which order as UTF-16 code units except a character
+    // above U+FFFF (lead byte F0–F4, a surrogate pair in UTF-16) against one from U+E000 to
+    // U+FFFF (lead byte EE or EF): the first differing byte is their lead bytes.
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        None => x.len().cmp(&y.len()),
+        Some(i) => {
+            let supplementary = |c: u8| (0xF0..=0xF4).contains(&c);
+            let high = |c: u8| c == 0xEE || c == 0xEF;
+            match (x[i], y[i]) {
+                (p, q) if supplementary(p) && high(q) => std::cmp::Ordering::Less,
+                (p, q) if high(p) && supplementary(q) => std::cmp::Ordering::Greater,
+                (p, q) => p.cmp(&q),
+            }
+        }
     }
-    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 /// A Hudi bloom filter over record keys (UTF-8 bytes), either kind.
@@ -670,5 +682,42 @@ mod tests {
             assert!(err.starts_with(expected), "{s:?}: {err}");
         }
         assert!("BLOOM".parse::<BloomFilterType>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod java_order_tests {
+    use super::java_order;
+
+    #[test]
+    fn java_order_is_utf16_order() {
+        let samples = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "Köln",
+            "\u{7FF}",
+            "\u{800}",
+            "\u{D7FF}",
+            "\u{E000}",
+            "\u{FFFD}",
+            "\u{FFFF}",
+            "\u{10000}",
+            "\u{1F600}",
+            "\u{10FFFF}",
+            "a\u{1F600}",
+            "a\u{FFFD}",
+            "z",
+        ];
+        for a in samples {
+            for b in samples {
+                assert_eq!(
+                    java_order(a, b),
+                    a.encode_utf16().cmp(b.encode_utf16()),
+                    "{a:?} vs {b:?}"
+                );
+            }
+        }
     }
 }

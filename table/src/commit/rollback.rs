@@ -4,7 +4,7 @@
 //! instant's own files are dropped from the timeline last, so a crash midway is simply rolled back
 //! again on the next open.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant as Stopwatch;
 
 use apache_avro::types::Value;
@@ -160,31 +160,66 @@ pub async fn rollback_completed(
     undo(table, lease, timeline, &pending, files).await
 }
 
-/// Files a pending instant may have written: base files named with its instant, and the files
-/// its inflight workload names (log files carry no instant in their names).
+/// Files a pending instant may have written: the files its inflight workload names (log files
+/// carry no instant in their names), and base files named with its instant, looked for in the
+/// partitions of the workload or compaction plan (the whole table when neither names them).
 async fn files_of(storage: &Storage, pending: &Instant) -> Result<Files> {
     let target = &pending.time;
     let mut files = Files::new();
-    for entry in storage.list("").await? {
+    // Where to look for base files named with the instant: the partitions its workload (inlet's
+    // names every file it may write) or its compaction plan names; the whole table otherwise
+    // (a writer that recorded no such workload: Java's names no files).
+    let mut partitions: Option<BTreeSet<String>> = None;
+    if pending.action.writes_data()
+        && let Some(name) = pending.with_state(State::Inflight).file_name()
+        && let Some(bytes) = storage.get_opt(&format!("{TIMELINE_DIR}/{name}")).await?
+        && let Ok(workload) = CommitMetadata::from_json(&bytes)
+    {
+        let stats: Vec<_> = workload.write_stats().collect();
+        // An empty workload names nothing to look in: the whole table is listed.
+        if !stats.is_empty() && stats.iter().all(|s| s.path.is_some()) {
+            partitions = Some(
+                stats
+                    .iter()
+                    .filter_map(|s| s.path.as_deref())
+                    .map(|p| p.rsplit_once('/').map_or("", |(dir, _)| dir).to_string())
+                    .collect(),
+            );
+        }
+        for stat in stats {
+            if let Some(path) = &stat.path
+                && storage.head(path).await?.is_some()
+            {
+                add_file(&mut files, path);
+            }
+        }
+    } else if pending.action == Action::Compaction
+        && let Ok(plan) = super::compaction_plan::CompactionPlan::load(storage, target).await
+    {
+        partitions = Some(
+            plan.operations
+                .iter()
+                .map(|op| op.partition.to_string())
+                .collect(),
+        );
+    }
+    let listed = match &partitions {
+        Some(partitions) => {
+            let mut listed = Vec::new();
+            for partition in partitions {
+                listed.extend(storage.list_dir(partition).await?);
+            }
+            listed
+        }
+        None => storage.list("").await?,
+    };
+    for entry in listed {
         if entry.path.starts_with(TIMELINE_DIR) {
             continue;
         }
         let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
         if BaseFile::parse(name).is_some_and(|b| &b.instant == target) {
             add_file(&mut files, &entry.path);
-        }
-    }
-    if pending.action.writes_data()
-        && let Some(name) = pending.with_state(State::Inflight).file_name()
-        && let Some(bytes) = storage.get_opt(&format!("{TIMELINE_DIR}/{name}")).await?
-        && let Ok(workload) = CommitMetadata::from_json(&bytes)
-    {
-        for stat in workload.write_stats() {
-            if let Some(path) = &stat.path
-                && storage.head(path).await?.is_some()
-            {
-                add_file(&mut files, path);
-            }
         }
     }
     Ok(files)
@@ -268,19 +303,32 @@ pub(crate) async fn delete_files(
     Ok(deleted)
 }
 
-/// Every data file an instant wrote: [`files_of`] plus, for a completed write, the files its
-/// write stats name.
+/// Every data file an instant wrote: for a completed write, the files its write stats name (and
+/// base files named with it in those partitions); for a pending one, [`files_of`].
 pub(crate) async fn files_written(
     storage: &Storage,
     timeline: &Timeline,
     instant: &Instant,
 ) -> Result<Files> {
-    let mut files = files_of(storage, instant).await?;
-    if instant.is_completed() && instant.action.writes_data() {
-        let metadata = timeline.commit_metadata(storage, instant).await?;
-        for stat in metadata.write_stats() {
-            if let Some(path) = &stat.path {
-                add_file(&mut files, path);
+    if !(instant.is_completed() && instant.action.writes_data()) {
+        return files_of(storage, instant).await;
+    }
+    // A completed write's metadata names the files it wrote; base files named with its instant
+    // are looked for in those partitions only.
+    let metadata = timeline.commit_metadata(storage, instant).await?;
+    let mut files = Files::new();
+    let mut partitions = BTreeSet::new();
+    for stat in metadata.write_stats() {
+        if let Some(path) = &stat.path {
+            add_file(&mut files, path);
+            partitions.insert(path.rsplit_once('/').map_or("", |(dir, _)| dir).to_string());
+        }
+    }
+    for partition in partitions {
+        for entry in storage.list_dir(&partition).await? {
+            let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
+            if BaseFile::parse(name).is_some_and(|b| b.instant == instant.time) {
+                add_file(&mut files, &entry.path);
             }
         }
     }
