@@ -70,8 +70,10 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
         // The model as of the table's savepoint, if it has one.
         let mut savepoint: Option<Model> = None;
         for _ in 0..count {
-            common::write_random_commits(&table, &mut model, &mut rng, 1, 25).await?;
-            commits += 1;
+            // Several commits by one writer: its snapshot and key index advance commit by commit.
+            let n = rng.random_range(1..=3);
+            common::write_random_commits(&table, &mut model, &mut rng, n, 25).await?;
+            commits += n;
             match rng.random_range(0..12) {
                 0 => {
                     let mut writer = table.writer().await?;

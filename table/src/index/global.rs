@@ -152,15 +152,73 @@ pub struct KeyIndex {
 }
 
 /// The live file groups of one bucket (across partitions) and the key ranges of their files.
+/// Members live in numbered slots, so the probe loop touches no hash map.
 #[derive(Debug, Default)]
 struct Bucket {
-    members: HashMap<GroupKey, Member>,
+    slots: Vec<Slot>,
+    /// The slot of each member.
+    index: HashMap<GroupKey, usize>,
+    /// Slots of members that left, to reuse.
+    free: Vec<usize>,
     /// Members whose filters are not loaded: new or changed since they were.
-    unloaded: HashSet<GroupKey>,
-    /// Key ranges of the members loaded when it was built.
-    intervals: Option<Intervals<GroupKey>>,
+    unloaded: HashSet<usize>,
+    /// Key ranges of the members loaded when it was built, as (slot, generation).
+    intervals: Option<Intervals<(usize, u64)>>,
     /// Members loaded since `intervals` was built: checked one by one until it is rebuilt.
-    fresh: HashSet<GroupKey>,
+    fresh: Vec<usize>,
+}
+
+/// One member's slot: a generation tells an interval entry of an earlier member of the slot
+/// from the current one.
+#[derive(Debug)]
+struct Slot {
+    key: GroupKey,
+    generation: u64,
+    live: bool,
+    fresh: bool,
+    member: Member,
+}
+
+impl Bucket {
+    /// Takes `key` out (its filters' bytes are returned); the slot is free to reuse.
+    fn remove(&mut self, key: &GroupKey) -> usize {
+        let Some(slot) = self.index.remove(key) else {
+            return 0;
+        };
+        let s = &mut self.slots[slot];
+        s.live = false;
+        s.fresh = false;
+        s.generation += 1;
+        let bytes = std::mem::take(&mut s.member).bytes;
+        self.unloaded.remove(&slot);
+        self.free.push(slot);
+        bytes
+    }
+
+    /// Adds `key`, its filters to be loaded.
+    fn add(&mut self, key: GroupKey) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let s = &mut self.slots[slot];
+                s.key = key.clone();
+                s.generation += 1;
+                s.live = true;
+                slot
+            }
+            None => {
+                self.slots.push(Slot {
+                    key: key.clone(),
+                    generation: 0,
+                    live: true,
+                    fresh: false,
+                    member: Member::default(),
+                });
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(key, slot);
+        self.unloaded.insert(slot);
+    }
 }
 
 /// A file group's filters (those of its latest slice's files), when loaded.
@@ -250,14 +308,9 @@ impl KeyIndex {
                 continue;
             };
             let entry = self.buckets.entry(bucket).or_default();
-            if let Some(old) = entry.members.remove(&key) {
-                self.member_bytes -= old.bytes;
-            }
-            entry.fresh.remove(&key);
-            entry.unloaded.remove(&key);
+            self.member_bytes -= entry.remove(&key);
             if view.live_file_group(&key).is_some() {
-                entry.members.insert(key.clone(), Member::default());
-                entry.unloaded.insert(key);
+                entry.add(key);
             }
         }
     }
@@ -268,14 +321,15 @@ impl KeyIndex {
             return;
         }
         for bucket in self.buckets.values_mut() {
-            for (key, member) in bucket.members.iter_mut() {
-                if member.filters.take().is_some() {
-                    self.member_bytes -= member.bytes;
-                    member.bytes = 0;
-                    bucket.unloaded.insert(key.clone());
-                    bucket.fresh.remove(key);
+            for (slot, s) in bucket.slots.iter_mut().enumerate() {
+                if s.member.filters.take().is_some() {
+                    self.member_bytes -= s.member.bytes;
+                    s.member.bytes = 0;
+                    s.fresh = false;
+                    bucket.unloaded.insert(slot);
                 }
             }
+            bucket.fresh.clear();
             bucket.intervals = None;
             if self.member_bytes <= self.budget / 2 {
                 break;
@@ -311,28 +365,27 @@ impl KeyIndex {
                 })
                 .or_insert(probe.skip_partition);
         }
-        let mut load: Vec<GroupKey> = Vec::new();
+        let mut load: Vec<(u32, usize, GroupKey)> = Vec::new();
         for (bucket, skip) in &skipped {
             if let Some(entry) = self.buckets.get(bucket) {
-                load.extend(
-                    entry
-                        .unloaded
-                        .iter()
-                        .filter(|key| Some(key.0.as_str()) != *skip)
-                        .cloned(),
-                );
+                for &slot in &entry.unloaded {
+                    let key = &entry.slots[slot].key;
+                    if Some(key.0.as_str()) != *skip {
+                        load.push((*bucket, slot, key.clone()));
+                    }
+                }
             }
         }
         if !load.is_empty() {
             let files: Vec<FileRef> = load
                 .iter()
-                .filter_map(|key| view.live_file_group(key)?.latest_slice(None))
+                .filter_map(|(_, _, key)| view.live_file_group(key)?.latest_slice(None))
                 .flat_map(|slice| slice_files(&slice).collect::<Vec<_>>())
                 .collect();
             let (loaded, read) = self.filters(storage, files).await?;
             stats.filters_read = read;
             let any = Arc::new(KeyFilter::Any);
-            for key in load {
+            for (bucket, slot, key) in load {
                 let Some(group) = view.live_file_group(&key) else {
                     continue;
                 };
@@ -343,21 +396,19 @@ impl KeyIndex {
                     .map(|f| loaded.get(&(f.path, f.size)).unwrap_or(&any).clone())
                     .collect();
                 let bytes = filters.iter().map(|f| f.size_bytes()).sum::<usize>();
-                let Some(bucket) = bucket_of_file_id(&key.1) else {
+                let Some(entry) = self.buckets.get_mut(&bucket) else {
                     continue;
                 };
-                let entry = self.buckets.entry(bucket).or_default();
-                entry.members.insert(
-                    key.clone(),
-                    Member {
-                        bounds: group_bounds(&filters),
-                        filters: Some(filters),
-                        bytes,
-                    },
-                );
+                let s = &mut entry.slots[slot];
+                s.member = Member {
+                    bounds: group_bounds(&filters),
+                    filters: Some(filters),
+                    bytes,
+                };
+                s.fresh = true;
                 self.member_bytes += bytes;
-                entry.unloaded.remove(&key);
-                entry.fresh.insert(key);
+                entry.unloaded.remove(&slot);
+                entry.fresh.push(slot);
             }
         }
         // Rebuild a bucket's intervals once enough of its members are fresh.
@@ -365,10 +416,11 @@ impl KeyIndex {
             let Some(entry) = self.buckets.get_mut(bucket) else {
                 continue;
             };
-            if entry.intervals.is_none() || entry.fresh.len() > 32.max(entry.members.len() / 16) {
-                let ranges = entry.members.iter().filter_map(|(key, member)| {
-                    member.filters.as_ref()?;
-                    Some((key.clone(), member.bounds.clone()))
+            if entry.intervals.is_none() || entry.fresh.len() > 32.max(entry.index.len() / 16) {
+                let ranges = entry.slots.iter_mut().enumerate().filter_map(|(slot, s)| {
+                    s.fresh = false;
+                    (s.live && s.member.filters.is_some())
+                        .then(|| ((slot, s.generation), s.member.bounds.clone()))
                 });
                 entry.intervals = Some(Intervals::new(ranges));
                 entry.fresh.clear();
@@ -376,7 +428,8 @@ impl KeyIndex {
         }
         // Probe (each key hashed once, lazily).
         let mut hits = Vec::new();
-        let mut found: Vec<&GroupKey> = Vec::new();
+        let mut found: Vec<usize> = Vec::new();
+        let mut ranged: Vec<&(usize, u64)> = Vec::new();
         for probe in probes {
             let Some(entry) = self.buckets.get(&probe.bucket) else {
                 continue;
@@ -384,23 +437,35 @@ impl KeyIndex {
             let mut hashes = None;
             found.clear();
             if let Some(intervals) = &entry.intervals {
-                intervals.containing(probe.key, &mut found);
-                // A member loaded again since the intervals were built is checked as fresh.
-                found.retain(|key| !entry.fresh.contains(*key));
+                ranged.clear();
+                intervals.containing(probe.key, &mut ranged);
+                // An entry of a member changed (or loaded again) since is stale: fresh members
+                // are checked below.
+                found.extend(ranged.iter().filter_map(|&&(slot, generation)| {
+                    let s = &entry.slots[slot];
+                    (s.generation == generation && s.live && !s.fresh).then_some(slot)
+                }));
             }
-            found.extend(entry.fresh.iter());
-            for key in found.iter().copied() {
-                if Some(key.0.as_str()) == probe.skip_partition {
+            found.extend(entry.fresh.iter().filter(|&&slot| {
+                let s = &entry.slots[slot];
+                s.live && s.fresh
+            }));
+            // A member loaded twice since the intervals were built is listed twice.
+            found.sort_unstable();
+            found.dedup();
+            for &slot in &found {
+                let s = &entry.slots[slot];
+                if Some(s.key.0.as_str()) == probe.skip_partition {
                     continue;
                 }
-                let Some(filters) = entry.members.get(key).and_then(|m| m.filters.as_ref()) else {
-                    continue; // gone, or unloaded (in a partition no probe needs)
+                let Some(filters) = s.member.filters.as_ref() else {
+                    continue; // unloaded: in a partition no probe of the bucket needs
                 };
                 stats.probes += 1;
                 if filters
                     .iter()
                     .any(|f| f.may_contain(probe.key, &mut hashes))
-                    && let Some(group) = view.live_file_group(key)
+                    && let Some(group) = view.live_file_group(&s.key)
                 {
                     hits.push((probe.row, group));
                 }
