@@ -137,6 +137,7 @@ async fn run(
         ts += 1;
         let mut samples = Vec::new();
         let mut lookups = Vec::new();
+        let mut probes = 0;
         for _ in 0..commits {
             let before = counts.now();
             let started = Instant::now();
@@ -148,12 +149,13 @@ async fn run(
                 counts.now().since(&before),
             ));
             lookups.push(commit.lookup.elapsed.as_secs_f64() * 1e3);
+            probes = commit.lookup.probes;
             ts += 1;
         }
         let (ms, requests) = medians(&mut samples);
         lookups.sort_by(f64::total_cmp);
         eprintln!(
-            "{} {partitions} partitions, {size} changes: key lookup {:.1} ms of {ms:.1} ms",
+            "{} {partitions} partitions, {size} changes: key lookup {:.1} ms of {ms:.1} ms ({probes} filter probes)",
             place.name,
             lookups[lookups.len() / 2]
         );
