@@ -619,6 +619,38 @@ async fn every_completed_action_reaches_the_hooks() -> anyhow::Result<()> {
             .collect(),
         "{seen:?}"
     );
+
+    // Savepoint, replace commit (truncate) and restore report through the same path.
+    let kept = table
+        .timeline()
+        .await?
+        .latest_completed_write()
+        .expect("a write")
+        .time
+        .clone();
+    let services = TableServices::open(table.clone()).await?;
+    inlet_table::commit::savepoint::create(&table, services.lease()?, &kept, "", "").await?;
+    services.close().await?;
+    let mut writer = table.writer().await?;
+    let truncate = writer.truncate(Default::default()).await?;
+    let services = TableServices::open(table.clone()).await?;
+    let restored = writer.restore(&kept).await?;
+    services.close().await?;
+    writer.close().await?;
+    let later: Vec<(String, String, bool)> =
+        recorder.0.lock().expect("recorder lock")[seen.len()..].to_vec();
+    assert_eq!(
+        later,
+        [
+            (kept.to_string(), "savepoint".to_string(), false),
+            (
+                truncate.instant.to_string(),
+                "replacecommit".to_string(),
+                true
+            ),
+            (restored.instant.to_string(), "restore".to_string(), false),
+        ]
+    );
     Ok(())
 }
 
