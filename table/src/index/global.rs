@@ -59,8 +59,10 @@ pub struct LookupStats {
 /// Default byte budget of the filter cache.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
-/// Files whose filters are loaded at once.
-const LOAD_PARALLELISM: usize = 8;
+/// Files whose filters are loaded at once: small range reads, so many in flight hide an object
+/// store's latency (a fresh writer of a partitioned table reads one footer per file group of its
+/// keys' buckets).
+const LOAD_PARALLELISM: usize = 32;
 
 /// Which keys a file may hold.
 #[derive(Debug)]
