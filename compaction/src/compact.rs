@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use inlet_table::commit::compaction_plan::{CompactionOperation, CompactionPlan};
 use inlet_table::commit::metadata::{
-    ARROW_SCHEMA_KEY, CHECKPOINT_KEY, CommitMetadata, SCHEMA_KEY, WriteStat,
+    ARROW_SCHEMA_KEY, CHECKPOINT_KEY, CommitMetadata, KeyRanges, SCHEMA_KEY, WriteStat,
 };
 use inlet_table::commit::{Completion, Transaction};
 use inlet_table::file_group::{
@@ -216,18 +216,23 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
     let ordering = table.properties().ordering()?;
     let parallelism = table.config().write_parallelism.max(1);
     let operations = plan.operations.iter().enumerate();
-    let results: Vec<Result<WriteStat>> = futures::stream::iter(operations)
-        .map(|(index, op)| compact_slice(table, &timeline, &ordering, op, time, index))
-        .buffer_unordered(parallelism)
-        .collect()
-        .await;
+    let results: Vec<Result<(WriteStat, Option<(String, String)>)>> =
+        futures::stream::iter(operations)
+            .map(|(index, op)| compact_slice(table, &timeline, &ordering, op, time, index))
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
     let mut metadata = CommitMetadata {
         compacted: true,
         operation_type: Some("COMPACT".to_string()),
         ..Default::default()
     };
-    for stat in results {
-        let stat = stat?;
+    let mut ranges = KeyRanges::new();
+    for result in results {
+        let (stat, range) = result?;
+        if let Some(path) = &stat.path {
+            ranges.insert(path.clone(), range);
+        }
         outcome.file_groups += 1;
         outcome.records += stat.num_writes as u64;
         outcome.log_files += stat.total_log_files_compacted as u64;
@@ -235,6 +240,7 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
         outcome.bytes_written += stat.file_size_in_bytes as u64;
         metadata.add_write_stat(stat);
     }
+    metadata.set_key_ranges(&ranges);
     // The schema and source checkpoint of the writes the compaction covers stay the latest
     // recorded ones when the compaction is the latest commit.
     if let Some(latest) = timeline.as_of(time).latest_data_write() {
@@ -286,7 +292,7 @@ async fn compact_slice(
     op: &CompactionOperation,
     time: &InstantTime,
     index: usize,
-) -> Result<WriteStat> {
+) -> Result<(WriteStat, Option<(String, String)>)> {
     let storage = table.storage();
     let corrupt = |name: &str| Error::CorruptFile {
         path: file_path(&op.partition, name),
@@ -346,13 +352,14 @@ async fn compact_slice(
         },
     };
     let target = path.clone();
-    let (bytes, rows) = tokio::task::spawn_blocking(move || {
+    let (bytes, rows, range) = tokio::task::spawn_blocking(move || {
         let mut writer = BaseFileWriter::new(schema.clone(), &target)?;
         for batch in &records {
             writer.write(batch)?;
         }
         let rows = writer.rows();
-        Ok::<_, Error>((writer.finish()?, rows))
+        let range = writer.key_range();
+        Ok::<_, Error>((writer.finish()?, rows, range))
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))??;
@@ -361,7 +368,7 @@ async fn compact_slice(
     inlet_table::failpoint!("compaction.after-first-file");
 
     let log_bytes: u64 = log_files.iter().map(|l| l.size).sum();
-    Ok(WriteStat {
+    let stat = WriteStat {
         num_writes: rows as i64,
         num_update_writes: rows as i64,
         total_log_files_compacted: log_files.len() as i64,
@@ -375,7 +382,8 @@ async fn compact_slice(
             Some(&op.base_instant),
             size,
         )
-    })
+    };
+    Ok((stat, range))
 }
 
 #[cfg(test)]

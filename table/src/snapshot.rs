@@ -19,7 +19,7 @@ use arrow::datatypes::SchemaRef;
 use crate::RecordKey;
 use crate::commit::avro_value::{field, field_strings};
 use crate::commit::compaction_plan::CompactionPlan;
-use crate::commit::metadata::CommitMetadata;
+use crate::commit::metadata::{CommitMetadata, KeyRanges};
 use crate::commit::read_instant;
 use crate::error::{Error, Result};
 use crate::file_group::FileSystemView;
@@ -40,6 +40,9 @@ pub struct Snapshot {
     schema: Option<SchemaRef>,
     /// How versions of a record are ordered (the table's ordering field).
     ordering: Ordering,
+    /// The key ranges recorded by the completed writes on the timeline, once loaded (see
+    /// [`Snapshot::load_key_ranges`]).
+    key_ranges: Option<KeyRanges>,
     /// Full loads of the file-system view so far (the first included).
     loads: u64,
 }
@@ -57,6 +60,7 @@ impl Snapshot {
             view,
             schema,
             ordering: table.properties().ordering()?,
+            key_ranges: None,
             loads: 1,
         })
     }
@@ -77,6 +81,27 @@ impl Snapshot {
     /// before the first write.
     pub fn schema(&self) -> Option<&SchemaRef> {
         self.schema.as_ref()
+    }
+
+    /// The key ranges of files recorded by the writes on the timeline, if loaded.
+    pub fn key_ranges(&self) -> Option<&KeyRanges> {
+        self.key_ranges.as_ref()
+    }
+
+    /// Reads the key ranges each completed write on the timeline recorded for its files (one
+    /// request per write): with them a writer reads a file group's filters only once a key falls
+    /// in its range. Kept up to date from then on.
+    pub async fn load_key_ranges(&mut self) -> Result<()> {
+        let storage = self.table.storage();
+        let mut ranges = KeyRanges::new();
+        for instant in self.timeline.completed_writes() {
+            let metadata = self.timeline.commit_metadata(storage, instant).await?;
+            if let Some(recorded) = metadata.key_ranges() {
+                ranges.extend(recorded);
+            }
+        }
+        self.key_ranges = Some(ranges);
+        Ok(())
     }
 
     /// How many times the whole table was listed for this snapshot.
@@ -134,6 +159,7 @@ impl Snapshot {
                 props.buckets.unwrap_or(1),
                 &props.record_key_fields,
                 keys,
+                self.key_ranges.as_ref(),
             )
             .await?;
         let logical = self
@@ -235,6 +261,9 @@ impl Snapshot {
             for file_id in file_ids {
                 self.view.replace(partition, file_id, &instant.time);
             }
+        }
+        if let (Some(ranges), Some(recorded)) = (self.key_ranges.as_mut(), metadata.key_ranges()) {
+            ranges.extend(recorded);
         }
         if let Some(schema) = metadata.arrow_schema() {
             self.schema = Some(Arc::new(schema));

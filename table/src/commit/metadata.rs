@@ -11,6 +11,12 @@ pub const SCHEMA_KEY: &str = "schema";
 /// which the Avro `schema` cannot always carry (hudi-rs needs timestamps without a zone spelled
 /// `timestamp-micros`). Hudi readers ignore it.
 pub const ARROW_SCHEMA_KEY: &str = "inlet.arrow.schema";
+/// `extraMetadata` key of the key range of every file the commit wrote (JSON: path → `[min, max]`
+/// in Java's string order, or `null` for a file holding no key): a writer that has not read a
+/// file's footer learns from it whether the file can hold a key. Hudi readers ignore it.
+pub const KEY_RANGES_KEY: &str = "inlet.key.ranges";
+/// Files' key ranges, by table-relative path (`None`: the file holds no key).
+pub type KeyRanges = BTreeMap<String, Option<(String, String)>>;
 /// `extraMetadata` key of a source checkpoint committed atomically with the data.
 pub const CHECKPOINT_KEY: &str = "inlet.checkpoint";
 
@@ -145,6 +151,18 @@ impl CommitMetadata {
     /// The Arrow schema recorded by inlet, when present and readable.
     pub fn arrow_schema(&self) -> Option<arrow_schema::Schema> {
         serde_json::from_str(self.extra_metadata.get(ARROW_SCHEMA_KEY)?).ok()
+    }
+
+    /// The key ranges of the files the commit wrote, when inlet recorded them.
+    pub fn key_ranges(&self) -> Option<KeyRanges> {
+        serde_json::from_str(self.extra_metadata.get(KEY_RANGES_KEY)?).ok()
+    }
+
+    /// Records the key ranges of the files the commit wrote.
+    pub fn set_key_ranges(&mut self, ranges: &KeyRanges) {
+        if let Ok(json) = serde_json::to_string(ranges) {
+            self.extra_metadata.insert(KEY_RANGES_KEY.to_string(), json);
+        }
     }
 
     pub fn checkpoint(&self) -> Option<&str> {

@@ -30,6 +30,7 @@ use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, KeyHashes, MAX_RECORD_KEY,
     MIN_RECORD_KEY, java_order,
 };
+use crate::commit::metadata::KeyRanges;
 use crate::error::{Error, Result};
 use crate::file_group::{
     BlockContent, FileGroup, FileSlice, FileSystemView, GroupKey, SliceRead, file_path,
@@ -229,6 +230,9 @@ struct Member {
     filters: Option<Vec<Arc<KeyFilter>>>,
     /// The least and greatest key over its files; `None` when some file is unbounded.
     bounds: Option<(String, String)>,
+    /// Its key range is known from commit metadata, its filters are not loaded yet: they are
+    /// when a probed key falls in the range.
+    deferred: bool,
     bytes: usize,
 }
 
@@ -346,11 +350,15 @@ impl KeyIndex {
     /// not a pass over every file group; a bucket's key ranges are searched as intervals, so
     /// keys that fall in few file groups' ranges (increasing keys, time partitions) are checked
     /// against few filters.
+    ///
+    /// `ranges` (the key ranges commits recorded for the files they wrote) spares reading the
+    /// filters of a file group until a probed key falls in its range.
     pub(crate) async fn locate<'v>(
         &mut self,
         storage: &Storage,
         view: &'v FileSystemView,
         probes: &[Probe<'_>],
+        ranges: Option<&KeyRanges>,
     ) -> Result<Located<'v>> {
         let mut stats = LookupStats::default();
         self.sync(view);
@@ -378,40 +386,38 @@ impl KeyIndex {
                 }
             }
         }
-        if !load.is_empty() {
-            let files: Vec<FileRef> = load
-                .iter()
-                .filter_map(|(_, _, key)| view.live_file_group(key)?.latest_slice(None))
-                .flat_map(|slice| slice_files(&slice).collect::<Vec<_>>())
-                .collect();
-            let (loaded, read) = self.filters(storage, files).await?;
-            stats.filters_read = read;
-            let any = Arc::new(KeyFilter::Any);
-            for (bucket, slot, key) in load {
-                let Some(group) = view.live_file_group(&key) else {
-                    continue;
-                };
-                let filters: Vec<Arc<KeyFilter>> = group
-                    .latest_slice(None)
-                    .iter()
-                    .flat_map(slice_files)
-                    .map(|f| loaded.get(&(f.path, f.size)).unwrap_or(&any).clone())
-                    .collect();
-                let bytes = filters.iter().map(|f| f.size_bytes()).sum::<usize>();
+        // Members whose files all have a recorded key range wait for a key in that range.
+        if let Some(ranges) = ranges {
+            let mut waiting = Vec::new();
+            load.retain(|(bucket, slot, key)| {
+                match view
+                    .live_file_group(key)
+                    .and_then(|g| recorded_bounds(g, ranges))
+                {
+                    Some(bounds) => {
+                        waiting.push((*bucket, *slot, bounds));
+                        false
+                    }
+                    None => true,
+                }
+            });
+            for (bucket, slot, bounds) in waiting {
                 let Some(entry) = self.buckets.get_mut(&bucket) else {
                     continue;
                 };
                 let s = &mut entry.slots[slot];
                 s.member = Member {
-                    bounds: group_bounds(&filters),
-                    filters: Some(filters),
-                    bytes,
+                    bounds,
+                    deferred: true,
+                    ..Member::default()
                 };
                 s.fresh = true;
-                self.member_bytes += bytes;
                 entry.unloaded.remove(&slot);
                 entry.fresh.push(slot);
             }
+        }
+        if !load.is_empty() {
+            stats.filters_read += self.load_members(storage, view, load, true).await?;
         }
         // Rebuild a bucket's intervals once enough of its members are fresh.
         for bucket in skipped.keys() {
@@ -421,22 +427,23 @@ impl KeyIndex {
             if entry.intervals.is_none() || entry.fresh.len() > 32.max(entry.index.len() / 16) {
                 let ranges = entry.slots.iter_mut().enumerate().filter_map(|(slot, s)| {
                     s.fresh = false;
-                    (s.live && s.member.filters.is_some())
+                    (s.live && (s.member.filters.is_some() || s.member.deferred))
                         .then(|| ((slot, s.generation), s.member.bounds.clone()))
                 });
                 entry.intervals = Some(Intervals::new(ranges));
                 entry.fresh.clear();
             }
         }
-        // Probe (each key hashed once, lazily).
-        let mut hits = Vec::new();
+        // Which members each probe's key may be in (by key range), and which of them must be
+        // loaded first.
+        let mut candidates: Vec<(usize, u32, usize)> = Vec::new();
+        let mut waiting: Vec<(u32, usize, GroupKey)> = Vec::new();
         let mut found: Vec<usize> = Vec::new();
         let mut ranged: Vec<&(usize, u64)> = Vec::new();
-        for probe in probes {
+        for (p, probe) in probes.iter().enumerate() {
             let Some(entry) = self.buckets.get(&probe.bucket) else {
                 continue;
             };
-            let mut hashes = None;
             found.clear();
             if let Some(intervals) = &entry.intervals {
                 ranged.clear();
@@ -450,7 +457,11 @@ impl KeyIndex {
             }
             found.extend(entry.fresh.iter().filter(|&&slot| {
                 let s = &entry.slots[slot];
-                s.live && s.fresh
+                s.live
+                    && s.fresh
+                    && s.member.bounds.as_ref().is_none_or(|(min, max)| {
+                        java_order(min, probe.key).is_le() && java_order(probe.key, max).is_le()
+                    })
             }));
             // A member loaded twice since the intervals were built is listed twice.
             found.sort_unstable();
@@ -460,21 +471,87 @@ impl KeyIndex {
                 if Some(s.key.0.as_str()) == probe.skip_partition {
                     continue;
                 }
-                let Some(filters) = s.member.filters.as_ref() else {
-                    continue; // unloaded: in a partition no probe of the bucket needs
-                };
-                stats.probes += 1;
-                if filters
-                    .iter()
-                    .any(|f| f.may_contain(probe.key, &mut hashes))
-                    && let Some(group) = view.live_file_group(&s.key)
-                {
-                    hits.push((probe.row, group));
+                if s.member.deferred {
+                    waiting.push((probe.bucket, slot, s.key.clone()));
                 }
+                candidates.push((p, probe.bucket, slot));
+            }
+        }
+        if !waiting.is_empty() {
+            waiting.sort_unstable_by_key(|(bucket, slot, _)| (*bucket, *slot));
+            waiting.dedup_by_key(|(bucket, slot, _)| (*bucket, *slot));
+            stats.filters_read += self.load_members(storage, view, waiting, false).await?;
+        }
+        // Probe the filters (each key hashed once, lazily).
+        let mut hits = Vec::new();
+        let mut hashes: (usize, Option<KeyHashes>) = (usize::MAX, None);
+        for (p, bucket, slot) in candidates {
+            let probe = &probes[p];
+            let Some(s) = self.buckets.get(&bucket).map(|e| &e.slots[slot]) else {
+                continue;
+            };
+            let Some(filters) = s.member.filters.as_ref() else {
+                continue; // unloaded: in a partition no probe of the bucket needs
+            };
+            if hashes.0 != p {
+                hashes = (p, None);
+            }
+            stats.probes += 1;
+            if filters
+                .iter()
+                .any(|f| f.may_contain(probe.key, &mut hashes.1))
+                && let Some(group) = view.live_file_group(&s.key)
+            {
+                hits.push((probe.row, group));
             }
         }
         self.shed();
         Ok(Located { hits, stats })
+    }
+
+    /// Loads the filters of members; `fresh`: they are new to the key ranges (not yet in the
+    /// bucket's intervals). Returns how many files were read.
+    async fn load_members(
+        &mut self,
+        storage: &Storage,
+        view: &FileSystemView,
+        members: Vec<(u32, usize, GroupKey)>,
+        fresh: bool,
+    ) -> Result<usize> {
+        let files: Vec<FileRef> = members
+            .iter()
+            .filter_map(|(_, _, key)| view.live_file_group(key)?.latest_slice(None))
+            .flat_map(|slice| slice_files(&slice).collect::<Vec<_>>())
+            .collect();
+        let (loaded, read) = self.filters(storage, files).await?;
+        let any = Arc::new(KeyFilter::Any);
+        for (bucket, slot, key) in members {
+            let Some(group) = view.live_file_group(&key) else {
+                continue;
+            };
+            let filters: Vec<Arc<KeyFilter>> = group
+                .latest_slice(None)
+                .iter()
+                .flat_map(slice_files)
+                .map(|f| loaded.get(&(f.path, f.size)).unwrap_or(&any).clone())
+                .collect();
+            let bytes = filters.iter().map(|f| f.size_bytes()).sum::<usize>();
+            let Some(entry) = self.buckets.get_mut(&bucket) else {
+                continue;
+            };
+            let s = &mut entry.slots[slot];
+            if fresh {
+                s.member.bounds = group_bounds(&filters);
+                s.fresh = true;
+                entry.fresh.push(slot);
+            }
+            s.member.filters = Some(filters);
+            s.member.deferred = false;
+            s.member.bytes = bytes;
+            self.member_bytes += bytes;
+            entry.unloaded.remove(&slot);
+        }
+        Ok(read)
     }
 
     /// Where the plan's keys are stored, as a [`Relocation`] of the plan: deletes go to the
@@ -488,6 +565,7 @@ impl KeyIndex {
         plan: &Plan,
         ordering: &Ordering,
         data_schema: &SchemaRef,
+        ranges: Option<&KeyRanges>,
     ) -> Result<(Relocation, LookupStats)> {
         let started = std::time::Instant::now();
         let mut relocation = Relocation::default();
@@ -509,7 +587,7 @@ impl KeyIndex {
                 skip_partition: (!plan.deletes.value(row)).then(|| plan.partitions.value(row)),
             })
             .collect();
-        let located = self.locate(storage, view, &probes).await?;
+        let located = self.locate(storage, view, &probes, ranges).await?;
         let mut stats = located.stats;
         // File groups that may hold moving keys, numbered, with the rows to confirm.
         let mut to_confirm: Vec<(&FileGroup, Vec<usize>)> = Vec::new();
@@ -579,6 +657,7 @@ impl KeyIndex {
         buckets: u32,
         hash_fields: &[String],
         keys: &HashSet<crate::RecordKey>,
+        ranges: Option<&KeyRanges>,
     ) -> Result<(Vec<RecordBatch>, LookupStats)> {
         let started = std::time::Instant::now();
         let keys: Vec<&crate::RecordKey> = keys.iter().collect();
@@ -592,7 +671,7 @@ impl KeyIndex {
                 skip_partition: None,
             })
             .collect();
-        let located = self.locate(storage, view, &probes).await?;
+        let located = self.locate(storage, view, &probes, ranges).await?;
         let mut stats = located.stats;
         let mut rows_of: HashMap<(&str, &str), (&FileGroup, HashSet<&str>)> = HashMap::new();
         for &(row, group) in &located.hits {
@@ -685,6 +764,27 @@ impl KeyIndex {
             self.cache.bytes += size;
         }
     }
+}
+
+/// The key range of a file group's latest slice from the ranges commits recorded (`Some(None)`:
+/// its files hold no key, and it is treated as unbounded, which costs a load, never a miss);
+/// `None` when some file has no recorded range: its filters must be read.
+fn recorded_bounds(group: &FileGroup, ranges: &KeyRanges) -> Option<Option<(String, String)>> {
+    let slice = group.latest_slice(None)?;
+    let mut out: Option<(&str, &str)> = None;
+    for file in slice_files(&slice) {
+        let Some((min, max)) = ranges.get(&file.path)?.as_ref() else {
+            continue; // holds no key
+        };
+        out = Some(match out {
+            None => (min, max),
+            Some((a, b)) => (
+                std::cmp::min_by(a, min.as_str(), |x, y| java_order(x, y)),
+                std::cmp::max_by(b, max.as_str(), |x, y| java_order(x, y)),
+            ),
+        });
+    }
+    Some(out.map(|(a, b)| (a.to_string(), b.to_string())))
 }
 
 /// The least and greatest key over a file group's filters; `None` when one is unbounded.

@@ -13,6 +13,7 @@ use arrow::datatypes::{
 use bytes::Bytes;
 
 use super::merge::MergeContext;
+use crate::bloom::java_order;
 use crate::error::Result;
 use crate::file_group::log_file::DECIMAL_SCALE;
 use crate::file_group::{DeleteRecord, LogBlock, OrderingValue, encode_log_block};
@@ -22,6 +23,8 @@ use crate::schema;
 #[derive(Debug)]
 pub struct Appended {
     pub bytes: Bytes,
+    /// The least and greatest key of its data blocks (`None`: deletes only, it holds no key).
+    pub key_range: Option<(String, String)>,
     pub upserts: usize,
     pub deletes: usize,
     pub blocks: usize,
@@ -116,8 +119,15 @@ pub fn encode_log_append(
     for block in &blocks {
         bytes.extend(encode_log_block(block)?);
     }
+    let keys = upserts.iter().map(|&r| plan.keys.value(r));
+    let key_range = keys
+        .clone()
+        .min_by(|a, b| java_order(a, b))
+        .zip(keys.max_by(|a, b| java_order(a, b)))
+        .map(|(min, max)| (min.to_string(), max.to_string()));
     Ok(Some(Appended {
         bytes: Bytes::from(bytes),
+        key_range,
         upserts: upserts.len(),
         deletes: deletes.len(),
         blocks: blocks.len(),

@@ -65,6 +65,8 @@ pub struct MergeTask<'a> {
 #[derive(Debug)]
 pub struct Merged {
     pub bytes: Bytes,
+    /// The least and greatest record key of the file (`None`: it holds no record).
+    pub key_range: Option<(String, String)>,
     pub rows: usize,
     pub inserts: usize,
     pub updates: usize,
@@ -146,9 +148,11 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         out.write(None, &picks)?;
     }
     let rows = out.writer.rows();
+    let key_range = out.writer.key_range();
     let bytes = out.writer.finish()?;
     Ok(Some(Merged {
         bytes,
+        key_range,
         rows,
         inserts: inserts.len(),
         updates,

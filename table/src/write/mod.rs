@@ -22,7 +22,7 @@ use futures::StreamExt;
 
 use crate::FileId;
 use crate::commit::lease::Lease;
-use crate::commit::metadata::{ARROW_SCHEMA_KEY, CommitMetadata, SCHEMA_KEY, WriteStat};
+use crate::commit::metadata::{ARROW_SCHEMA_KEY, CommitMetadata, KeyRanges, SCHEMA_KEY, WriteStat};
 use crate::commit::rollback::{RollbackOutcome, rollback_completed, rollback_pending};
 use crate::commit::{Completion, Requirement, Transaction};
 use crate::error::{Error, Result};
@@ -155,7 +155,7 @@ impl Writer {
         self.lease()?;
         let table = self.table.clone();
         let storage = table.storage();
-        let snapshot = self.current_snapshot().await?;
+        let mut snapshot = self.current_snapshot().await?;
         let timeline = snapshot.timeline().clone();
         let mut prepared = prepare(&table, snapshot.schema(), &changes)?;
         let avro_schema = prepared.avro_schema.clone();
@@ -164,6 +164,14 @@ impl Writer {
                 column: String::new(),
                 reason: e.to_string(),
             })?;
+        // A fresh writer of a partitioned table learns the key ranges of the files from the
+        // writes on the timeline, when that is fewer requests than reading their footers.
+        if !table.properties().partition_fields.is_empty()
+            && snapshot.key_ranges().is_none()
+            && 2 * timeline.completed_writes().count() < snapshot.view().live_file_groups().count()
+        {
+            snapshot.load_key_ranges().await?;
+        }
         let view = snapshot.view();
         // A key lives in one partition: deletes go where their keys are, moves delete the old.
         let (relocation, lookup) = self
@@ -175,6 +183,7 @@ impl Writer {
                 &prepared.plan,
                 &table.properties().ordering()?,
                 &prepared.data_schema,
+                snapshot.key_ranges(),
             )
             .await?;
         prepared.batch = prepared.plan.relocate(prepared.batch, &relocation)?;
@@ -202,7 +211,8 @@ impl Writer {
             };
             txn.inflight(storage, Bytes::from(workload.to_json()))
                 .await?;
-            let stats = write_file_groups(&table, tasks, prepared, txn.instant_time()).await?;
+            let (stats, ranges) =
+                write_file_groups(&table, tasks, prepared, txn.instant_time()).await?;
             let mut metadata = CommitMetadata {
                 operation_type: Some(operation),
                 extra_metadata,
@@ -217,6 +227,7 @@ impl Writer {
             for stat in stats {
                 metadata.add_write_stat(stat);
             }
+            metadata.set_key_ranges(&ranges);
             Ok::<_, Error>(metadata)
         }
         .await;
@@ -595,7 +606,7 @@ async fn write_file_groups(
     tasks: Vec<Task>,
     prepared: Prepared,
     instant: &InstantTime,
-) -> Result<Vec<WriteStat>> {
+) -> Result<(Vec<WriteStat>, KeyRanges)> {
     let storage = table.storage();
     let new_partitions: BTreeSet<String> = tasks
         .iter()
@@ -616,7 +627,7 @@ async fn write_file_groups(
     let parallelism = table.config().write_parallelism.max(1);
     // Every rewrite runs to its end even when another fails: a file write already handed to a
     // blocking thread cannot be cancelled, and the rollback must see every file that was written.
-    let results: Vec<Result<Option<WriteStat>>> = futures::stream::iter(tasks)
+    let results: Vec<Result<Option<Written>>> = futures::stream::iter(tasks)
         .map(|task| rewrite(storage, ctx.clone(), task))
         .buffer_unordered(parallelism)
         .collect()
@@ -629,18 +640,27 @@ async fn write_file_groups(
             storage.put(&path, Bytes::from(text)).await?;
         }
     }
-    let mut stats: Vec<WriteStat> = stats.into_iter().flatten().collect();
+    let mut ranges = KeyRanges::new();
+    let mut stats: Vec<WriteStat> = stats
+        .into_iter()
+        .flatten()
+        .map(|(stat, range)| {
+            if let Some(path) = &stat.path {
+                ranges.insert(path.clone(), range);
+            }
+            stat
+        })
+        .collect();
     stats.sort_by(|a, b| (&a.partition_path, &a.file_id).cmp(&(&b.partition_path, &b.file_id)));
-    Ok(stats)
+    Ok((stats, ranges))
 }
+
+/// A written file's stat and key range.
+type Written = (WriteStat, Option<(String, String)>);
 
 /// Writes one file group's changes: a new base file (copy-on-write, or a new merge-on-read file
 /// group), or a log file appended to its latest slice (merge-on-read). `None` when nothing changes.
-async fn rewrite(
-    storage: &Storage,
-    ctx: Arc<MergeContext>,
-    task: Task,
-) -> Result<Option<WriteStat>> {
+async fn rewrite(storage: &Storage, ctx: Arc<MergeContext>, task: Task) -> Result<Option<Written>> {
     if let (PlannedFile::Log(log_file), Some(slice)) = (task.file.clone(), task.slice.clone()) {
         return append(storage, ctx, task, slice, log_file).await;
     }
@@ -676,13 +696,14 @@ async fn rewrite(
     let size = merged.bytes.len() as u64;
     storage.put(&path, merged.bytes).await?;
     let prev = previous.as_ref().map(|b| &b.instant);
-    Ok(Some(WriteStat {
+    let stat = WriteStat {
         num_writes: merged.rows as i64,
         num_deletes: merged.deletes as i64,
         num_update_writes: merged.updates as i64,
         num_inserts: merged.inserts as i64,
         ..WriteStat::new_file(&task.partition, &task.file_id, path, prev, size)
-    }))
+    };
+    Ok(Some((stat, merged.key_range)))
 }
 
 /// Appends one file group's changes as a new log file version of its latest slice.
@@ -692,7 +713,7 @@ async fn append(
     task: Task,
     slice: SliceInfo,
     log_file: LogFile,
-) -> Result<Option<WriteStat>> {
+) -> Result<Option<Written>> {
     let instant = ctx.instant.clone();
     let version = log_file.version;
     let path = file_path(&task.partition, &log_file.file_name());
@@ -721,7 +742,7 @@ async fn append(
     let mut log_files: Vec<String> = slice.log_files.iter().map(LogFile::file_name).collect();
     log_files.push(log_file.file_name());
     let records = (appended.upserts + appended.deletes) as i64;
-    Ok(Some(WriteStat {
+    let stat = WriteStat {
         num_writes: records,
         num_deletes: appended.deletes as i64,
         // With a bucket index every record of an existing file group is an update of it.
@@ -739,5 +760,6 @@ async fn append(
             Some(&slice.base_instant),
             size,
         )
-    }))
+    };
+    Ok(Some((stat, appended.key_range)))
 }

@@ -99,6 +99,11 @@ impl BaseFileWriter {
             .map_err(|e| Error::parquet(&self.path, e.into()))
     }
 
+    /// The least and greatest record key written so far (Java's order), `None` before any.
+    pub fn key_range(&self) -> Option<(String, String)> {
+        Some((self.min_key.clone()?, self.max_key.clone()?))
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }

@@ -160,3 +160,64 @@ async fn reads_stream_file_slice_by_file_slice() -> Result<()> {
     assert_eq!(table.read(&Query::Snapshot).await?.num_rows(), 400);
     Ok(())
 }
+
+/// A fresh writer of a partitioned table takes the key ranges the writes recorded from the
+/// timeline and reads the filters of only the file groups whose range holds a key; deletes that
+/// carry only the key and moves between partitions still find every stored key.
+#[tokio::test]
+async fn a_fresh_writer_reads_only_the_filters_whose_key_range_holds_a_key() -> Result<()> {
+    for table_type in [TableType::CopyOnWrite, TableType::MergeOnRead] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut p = props(&["id"], Some("ts"), &["part"], 2);
+        p.table_type = table_type;
+        let table = local_table(&dir, p).await?;
+        // 50 partitions of increasing keys (10000 + 40 per partition): narrow key ranges.
+        let data: Vec<(i64, String)> = (0..2000)
+            .map(|i| (10_000 + i, format!("p{:02}", i / 40)))
+            .collect();
+        let batch = rows(
+            &data
+                .iter()
+                .map(|(i, part)| (*i, part.as_str(), Some(1), Some("v")))
+                .collect::<Vec<_>>(),
+        );
+        let mut writer = table.writer().await?;
+        writer
+            .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
+            .await?;
+        writer.close().await?;
+
+        // A fresh writer: key 11234 (in p30) deleted by key only, key 10055 (p01) moved to p49.
+        let mut writer = table.writer().await?;
+        let mut changes = rows(&[
+            (11_234, "", Some(2), None),
+            (10_055, "p49", Some(2), Some("moved")),
+        ]);
+        let mut columns = changes.columns().to_vec();
+        columns[1] = std::sync::Arc::new(arrow::array::StringArray::from(vec![None, Some("p49")]));
+        changes = arrow::array::RecordBatch::try_new(changes.schema(), columns).expect("batch");
+        let commit = writer
+            .commit(
+                inlet_table::write::Changes {
+                    batch: changes,
+                    deletes: Some(arrow::array::BooleanArray::from(vec![true, false])),
+                    operation: inlet_table::write::Operation::Upsert,
+                },
+                BTreeMap::new(),
+            )
+            .await?;
+        writer.close().await?;
+        // 100 file groups, of which the two holding the keys' ranges are read.
+        assert!(
+            commit.lookup.filters_read <= 4,
+            "{table_type:?}: {:?}",
+            commit.lookup
+        );
+        let read = read_map(&table, &Query::Snapshot).await?;
+        assert_eq!(read.len(), 1999, "{table_type:?}");
+        assert!(!read.contains_key("11234"));
+        assert_eq!(read["10055"]["part"], "p49");
+        assert_eq!(read["10055"]["value"], "moved");
+    }
+    Ok(())
+}
