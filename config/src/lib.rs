@@ -239,6 +239,11 @@ pub struct TableOptions {
     /// (it must then have REPLICA IDENTITY FULL, so that deletes carry these columns).
     #[serde(default)]
     pub key: Option<Vec<String>>,
+    /// The configured `key` is unique in the source although no unique index says so (the
+    /// operator's promise). Without it, such a key is refused: rows with equal keys would become
+    /// one lake row.
+    #[serde(default)]
+    pub assume_unique_key: bool,
 }
 
 /// When a table's buffered changes are committed: whichever bound is reached first.

@@ -13,7 +13,7 @@ use crate::CDC_POSITION;
 use crate::change::{TableId, TableInfo};
 use crate::error::{Error, Result};
 use crate::pipeline::{Pipeline, PipelineOptions, RunSummary, Target};
-use crate::postgres::{ConnectOptions, PostgresOptions, PostgresSource};
+use crate::postgres::{ConfiguredKey, ConnectOptions, PostgresOptions, PostgresSource};
 
 /// Runs the configured pipeline until `shutdown` is set (or, with `stop_at`, until every change
 /// up to that source position is durable).
@@ -57,7 +57,16 @@ pub async fn postgres_source(config: &Config) -> Result<(PostgresSource, Vec<Tab
         keys: config
             .tables
             .iter()
-            .filter_map(|(name, t)| Some((name.clone(), t.key.clone()?)))
+            .filter_map(|(name, t)| {
+                let columns = t.key.clone()?;
+                Some((
+                    name.clone(),
+                    ConfiguredKey {
+                        columns,
+                        assume_unique: t.assume_unique_key,
+                    },
+                ))
+            })
             .collect(),
     });
     let infos = source.discover(|name| config.source.selects(name)).await?;

@@ -318,8 +318,9 @@ async fn partitioned_lake_tables_keep_one_row_per_key() -> anyhow::Result<()> {
 }
 
 /// A table without a key is skipped (and reported), the others run; a keyless table with
-/// REPLICA IDENTITY FULL and a configured key is captured by it; hostile table names stay one
-/// directory inside the lake.
+/// REPLICA IDENTITY FULL and a configured key is captured by it (refused while no unique index
+/// or `assume_unique_key` vouches for the key); hostile table names stay one directory inside
+/// the lake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> anyhow::Result<()> {
     let pg = PostgresServer::start()?;
@@ -360,8 +361,24 @@ async fn keyless_tables_are_skipped_and_hostile_names_stay_inside_the_lake() -> 
     let outside = tempfile::tempdir()?;
     let lake_dir = outside.path().join("deep/down/lake");
     std::fs::create_dir_all(&lake_dir)?;
-    let extra = "[tables.\"public.pairs\"]\nkey = [\"a\", \"b\"]\n";
-    let config = config_text(&pg, &lake_dir, &["public.*"], extra);
+    // A configured key that no unique index backs would merge rows with equal keys: refused,
+    // before any slot exists, unless the operator vouches for it.
+    let bare = "[tables.\"public.pairs\"]\nkey = [\"a\", \"b\"]\n";
+    let refused = sync(&client, &config_text(&pg, &lake_dir, &["public.*"], bare))
+        .await
+        .expect_err("a key no unique index backs");
+    let message = format!("{refused:#}");
+    ensure!(
+        message.contains("no unique index") && message.contains("assume_unique_key = true"),
+        "{message}"
+    );
+    let slots: i64 = client
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await?
+        .get(0);
+    ensure!(slots == 0, "a slot was created before the refusal");
+    let extra = format!("{bare}assume_unique_key = true\n");
+    let config = config_text(&pg, &lake_dir, &["public.*"], &extra);
     let summary = sync(&client, &config).await?;
     ensure!(
         summary.skipped.len() == 1 && summary.skipped[0].0.name == "history",

@@ -7,6 +7,7 @@ use tokio_postgres::types::Oid;
 use super::Lsn;
 use super::connect::quote_ident;
 use super::rows::ColumnSpec;
+use super::source::ConfiguredKey;
 use super::types::{TypeCatalog, TypeInfo, conversion};
 use crate::change::TableId;
 use crate::error::{Error, Result};
@@ -166,7 +167,7 @@ pub async fn tables(
     client: &Client,
     types: &TypeCatalog,
     selects: impl Fn(&str) -> bool,
-    configured_key: impl Fn(&TableId) -> Option<Vec<String>>,
+    configured_key: impl Fn(&TableId) -> Option<ConfiguredKey>,
 ) -> Result<Selected> {
     let rows = client
         .query(
@@ -230,7 +231,7 @@ pub async fn tables(
                     &key,
                 )
                 .await?;
-                key
+                key.columns
             }
             None => identity_key,
         };
@@ -271,8 +272,9 @@ pub async fn tables(
 }
 
 /// A key named in the configuration must be columns of the table that every update and delete
-/// carries: the replica identity's columns, or any columns under REPLICA IDENTITY FULL (then
-/// uniqueness is the operator's promise unless a unique index says so, which is logged).
+/// carries: the replica identity's columns, or any columns under REPLICA IDENTITY FULL. Then a
+/// unique index must say they are unique, or the operator (`assume_unique_key`): rows with equal
+/// keys would silently become one lake row.
 #[allow(clippy::too_many_arguments)]
 async fn check_configured_key(
     client: &Client,
@@ -282,8 +284,9 @@ async fn check_configured_key(
     identity: &str,
     identity_key: &[String],
     columns: &[ColumnSpec],
-    key: &[String],
+    configured: &ConfiguredKey,
 ) -> Result<()> {
+    let key = configured.columns.as_slice();
     let field = format!("tables.\"{id}\".key");
     let invalid = |reason: String| Error::Config {
         field: field.clone(),
@@ -317,7 +320,19 @@ async fn check_configured_key(
         .map_err(query_err("reading unique indexes"))?
         .get::<_, bool>(0);
     if !unique {
-        tracing::warn!(table = %id, key = ?key, "No unique index on the configured key: rows with equal keys in the source become one row in the lake table.");
+        if !configured.assume_unique {
+            let list = key
+                .iter()
+                .map(|k| quote_ident(k))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(invalid(format!(
+                "no unique index on {key:?} of {id}: rows with equal keys would become one row \
+                 in the lake table. Create one (CREATE UNIQUE INDEX ON {quoted} ({list});), or \
+                 set tables.\"{id}\".assume_unique_key = true if the source keeps them unique"
+            )));
+        }
+        tracing::warn!(table = %id, key = ?key, "No unique index on the configured key; assume_unique_key says it is unique (rows with equal keys would become one lake row).");
     }
     Ok(())
 }

@@ -48,8 +48,17 @@ pub struct PostgresOptions {
     pub snapshot: bool,
     pub snapshot_parallelism: usize,
     /// Record keys named in the configuration, by `schema.table`, for tables without a usable
-    /// primary key or replica identity index.
-    pub keys: BTreeMap<String, Vec<String>>,
+    /// primary key or replica identity index, and whether the operator vouches for their
+    /// uniqueness where no unique index does.
+    pub keys: BTreeMap<String, ConfiguredKey>,
+}
+
+/// A record key named in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredKey {
+    pub columns: Vec<String>,
+    /// Unique in the source although no unique index says so (`assume_unique_key`).
+    pub assume_unique: bool,
 }
 
 /// Logical replication from PostgreSQL (pgoutput protocol 1).
