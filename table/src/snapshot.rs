@@ -111,15 +111,11 @@ impl Snapshot {
 
     /// Runs a query on this snapshot (`read_optimized`: base files only), collecting the rows.
     pub async fn read(&self, query: &Query, read_optimized: bool) -> Result<ReadResult> {
-        read::read_view(
-            self.table.storage(),
-            &self.timeline,
-            &self.view,
-            &self.ordering,
-            query,
-            read_optimized,
-        )
-        .await
+        let stream = self.read_stream(query, read_optimized).await?;
+        Ok(ReadResult {
+            schema: stream.schema,
+            batches: futures::TryStreamExt::try_collect(stream.batches).await?,
+        })
     }
 
     /// Runs a query on this snapshot as a stream of batches, file slice by file slice (memory

@@ -253,37 +253,6 @@ async fn stream_recorded<'a>(
     })
 }
 
-/// Runs a query on the file-system view of `timeline`, collecting the result. `ordering` merges
-/// merge-on-read slices; `read_optimized` reads base files only.
-pub async fn read_view(
-    storage: &Storage,
-    timeline: &Timeline,
-    view: &FileSystemView,
-    ordering: &Ordering,
-    query: &Query,
-    read_optimized: bool,
-) -> Result<ReadResult> {
-    match recorded_schema(storage, timeline).await? {
-        Some(recorded) => {
-            let stream = stream_recorded(
-                storage,
-                timeline,
-                view,
-                ordering,
-                query,
-                read_optimized,
-                recorded,
-            )
-            .await?;
-            Ok(ReadResult {
-                schema: stream.schema,
-                batches: stream.batches.try_collect().await?,
-            })
-        }
-        None => read_unrecorded(storage, timeline, view, ordering, query, read_optimized).await,
-    }
-}
-
 /// A query on a table written by another engine: every file's schema counts, the newest first.
 async fn read_unrecorded(
     storage: &Storage,
