@@ -191,3 +191,56 @@ async fn a_clean_that_crashes_midway_is_finished_by_the_next() -> anyhow::Result
     assert_state(&table, &uri, &model, "write after the clean").await?;
     Ok(())
 }
+
+/// A restore that crashes after rolling back one write leaves a readable table (an earlier
+/// completed state) and a pending restore; the next restore to the same savepoint finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_crashes_midway_is_finished_by_the_next() -> anyhow::Result<()> {
+    for merge_on_read in [false, true] {
+        let dir = tempfile::tempdir()?;
+        let uri = dir.path().display().to_string();
+        let (table, mut model, _) = table_with_history(dir.path(), merge_on_read).await?;
+        let kept: inlet_table::InstantTime = model.history[0].0.parse()?;
+        let at_savepoint = {
+            let mut m = model.clone();
+            m.records = model.as_of(kept.as_str());
+            m
+        };
+        let services = TableServices::open(table.clone()).await?;
+        inlet_table::commit::savepoint::create(&table, services.lease()?, &kept, "", "").await?;
+        services.close().await?;
+        let newest = model.history[2].0.clone();
+
+        crash(&uri, "restore.after-rollback", &["restore", kept.as_str()])?;
+        let timeline = table.timeline().await?;
+        assert!(
+            timeline.get(&newest.parse()?).is_none(),
+            "the newest write was rolled back first"
+        );
+        assert_eq!(
+            timeline
+                .pending()
+                .filter(|i| i.action == inlet_table::Action::Restore)
+                .count(),
+            1
+        );
+        // Readers see the state before the newest write: a state the table had.
+        model.records = model.as_of(model.history[1].0.as_str());
+        assert_state(&table, &uri, &model, "after a crashed restore").await?;
+
+        let mut writer = table.writer().await?;
+        let services = TableServices::open(table.clone()).await?;
+        let restored = writer.restore(&kept).await?;
+        services.close().await?;
+        writer.close().await?;
+        assert_eq!(restored.rolled_back.len(), 1, "{restored:?}");
+        let timeline = table.timeline().await?;
+        assert_eq!(timeline.pending().count(), 0);
+        assert_eq!(
+            timeline.latest_completed_write().map(|i| i.time.clone()),
+            Some(kept.clone())
+        );
+        assert_state(&table, &uri, &at_savepoint, "after the restore finished").await?;
+    }
+    Ok(())
+}

@@ -136,6 +136,7 @@ pub async fn restore(
             current_info(&instant),
         ));
         rolled_back.push(instant);
+        crate::failpoint!("restore.after-rollback");
     }
     let metadata = encode_metadata(
         &restore_time,

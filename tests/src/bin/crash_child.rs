@@ -5,6 +5,7 @@
 //! `crash_child <TABLE> write <SEED>` — one commit of random changes
 //! `crash_child <TABLE> compact`      — schedule and execute a compaction of every slice
 //! `crash_child <TABLE> clean`        — clean, keeping the latest file version
+//! `crash_child <TABLE> restore <T>`  — restore to the savepoint at T
 
 use std::collections::BTreeMap;
 
@@ -23,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (uri, op) = match args.as_slice() {
         [uri, op, ..] => (uri.as_str(), op.as_str()),
-        _ => anyhow::bail!("usage: crash_child TABLE write SEED | compact | clean"),
+        _ => anyhow::bail!("usage: crash_child TABLE write SEED | compact | clean | restore T"),
     };
     let table = Table::open(uri, TableConfig::default()).await?;
     match op {
@@ -54,6 +55,14 @@ async fn main() -> anyhow::Result<()> {
             let services = TableServices::open(table.clone()).await?;
             clean::clean(&services, Policy::KeepLatestFileVersions(1)).await?;
             services.close().await?;
+        }
+        "restore" => {
+            let savepoint = args.get(2).context("a savepoint instant")?.parse()?;
+            let mut writer = table.writer().await?;
+            let services = TableServices::open(table.clone()).await?;
+            writer.restore(&savepoint).await?;
+            services.close().await?;
+            writer.close().await?;
         }
         other => anyhow::bail!("unknown operation {other}"),
     }
