@@ -17,12 +17,16 @@ pub struct RunArgs {
     /// The configuration file (TOML); see examples/inlet.toml.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// How long a stop may take after SIGINT/SIGTERM before the process exits anyway (status 3):
+    /// set it below the orchestrator's own limit (Kubernetes' terminationGracePeriodSeconds).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = inlet_config::parse_duration)]
+    stop_grace: Duration,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let shutdown = Arc::new(AtomicBool::new(false));
-    spawn_signal_handler(shutdown.clone())?;
+    spawn_signal_handler(shutdown.clone(), args.stop_grace)?;
     let summary = inlet_ingest::service::run(&config, shutdown, None).await?;
     eprintln!(
         "Stopped: {} rows in {} commits; acknowledged up to LSN {}",
@@ -44,12 +48,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a stop may take after SIGINT/SIGTERM before the process exits anyway. Exiting then
-/// is safe: what was not committed is rolled back by the next start and read again from the
+/// Ends the process after a second signal, or when the stop takes longer than `grace`. Exiting
+/// then is safe: what was not committed is rolled back by the next start and read again from the
 /// source, which was never told it was durable.
-const STOP_GRACE: Duration = Duration::from_secs(30);
-
-fn spawn_signal_handler(shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+fn spawn_signal_handler(shutdown: Arc<AtomicBool>, grace: Duration) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
@@ -64,10 +66,9 @@ fn spawn_signal_handler(shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
         tokio::select! {
             _ = interrupt.recv() => eprintln!("Second signal: exiting now"),
             _ = terminate.recv() => eprintln!("Second signal: exiting now"),
-            _ = tokio::time::sleep(STOP_GRACE) => eprintln!(
-                "Not stopped within {}s: exiting now (unfinished commits are rolled back at the \
-                 next start; nothing undurable was acknowledged)",
-                STOP_GRACE.as_secs()
+            _ = tokio::time::sleep(grace) => eprintln!(
+                "Not stopped within {grace:?}: exiting now (unfinished commits are rolled back at \
+                 the next start; nothing undurable was acknowledged)"
             ),
         }
         std::process::exit(EXIT_FORCED);

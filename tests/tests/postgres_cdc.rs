@@ -902,3 +902,85 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
     assert_table_matches(&client, &lake, "public", "big", "id").await?;
     Ok(())
 }
+
+/// A stop that cannot finish (a commit whose storage never answers) ends after `--stop-grace`
+/// with status 3, and a second signal ends it at once. Nothing undurable was acknowledged: the
+/// next run rolls the unfinished commit back and catches up exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_cannot_finish_ends_after_the_grace_period_or_a_second_signal()
+-> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int8 PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g;",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = config_text(&pg, &lake, &["public.*"], "");
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    for second_signal in [false, true] {
+        let log_path = dir.path().join(format!("inlet-{second_signal}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut child = Command::new(inlet_bin())
+            .args(["run", "--stop-grace", "2s", "--config"])
+            .arg(&config_path)
+            .env("INLET_FAILPOINT", "hang:commit.before-complete")
+            .env("INLET_LOG", "warn,inlet_ingest=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        // Wait until the first commit hangs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !log_text().contains("failpoint hang:commit.before-complete reached") {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "the commit never reached the hang:\n{}",
+                log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let term = || {
+            Command::new("kill")
+                .args(["-s", "TERM", &child.id().to_string()])
+                .status()
+        };
+        term()?;
+        if second_signal {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            term()?;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill()?;
+                anyhow::bail!("inlet run did not exit:\n{}", log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let text = log_text();
+        ensure!(status.code() == Some(3), "exit {status}:\n{text}");
+        let expected = if second_signal {
+            "Second signal: exiting now"
+        } else {
+            "Not stopped within 2s: exiting now"
+        };
+        ensure!(text.contains(expected), "{text}");
+    }
+    // Nothing was acknowledged; the next run catches up exactly.
+    client
+        .batch_execute("UPDATE t SET v = 'y' WHERE id <= 10; DELETE FROM t WHERE id > 90;")
+        .await?;
+    sync(&client, &config).await?;
+    assert_table_matches(&client, &lake, "public", "t", "id").await?;
+    Ok(())
+}

@@ -242,6 +242,7 @@ impl Writer {
             }
         };
         crate::failpoint!("commit.before-complete");
+        crate::hang_point!("commit.before-complete");
         self.complete(txn, snapshot, metadata, lookup).await
     }
 
