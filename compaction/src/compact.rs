@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use inlet_table::commit::compaction_plan::{CompactionOperation, CompactionPlan};
 use inlet_table::commit::metadata::{
-    ARROW_SCHEMA_KEY, CHECKPOINT_KEY, CommitMetadata, KeyRanges, SCHEMA_KEY, WriteStat,
+    ARROW_SCHEMA_KEY, CHECKPOINT_KEY, CommitMetadata, KeyRange, KeyRanges, SCHEMA_KEY, WriteStat,
 };
 use inlet_table::commit::{Completion, Transaction};
 use inlet_table::file_group::{
@@ -216,12 +216,11 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
     let ordering = table.properties().ordering()?;
     let parallelism = table.config().write_parallelism.max(1);
     let operations = plan.operations.iter().enumerate();
-    let results: Vec<Result<(WriteStat, Option<(String, String)>)>> =
-        futures::stream::iter(operations)
-            .map(|(index, op)| compact_slice(table, &timeline, &ordering, op, time, index))
-            .buffer_unordered(parallelism)
-            .collect()
-            .await;
+    let results: Vec<Result<(WriteStat, Option<KeyRange>)>> = futures::stream::iter(operations)
+        .map(|(index, op)| compact_slice(table, &timeline, &ordering, op, time, index))
+        .buffer_unordered(parallelism)
+        .collect()
+        .await;
     let mut metadata = CommitMetadata {
         compacted: true,
         operation_type: Some("COMPACT".to_string()),
@@ -292,7 +291,7 @@ async fn compact_slice(
     op: &CompactionOperation,
     time: &InstantTime,
     index: usize,
-) -> Result<(WriteStat, Option<(String, String)>)> {
+) -> Result<(WriteStat, Option<KeyRange>)> {
     let storage = table.storage();
     let corrupt = |name: &str| Error::CorruptFile {
         path: file_path(&op.partition, name),

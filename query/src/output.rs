@@ -50,7 +50,7 @@ impl std::fmt::Debug for BatchWriter<'_> {
 
 enum Inner<'w> {
     Jsonl(arrow_json::LineDelimitedWriter<&'w mut dyn Write>),
-    Csv(arrow::csv::Writer<&'w mut dyn Write>),
+    Csv(Box<arrow::csv::Writer<&'w mut dyn Write>>),
     Table(&'w mut dyn Write, Vec<RecordBatch>),
 }
 
@@ -85,11 +85,11 @@ impl<'w> BatchWriter<'w> {
                         ),
                     });
                 }
-                Inner::Csv(
+                Inner::Csv(Box::new(
                     arrow::csv::WriterBuilder::new()
                         .with_header(true)
                         .build(out),
-                )
+                ))
             }
             Format::Table => Inner::Table(out, Vec::new()),
         };

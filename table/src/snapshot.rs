@@ -83,6 +83,11 @@ impl Snapshot {
         self.schema.as_ref()
     }
 
+    /// How versions of a record are ordered (the table's ordering field).
+    pub fn ordering(&self) -> &Ordering {
+        &self.ordering
+    }
+
     /// The key ranges of files recorded by the writes on the timeline, if loaded.
     pub fn key_ranges(&self) -> Option<&KeyRanges> {
         self.key_ranges.as_ref()
@@ -145,19 +150,7 @@ impl Snapshot {
         index: &mut KeyIndex,
         keys: &HashSet<RecordKey>,
     ) -> Result<(ReadResult, LookupStats)> {
-        let props = self.table.properties();
-        let (batches, stats) = index
-            .lookup(
-                self.table.storage(),
-                &self.timeline,
-                &self.view,
-                &self.ordering,
-                props.buckets.unwrap_or(1),
-                &props.record_key_fields,
-                keys,
-                self.key_ranges.as_ref(),
-            )
-            .await?;
+        let (batches, stats) = index.lookup(self, keys).await?;
         let logical = self
             .schema
             .clone()

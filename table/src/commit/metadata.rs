@@ -15,8 +15,10 @@ pub const ARROW_SCHEMA_KEY: &str = "inlet.arrow.schema";
 /// in Java's string order, or `null` for a file holding no key): a writer that has not read a
 /// file's footer learns from it whether the file can hold a key. Hudi readers ignore it.
 pub const KEY_RANGES_KEY: &str = "inlet.key.ranges";
+/// The least and greatest record key of a file, in Java's string order.
+pub type KeyRange = (String, String);
 /// Files' key ranges, by table-relative path (`None`: the file holds no key).
-pub type KeyRanges = BTreeMap<String, Option<(String, String)>>;
+pub type KeyRanges = BTreeMap<String, Option<KeyRange>>;
 /// `extraMetadata` key of a source checkpoint committed atomically with the data.
 pub const CHECKPOINT_KEY: &str = "inlet.checkpoint";
 

@@ -444,7 +444,7 @@ pub(crate) fn metadata_value(
         })
         .collect();
     let total: usize = files.values().map(Vec::len).sum();
-    let metadata = Value::Record(vec![
+    Value::Record(vec![
         (
             "startRollbackTime".to_string(),
             Value::String(time.to_string()),
@@ -464,8 +464,7 @@ pub(crate) fn metadata_value(
             "instantsRollback".to_string(),
             Value::Array(vec![instant_info(pending)]),
         ),
-    ]);
-    metadata
+    ])
 }
 
 #[cfg(test)]

@@ -39,8 +39,8 @@ use crate::file_group::{
 use crate::merge::{Ordering, OrderingValues, Version, wins};
 use crate::read::read_footer;
 use crate::schema::{self, RECORD_KEY};
+use crate::snapshot::Snapshot;
 use crate::storage::Storage;
-use crate::timeline::Timeline;
 use crate::write::plan::{Plan, Relocation, incoming_ordering};
 
 use super::bucket_of_file_id;
@@ -559,23 +559,27 @@ impl KeyIndex {
     /// it there, unless the stored version wins, in which case the change is dropped.
     pub async fn relocation(
         &mut self,
-        storage: &Storage,
-        timeline: &Timeline,
-        view: &FileSystemView,
+        snapshot: &Snapshot,
         plan: &Plan,
-        ordering: &Ordering,
         data_schema: &SchemaRef,
-        ranges: Option<&KeyRanges>,
     ) -> Result<(Relocation, LookupStats)> {
         let started = std::time::Instant::now();
-        let mut relocation = Relocation::default();
+        let (storage, timeline, view) = (
+            snapshot.table().storage(),
+            snapshot.timeline(),
+            snapshot.view(),
+        );
+        let (ordering, ranges) = (snapshot.ordering(), snapshot.key_ranges());
         // Deletes are placed where their keys are found below, or nowhere.
-        relocation.dropped = plan
-            .winners
-            .iter()
-            .copied()
-            .filter(|&r| plan.deletes.value(r))
-            .collect();
+        let mut relocation = Relocation {
+            dropped: plan
+                .winners
+                .iter()
+                .copied()
+                .filter(|&r| plan.deletes.value(r))
+                .collect(),
+            ..Relocation::default()
+        };
         // A delete is looked for everywhere; a change in the partitions it does not go to.
         let probes: Vec<Probe<'_>> = plan
             .winners
@@ -650,16 +654,18 @@ impl KeyIndex {
     /// only: meta and data columns, as the files name them.
     pub async fn lookup(
         &mut self,
-        storage: &Storage,
-        timeline: &Timeline,
-        view: &FileSystemView,
-        ordering: &Ordering,
-        buckets: u32,
-        hash_fields: &[String],
+        snapshot: &Snapshot,
         keys: &HashSet<crate::RecordKey>,
-        ranges: Option<&KeyRanges>,
     ) -> Result<(Vec<RecordBatch>, LookupStats)> {
         let started = std::time::Instant::now();
+        let (storage, timeline, view) = (
+            snapshot.table().storage(),
+            snapshot.timeline(),
+            snapshot.view(),
+        );
+        let (ordering, ranges) = (snapshot.ordering(), snapshot.key_ranges());
+        let props = snapshot.table().properties();
+        let (buckets, hash_fields) = (props.buckets.unwrap_or(1), &props.record_key_fields);
         let keys: Vec<&crate::RecordKey> = keys.iter().collect();
         let probes: Vec<Probe<'_>> = keys
             .iter()

@@ -393,7 +393,7 @@ pub async fn earliest_readable(
         for record in apache_avro::Reader::new(&bytes[..]).map_err(avro)? {
             if let apache_avro::types::Value::Record(fields) = record.map_err(avro)? {
                 retain = fields.into_iter().find_map(|(name, value)| {
-                    (name == "earliestCommitToRetain").then(|| match value {
+                    (name == "earliestCommitToRetain").then_some(match value {
                         apache_avro::types::Value::String(s) => Some(s),
                         apache_avro::types::Value::Union(_, v) => match *v {
                             apache_avro::types::Value::String(s) => Some(s),
@@ -408,8 +408,7 @@ pub async fn earliest_readable(
             Some(Ok(t)) => Some(t),
             _ => timeline
                 .completed_writes()
-                .filter(|w| w.time < clean.time)
-                .next_back()
+                .rfind(|w| w.time < clean.time)
                 .map(|w| w.time.clone()),
         };
         earliest = earliest.max(floor);

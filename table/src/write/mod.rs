@@ -172,20 +172,12 @@ impl Writer {
         {
             snapshot.load_key_ranges().await?;
         }
-        let view = snapshot.view();
         // A key lives in one partition: deletes go where their keys are, moves delete the old.
         let (relocation, lookup) = self
             .index
-            .relocation(
-                storage,
-                &timeline,
-                view,
-                &prepared.plan,
-                &table.properties().ordering()?,
-                &prepared.data_schema,
-                snapshot.key_ranges(),
-            )
+            .relocation(&snapshot, &prepared.plan, &prepared.data_schema)
             .await?;
+        let view = snapshot.view();
         prepared.batch = prepared.plan.relocate(prepared.batch, &relocation)?;
 
         let action = match table.properties().table_type {
