@@ -26,10 +26,6 @@ macro_rules! string_id {
                 &self.0
             }
 
-            pub fn into_string(self) -> String {
-                self.0
-            }
-
             /// Wraps a value taken from storage (a listed or recorded name), which is its
             /// on-disk form already.
             pub(crate) fn from_storage(s: impl Into<String>) -> Self {

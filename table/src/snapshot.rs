@@ -43,8 +43,6 @@ pub struct Snapshot {
     /// The key ranges recorded by the completed writes on the timeline, once loaded (see
     /// [`Snapshot::load_key_ranges`]).
     key_ranges: Option<KeyRanges>,
-    /// Full loads of the file-system view so far (the first included).
-    loads: u64,
 }
 
 impl Snapshot {
@@ -61,7 +59,6 @@ impl Snapshot {
             schema,
             ordering: table.properties().ordering()?,
             key_ranges: None,
-            loads: 1,
         })
     }
 
@@ -107,11 +104,6 @@ impl Snapshot {
         }
         self.key_ranges = Some(ranges);
         Ok(())
-    }
-
-    /// How many times the whole table was listed for this snapshot.
-    pub fn full_loads(&self) -> u64 {
-        self.loads
     }
 
     /// Runs a query on this snapshot (`read_optimized`: base files only), collecting the rows.
@@ -206,10 +198,7 @@ impl Snapshot {
             }
         }
         if reload {
-            *self = Snapshot {
-                loads: self.loads + 1,
-                ..Snapshot::load(&self.table).await?
-            };
+            *self = Snapshot::load(&self.table).await?;
             return Ok(());
         }
         for instant in changes {

@@ -569,7 +569,7 @@ impl KeyIndex {
             snapshot.timeline(),
             snapshot.view(),
         );
-        let (ordering, ranges) = (snapshot.ordering(), snapshot.key_ranges());
+        let ordering = snapshot.ordering();
         // Deletes are placed where their keys are found below, or nowhere.
         let mut relocation = Relocation {
             dropped: plan
@@ -591,7 +591,9 @@ impl KeyIndex {
                 skip_partition: (!plan.deletes.value(row)).then(|| plan.partitions.value(row)),
             })
             .collect();
-        let located = self.locate(storage, view, &probes, ranges).await?;
+        let located = self
+            .locate(storage, view, &probes, snapshot.key_ranges())
+            .await?;
         let mut stats = located.stats;
         // File groups that may hold moving keys, numbered, with the rows to confirm.
         let mut to_confirm: Vec<(&FileGroup, Vec<usize>)> = Vec::new();
@@ -663,7 +665,7 @@ impl KeyIndex {
             snapshot.timeline(),
             snapshot.view(),
         );
-        let (ordering, ranges) = (snapshot.ordering(), snapshot.key_ranges());
+        let ordering = snapshot.ordering();
         let props = snapshot.table().properties();
         let (buckets, hash_fields) = (props.buckets.unwrap_or(1), &props.record_key_fields);
         let keys: Vec<&crate::RecordKey> = keys.iter().collect();
@@ -677,7 +679,9 @@ impl KeyIndex {
                 skip_partition: None,
             })
             .collect();
-        let located = self.locate(storage, view, &probes, ranges).await?;
+        let located = self
+            .locate(storage, view, &probes, snapshot.key_ranges())
+            .await?;
         let mut stats = located.stats;
         let mut rows_of: HashMap<(&str, &str), (&FileGroup, HashSet<&str>)> = HashMap::new();
         for &(row, group) in &located.hits {

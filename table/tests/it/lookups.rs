@@ -30,6 +30,25 @@ fn corrupt(dir: &std::path::Path, which: &dyn Fn(&str) -> bool) -> usize {
     n
 }
 
+/// Writes `(id, partition)` rows (ts 1, value `value`) in one commit; the writer stays open.
+async fn write_rows(
+    table: &inlet_table::Table,
+    data: &[(i64, String)],
+    value: &str,
+) -> Result<inlet_table::write::Writer> {
+    let batch = rows(
+        &data
+            .iter()
+            .map(|(i, part)| (*i, part.as_str(), Some(1), Some(value)))
+            .collect::<Vec<_>>(),
+    );
+    let mut writer = table.writer().await?;
+    writer
+        .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
+        .await?;
+    Ok(writer)
+}
+
 #[tokio::test]
 async fn a_lookup_reads_only_the_file_groups_that_can_hold_the_keys() -> Result<()> {
     for table_type in [TableType::CopyOnWrite, TableType::MergeOnRead] {
@@ -38,16 +57,7 @@ async fn a_lookup_reads_only_the_file_groups_that_can_hold_the_keys() -> Result<
         p.table_type = table_type;
         let table = local_table(&dir, p).await?;
         let data: Vec<(i64, String)> = (0..200).map(|i| (i, format!("p{}", i % 10))).collect();
-        let batch = rows(
-            &data
-                .iter()
-                .map(|(i, part)| (*i, part.as_str(), Some(1), Some("stored")))
-                .collect::<Vec<_>>(),
-        );
-        let mut writer = table.writer().await?;
-        writer
-            .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
-            .await?;
+        let mut writer = write_rows(&table, &data, "stored").await?;
         // Key 37 is stored in p7. The first lookup reads the key filters of its bucket in every
         // partition; then every file outside p7 is made unreadable, and the writer (its filters
         // cached) finds the key again reading p7 only.
@@ -137,16 +147,7 @@ async fn reads_stream_file_slice_by_file_slice() -> Result<()> {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = local_table(&dir, props(&["id"], Some("ts"), &["part"], 4)).await?;
     let data: Vec<(i64, String)> = (0..400).map(|i| (i, format!("p{}", i % 8))).collect();
-    let batch = rows(
-        &data
-            .iter()
-            .map(|(i, part)| (*i, part.as_str(), Some(1), Some("v")))
-            .collect::<Vec<_>>(),
-    );
-    let mut writer = table.writer().await?;
-    writer
-        .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
-        .await?;
+    let writer = write_rows(&table, &data, "v").await?;
     writer.close().await?;
     let snapshot = table.snapshot().await?;
     let stream = snapshot.read_stream(&Query::Snapshot, false).await?;
@@ -175,16 +176,7 @@ async fn a_fresh_writer_reads_only_the_filters_whose_key_range_holds_a_key() -> 
         let data: Vec<(i64, String)> = (0..2000)
             .map(|i| (10_000 + i, format!("p{:02}", i / 40)))
             .collect();
-        let batch = rows(
-            &data
-                .iter()
-                .map(|(i, part)| (*i, part.as_str(), Some(1), Some("v")))
-                .collect::<Vec<_>>(),
-        );
-        let mut writer = table.writer().await?;
-        writer
-            .commit(inlet_table::write::Changes::upsert(batch), BTreeMap::new())
-            .await?;
+        let writer = write_rows(&table, &data, "v").await?;
         writer.close().await?;
 
         // A fresh writer: key 11234 (in p30) deleted by key only, key 10055 (p01) moved to p49.
