@@ -1,7 +1,9 @@
 //! `inlet`: change data capture into Apache Hudi tables. This binary is the command line; the work
 //! is done by the `inlet-table`, `inlet-query` and `inlet-ingest` crates.
 
+mod admin;
 mod cli;
+mod service;
 
 use std::process::ExitCode;
 
@@ -12,7 +14,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
-                .unwrap_or_else(|_| "warn,inlet_ingest=info".into()),
+                .unwrap_or_else(|_| "warn,inlet=info,inlet_ingest=info".into()),
         )
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal, not in log files and journals.

@@ -40,7 +40,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    fn picks(&self, slice: &FileSlice<'_>) -> bool {
+    pub fn picks(&self, slice: &FileSlice<'_>) -> bool {
         let log_bytes: u64 = slice.log_files.iter().map(|l| l.size).sum();
         match self {
             _ if slice.log_files.is_empty() => false,
@@ -215,12 +215,17 @@ pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Com
 
     let ordering = table.properties().ordering()?;
     let parallelism = table.config().write_parallelism.max(1);
-    let operations = plan.operations.iter().enumerate();
-    let results: Vec<Result<(WriteStat, Option<KeyRange>)>> = futures::stream::iter(operations)
-        .map(|(index, op)| compact_slice(table, &timeline, &ordering, op, time, index))
-        .buffer_unordered(parallelism)
-        .collect()
-        .await;
+    // Indexes, not borrowed items: a closure over `&CompactionOperation` makes the future
+    // non-`Send` for tokio::spawn (a higher-ranked lifetime the compiler cannot prove).
+    let operations = &plan.operations;
+    let results: Vec<Result<(WriteStat, Option<KeyRange>)>> =
+        futures::stream::iter(0..operations.len())
+            .map(|index| {
+                compact_slice(table, &timeline, &ordering, &operations[index], time, index)
+            })
+            .buffer_unordered(parallelism)
+            .collect()
+            .await;
     let mut metadata = CommitMetadata {
         compacted: true,
         operation_type: Some("COMPACT".to_string()),

@@ -1,6 +1,10 @@
-//! Operator configuration for inlet: the TOML file of `inlet run` (a source, the tables it feeds,
-//! where they are written and how changes are batched), loaded, validated with errors that name
+//! Operator configuration for inlet: the TOML file of `inlet run` — one or more pipelines (a
+//! source, the tables it feeds, where they are written and how changes are batched), the
+//! background table services and the admin endpoint — loaded, validated with errors that name
 //! the offending field, and with secrets that come from the environment and never print.
+//!
+//! A file with top-level `[source]` and `[sink]` is one pipeline named `default`; several are
+//! written `[pipelines.<name>.source]`, `[pipelines.<name>.sink]`, … (not both forms at once).
 //!
 //! ```toml
 //! [source]
@@ -27,6 +31,14 @@
 //! table_type = "mor"
 //! buckets = 16
 //! partition_by = ["region"]
+//! compaction = "log-ratio:0.5"          # overrides [services] for this table
+//!
+//! [services]
+//! compaction = "delta-commits:5"        # merge-on-read tables; "log-ratio:R" or "off"
+//! clean = "keep-latest-commits:10"      # or "off"
+//!
+//! [admin]
+//! listen = "127.0.0.1:8080"
 //! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -35,6 +47,7 @@ mod duration;
 mod secret;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -90,10 +103,39 @@ pub const DEFAULT_SNAPSHOT_PARALLELISM: usize = 2;
 /// Default replication slot and publication name.
 pub const DEFAULT_SLOT: &str = "inlet";
 
+/// The name of the pipeline of a file with top-level `[source]` and `[sink]`.
+pub const DEFAULT_PIPELINE: &str = "default";
+
 /// The whole configuration file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Pipelines by name (at least one).
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    pub services: ServicesConfig,
+    pub admin: AdminConfig,
+}
+
+/// The file as written: either the single-pipeline form or `[pipelines.<name>]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    source: Option<SourceConfig>,
+    sink: Option<SinkConfig>,
+    batch: Option<BatchConfig>,
+    #[serde(default)]
+    tables: BTreeMap<String, TableOptions>,
+    #[serde(default)]
+    pipelines: BTreeMap<String, PipelineConfig>,
+    #[serde(default)]
+    services: ServicesConfig,
+    #[serde(default)]
+    admin: AdminConfig,
+}
+
+/// One pipeline: a source, the lake tables it feeds and how changes are batched.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub struct PipelineConfig {
     pub source: SourceConfig,
     pub sink: SinkConfig,
     #[serde(default)]
@@ -103,11 +145,100 @@ pub struct Config {
     pub tables: BTreeMap<String, TableOptions>,
 }
 
-/// Which database changes come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Which system changes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Postgres,
+    Datagen,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Postgres => "postgres",
+            SourceKind::Datagen => "datagen",
+        }
+    }
+}
+
+/// Where a pipeline's changes come from, by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum SourceConfig {
+    Postgres(PostgresConfig),
+    /// Generated changes, for demos and load tests.
+    Datagen(DatagenConfig),
+}
+
+impl SourceConfig {
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            SourceConfig::Postgres(_) => SourceKind::Postgres,
+            SourceConfig::Datagen(_) => SourceKind::Datagen,
+        }
+    }
+
+    /// Whether source table `schema.table` is captured.
+    pub fn selects(&self, qualified: &str) -> bool {
+        match self {
+            SourceConfig::Postgres(p) => p.selects(qualified),
+            SourceConfig::Datagen(d) => d.tables.iter().any(|t| t == qualified),
+        }
+    }
+}
+
+/// The built-in change generator: random inserts, updates and deletes of rows with an `id`
+/// key, at a steady rate, the same for the same seed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatagenConfig {
+    /// Generated tables, as `schema.table`.
+    pub tables: Vec<String>,
+    /// Distinct keys per table: inserts stop (becoming updates) once it is full.
+    #[serde(default = "default_key_space")]
+    pub key_space: u64,
+    /// Changes per second over all tables; 0 generates as fast as the pipeline takes them.
+    #[serde(default = "default_rate")]
+    pub rate: u64,
+    /// Changes per source transaction.
+    #[serde(default = "default_transaction_size")]
+    pub transaction_size: u32,
+    /// Relative weights of inserts, updates and deletes.
+    #[serde(default)]
+    pub mix: Mix,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Relative weights of the operations a generator draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    pub insert: u32,
+    pub update: u32,
+    pub delete: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            insert: 50,
+            update: 40,
+            delete: 10,
+        }
+    }
+}
+
+fn default_key_space() -> u64 {
+    100_000
+}
+
+fn default_rate() -> u64 {
+    1_000
+}
+
+fn default_transaction_size() -> u32 {
+    10
 }
 
 /// How the initial state of the tables is loaded.
@@ -122,11 +253,10 @@ pub enum SnapshotMode {
     Never,
 }
 
-/// The source database.
+/// A PostgreSQL source database.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    pub kind: SourceKind,
+pub struct PostgresConfig {
     /// libpq-style `key=value` string or `postgres://` URL (`sslmode=require` for TLS).
     pub connection: Secret,
     /// Password, if not in `connection` (prefer `password_env`).
@@ -166,7 +296,7 @@ fn default_include() -> Vec<String> {
     vec!["public.*".to_string()]
 }
 
-impl SourceConfig {
+impl PostgresConfig {
     /// The password: `password`, else the variable named by `password_env`.
     pub fn resolved_password(&self) -> Result<Option<Secret>> {
         if let Some(password) = &self.password {
@@ -244,6 +374,163 @@ pub struct TableOptions {
     /// one lake row.
     #[serde(default)]
     pub assume_unique_key: bool,
+    /// Compaction strategy of this table, overriding `services.compaction`.
+    #[serde(default)]
+    pub compaction: Option<String>,
+    /// Cleaning policy of this table, overriding `services.clean`.
+    #[serde(default)]
+    pub clean: Option<String>,
+}
+
+/// Compaction of merge-on-read tables when `services.compaction` is not given: a slice is
+/// compacted after five delta commits, which keeps reads of the latest state cheap.
+pub const DEFAULT_COMPACTION: &str = "delta-commits:5";
+/// Cleaning when `services.clean` is not given (Hudi's default retention).
+pub const DEFAULT_CLEAN: &str = "keep-latest-commits:10";
+/// Archival bounds when not given (Hudi's `hoodie.keep.min.commits` / `max.commits`).
+pub const DEFAULT_ARCHIVE_MIN_COMMITS: usize = 20;
+pub const DEFAULT_ARCHIVE_MAX_COMMITS: usize = 30;
+/// Pending compactions of a table above which its ingest waits for compaction to catch up.
+pub const DEFAULT_MAX_PENDING_COMPACTIONS: usize = 4;
+/// Log files in one file slice above which ingest waits for compaction to catch up.
+pub const DEFAULT_MAX_LOG_FILES_PER_SLICE: usize = 50;
+
+/// Background table services of the tables the service writes (`[services]`); the strategy
+/// strings are those of `inlet compact --strategy` and `inlet clean --policy`, or `"off"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesConfig {
+    /// Merge-on-read tables: `delta-commits:N`, `log-ratio:R` or `off`.
+    #[serde(default = "default_compaction")]
+    pub compaction: String,
+    /// `keep-latest-commits:N`, `keep-latest-file-versions:N`, `keep-latest-by-hours:H` or `off`.
+    #[serde(default = "default_clean")]
+    pub clean: String,
+    #[serde(default = "default_archive_min")]
+    pub archive_min_commits: usize,
+    #[serde(default = "default_archive_max")]
+    pub archive_max_commits: usize,
+    /// Ingest of a table waits while more compactions than this are pending…
+    #[serde(default = "default_max_pending_compactions")]
+    pub max_pending_compactions: usize,
+    /// …or while a file slice has more log files than this (with compaction on).
+    #[serde(default = "default_max_log_files")]
+    pub max_log_files_per_slice: usize,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        ServicesConfig {
+            compaction: default_compaction(),
+            clean: default_clean(),
+            archive_min_commits: DEFAULT_ARCHIVE_MIN_COMMITS,
+            archive_max_commits: DEFAULT_ARCHIVE_MAX_COMMITS,
+            max_pending_compactions: DEFAULT_MAX_PENDING_COMPACTIONS,
+            max_log_files_per_slice: DEFAULT_MAX_LOG_FILES_PER_SLICE,
+        }
+    }
+}
+
+fn default_compaction() -> String {
+    DEFAULT_COMPACTION.to_string()
+}
+
+fn default_clean() -> String {
+    DEFAULT_CLEAN.to_string()
+}
+
+fn default_archive_min() -> usize {
+    DEFAULT_ARCHIVE_MIN_COMMITS
+}
+
+fn default_archive_max() -> usize {
+    DEFAULT_ARCHIVE_MAX_COMMITS
+}
+
+fn default_max_pending_compactions() -> usize {
+    DEFAULT_MAX_PENDING_COMPACTIONS
+}
+
+fn default_max_log_files() -> usize {
+    DEFAULT_MAX_LOG_FILES_PER_SLICE
+}
+
+/// Where the admin endpoint listens when `admin.listen` is not given.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8080";
+
+/// The admin HTTP endpoint (`[admin]`): health, metrics, the API and the web page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `host:port`; `"off"` serves nothing.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Environment variable holding a bearer token that `/api/*` requires; needed when
+    /// `listen` is not a loopback address.
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+            token_env: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    DEFAULT_ADMIN_LISTEN.to_string()
+}
+
+impl AdminConfig {
+    /// The socket address to bind, `None` when the endpoint is off.
+    pub fn address(&self) -> Result<Option<SocketAddr>> {
+        if self.listen == "off" {
+            return Ok(None);
+        }
+        let address: SocketAddr = self.listen.parse().map_err(|_| {
+            Error::invalid(
+                "admin.listen",
+                format!(
+                    "{:?} must be ip:port (e.g. 127.0.0.1:8080) or \"off\"",
+                    self.listen
+                ),
+            )
+        })?;
+        Ok(Some(address))
+    }
+
+    /// The bearer token, read from `token_env`.
+    pub fn token(&self) -> Result<Option<Secret>> {
+        let Some(name) = &self.token_env else {
+            return Ok(None);
+        };
+        match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
+            _ => Err(Error::invalid(
+                "admin.token_env",
+                format!("environment variable {name} is not set or empty"),
+            )),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(address) = self.address()?
+            && !address.ip().is_loopback()
+            && self.token_env.is_none()
+        {
+            return Err(Error::invalid(
+                "admin.listen",
+                format!(
+                    "{address} is reachable from other machines: set admin.token_env to the \
+                     environment variable of a bearer token (or listen on 127.0.0.1)"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// When a table's buffered changes are committed: whichever bound is reached first.
@@ -296,77 +583,146 @@ impl Config {
 
     /// Parses and validates configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::Parse {
+        let file: File = toml::from_str(text).map_err(|e| Error::Parse {
             path: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        let single = file.source.is_some()
+            || file.sink.is_some()
+            || file.batch.is_some()
+            || !file.tables.is_empty();
+        let pipelines = match (single, file.pipelines.is_empty()) {
+            (true, false) => {
+                return Err(Error::invalid(
+                    "pipelines",
+                    "give either top-level [source] and [sink] (one pipeline named default) or \
+                     [pipelines.<name>] sections, not both",
+                ));
+            }
+            (false, true) => {
+                return Err(Error::invalid(
+                    "source",
+                    "missing: give [source] and [sink], or [pipelines.<name>] sections",
+                ));
+            }
+            (false, false) => file.pipelines,
+            (true, true) => {
+                let missing = |field: &str| Error::invalid(field, "missing");
+                let pipeline = PipelineConfig {
+                    source: file.source.ok_or_else(|| missing("source"))?,
+                    sink: file.sink.ok_or_else(|| missing("sink"))?,
+                    batch: file.batch.unwrap_or_default(),
+                    tables: file.tables,
+                };
+                BTreeMap::from([(DEFAULT_PIPELINE.to_string(), pipeline)])
+            }
+        };
+        let config = Config {
+            pipelines,
+            services: file.services,
+            admin: file.admin,
+        };
         config.validate()?;
         Ok(config)
     }
 
     /// Checks what serde cannot: names, ranges, patterns.
     pub fn validate(&self) -> Result<()> {
-        let s = &self.source;
-        if s.connection.expose().trim().is_empty() {
-            return Err(Error::invalid("source.connection", "must not be empty"));
+        let mut slots = BTreeMap::new();
+        for (name, pipeline) in &self.pipelines {
+            let prefix = if self.pipelines.len() == 1 && name == DEFAULT_PIPELINE {
+                String::new()
+            } else {
+                check_pipeline_name(name)?;
+                format!("pipelines.{name}.")
+            };
+            pipeline.validate(&prefix)?;
+            if let SourceConfig::Postgres(p) = &pipeline.source
+                && let Some(other) = slots.insert(
+                    (p.connection.expose().to_string(), p.slot.clone()),
+                    name.clone(),
+                )
+            {
+                return Err(Error::invalid(
+                    format!("{prefix}source.slot"),
+                    format!(
+                        "pipelines {other} and {name} read the same database through slot {:?}: \
+                         give each its own slot",
+                        p.slot
+                    ),
+                ));
+            }
         }
-        if s.password.is_some() && s.password_env.is_some() {
+        let s = &self.services;
+        if s.archive_min_commits == 0 || s.archive_min_commits >= s.archive_max_commits {
             return Err(Error::invalid(
-                "source.password",
-                "give either password or password_env, not both",
+                "services.archive_min_commits",
+                format!(
+                    "must be at least 1 and below archive_max_commits ({})",
+                    s.archive_max_commits
+                ),
             ));
         }
-        check_identifier("source.slot", &s.slot)?;
-        check_identifier("source.publication", &s.publication)?;
-        if s.snapshot_parallelism == 0 {
+        if s.max_pending_compactions == 0 {
             return Err(Error::invalid(
-                "source.snapshot_parallelism",
+                "services.max_pending_compactions",
                 "must be at least 1",
             ));
         }
-        if s.include.is_empty() {
-            return Err(Error::invalid(
-                "source.include",
-                "must name at least one table pattern",
-            ));
+        self.admin.validate()
+    }
+
+    /// The only pipeline of a single-pipeline file (tests, tools).
+    pub fn single(&self) -> Option<&PipelineConfig> {
+        match self.pipelines.len() {
+            1 => self.pipelines.values().next(),
+            _ => None,
         }
-        for (field, patterns) in [
-            ("source.include", &s.include),
-            ("source.exclude", &s.exclude),
-        ] {
-            for (i, p) in patterns.iter().enumerate() {
-                check_pattern(&format!("{field}[{i}]"), p)?;
-            }
+    }
+}
+
+impl PipelineConfig {
+    fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}{name}");
+        match &self.source {
+            SourceConfig::Postgres(s) => s.validate(prefix)?,
+            SourceConfig::Datagen(d) => d.validate(prefix)?,
         }
         if self.sink.base_uri.trim().is_empty() {
-            return Err(Error::invalid("sink.base_uri", "must not be empty"));
+            return Err(Error::invalid(field("sink.base_uri"), "must not be empty"));
         }
         if self.sink.buckets == 0 {
-            return Err(Error::invalid("sink.buckets", "must be at least 1"));
+            return Err(Error::invalid(field("sink.buckets"), "must be at least 1"));
         }
         if self.batch.max_rows == 0 {
-            return Err(Error::invalid("batch.max_rows", "must be at least 1"));
+            return Err(Error::invalid(
+                field("batch.max_rows"),
+                "must be at least 1",
+            ));
         }
         if self.batch.max_bytes == 0 {
-            return Err(Error::invalid("batch.max_bytes", "must be at least 1"));
+            return Err(Error::invalid(
+                field("batch.max_bytes"),
+                "must be at least 1",
+            ));
         }
         for (name, options) in &self.tables {
-            let field = format!("tables.\"{name}\"");
+            let table = field(&format!("tables.\"{name}\""));
             if name.split('.').count() != 2 || name.contains('*') || name.contains('?') {
                 return Err(Error::invalid(
-                    field,
+                    table,
                     "the key must be a source table as schema.table",
                 ));
             }
             if options.buckets == Some(0) {
                 return Err(Error::invalid(
-                    format!("{field}.buckets"),
+                    format!("{table}.buckets"),
                     "must be at least 1",
                 ));
             }
             if options.partition_by.iter().any(|c| c.trim().is_empty()) {
                 return Err(Error::invalid(
-                    format!("{field}.partition_by"),
+                    format!("{table}.partition_by"),
                     "column names must not be empty",
                 ));
             }
@@ -394,6 +750,93 @@ impl Config {
                 path_segment(table)
             ),
         }
+    }
+}
+
+impl PostgresConfig {
+    fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}source.{name}");
+        if self.connection.expose().trim().is_empty() {
+            return Err(Error::invalid(field("connection"), "must not be empty"));
+        }
+        if self.password.is_some() && self.password_env.is_some() {
+            return Err(Error::invalid(
+                field("password"),
+                "give either password or password_env, not both",
+            ));
+        }
+        check_identifier(&field("slot"), &self.slot)?;
+        check_identifier(&field("publication"), &self.publication)?;
+        if self.snapshot_parallelism == 0 {
+            return Err(Error::invalid(
+                field("snapshot_parallelism"),
+                "must be at least 1",
+            ));
+        }
+        if self.include.is_empty() {
+            return Err(Error::invalid(
+                field("include"),
+                "must name at least one table pattern",
+            ));
+        }
+        for (name, patterns) in [("include", &self.include), ("exclude", &self.exclude)] {
+            for (i, p) in patterns.iter().enumerate() {
+                check_pattern(&format!("{}[{i}]", field(name)), p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DatagenConfig {
+    fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}source.{name}");
+        if self.tables.is_empty() {
+            return Err(Error::invalid(
+                field("tables"),
+                "must name at least one table",
+            ));
+        }
+        for (i, t) in self.tables.iter().enumerate() {
+            if t.split('.').count() != 2 || t.split('.').any(str::is_empty) {
+                return Err(Error::invalid(
+                    format!("{}[{i}]", field("tables")),
+                    format!("{t:?} must be schema.table"),
+                ));
+            }
+        }
+        if self.key_space == 0 {
+            return Err(Error::invalid(field("key_space"), "must be at least 1"));
+        }
+        if self.transaction_size == 0 || self.transaction_size > 10_000 {
+            return Err(Error::invalid(
+                field("transaction_size"),
+                "must be between 1 and 10000",
+            ));
+        }
+        if self.mix.insert == 0 {
+            return Err(Error::invalid(
+                field("mix.insert"),
+                "must be above 0 (updates and deletes need rows to change)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_pipeline_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("pipelines.{name}"),
+            "a pipeline name is 1 to 63 letters, digits, _ or -",
+        ))
     }
 }
 

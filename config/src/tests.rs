@@ -28,11 +28,28 @@ partition_by = ["region"]
 uri = "s3://bucket/items"
 "#;
 
+/// The one pipeline of a single-pipeline file.
+fn one(text: &str) -> PipelineConfig {
+    let config = Config::parse(text, "inlet.toml").unwrap();
+    assert_eq!(
+        config.pipelines.keys().collect::<Vec<_>>(),
+        vec![DEFAULT_PIPELINE]
+    );
+    config.single().unwrap().clone()
+}
+
+fn postgres(c: &PipelineConfig) -> &PostgresConfig {
+    match &c.source {
+        SourceConfig::Postgres(p) => p,
+        other => panic!("not postgres: {other:?}"),
+    }
+}
+
 #[test]
 fn parses_a_full_file() {
-    let c = Config::parse(FULL, "inlet.toml").unwrap();
-    assert_eq!(c.source.kind, SourceKind::Postgres);
-    assert_eq!(c.source.snapshot, SnapshotMode::Never);
+    let c = one(FULL);
+    assert_eq!(c.source.kind(), SourceKind::Postgres);
+    assert_eq!(postgres(&c).snapshot, SnapshotMode::Never);
     assert_eq!(c.batch.max_rows, 1000);
     assert_eq!(c.batch.max_bytes, DEFAULT_MAX_BYTES);
     assert_eq!(c.batch.max_delay, Duration::from_millis(250));
@@ -61,21 +78,17 @@ fn password_from_the_environment() {
         "slot = \"inlet_slot\"",
         "slot = \"inlet_slot\"\npassword_env = \"INLET_CONFIG_TEST_NO_SUCH_VAR\"",
     );
-    let c = Config::parse(&text, "x").unwrap();
-    let err = c.source.resolved_password().unwrap_err().to_string();
+    let c = one(&text);
+    let err = postgres(&c).resolved_password().unwrap_err().to_string();
     assert_eq!(
         err,
         "source.password_env: environment variable INLET_CONFIG_TEST_NO_SUCH_VAR is not set"
     );
-    let path_var = Config::parse(
-        &FULL.replace(
-            "slot = \"inlet_slot\"",
-            "slot = \"inlet_slot\"\npassword_env = \"PATH\"",
-        ),
-        "x",
-    )
-    .unwrap();
-    assert!(path_var.source.resolved_password().unwrap().is_some());
+    let path_var = one(&FULL.replace(
+        "slot = \"inlet_slot\"",
+        "slot = \"inlet_slot\"\npassword_env = \"PATH\"",
+    ));
+    assert!(postgres(&path_var).resolved_password().unwrap().is_some());
 }
 
 #[test]
@@ -105,7 +118,7 @@ fn errors_name_the_field() {
         ),
         (
             FULL.replace("snapshot = \"never\"", "snapshot = \"always\""),
-            "snapshot",
+            "unknown variant `always`, expected `initial` or `never`",
         ),
         (FULL.replace("[batch]", "[batch]\nmax_rowz = 3"), "max_rowz"),
     ];
@@ -117,14 +130,21 @@ fn errors_name_the_field() {
 
 #[test]
 fn minimal_file_takes_defaults() {
-    let c = Config::parse(
+    let config = Config::parse(
         "[source]\nkind = \"postgres\"\nconnection = \"host=x\"\n[sink]\nbase_uri = \"/lake\"\n",
         "x",
     )
     .unwrap();
-    assert_eq!(c.source.slot, DEFAULT_SLOT);
-    assert_eq!(c.source.snapshot, SnapshotMode::Initial);
-    assert_eq!(c.source.include, vec!["public.*".to_string()]);
+    assert_eq!(config.services.compaction, DEFAULT_COMPACTION);
+    assert_eq!(config.services.clean, DEFAULT_CLEAN);
+    assert_eq!(
+        config.admin.address().unwrap(),
+        Some("127.0.0.1:8080".parse().unwrap())
+    );
+    let c = config.single().unwrap();
+    assert_eq!(postgres(c).slot, DEFAULT_SLOT);
+    assert_eq!(postgres(c).snapshot, SnapshotMode::Initial);
+    assert_eq!(postgres(c).include, vec!["public.*".to_string()]);
     assert_eq!(c.sink.buckets, DEFAULT_BUCKETS);
     assert_eq!(c.batch.max_delay, DEFAULT_MAX_DELAY);
 }
@@ -150,7 +170,7 @@ fn durations() {
 #[test]
 fn the_example_configuration_is_valid() {
     let text = include_str!("../../examples/inlet.toml");
-    let c = Config::parse(text, "examples/inlet.toml").unwrap();
+    let c = one(text);
     assert_eq!(c.table("public", "orders").buckets, Some(16));
 }
 
@@ -158,7 +178,7 @@ fn the_example_configuration_is_valid() {
 fn source_names_stay_one_directory_inside_the_base() {
     let text = "[source]\nkind = \"postgres\"\nconnection = \"host=x\"\ninclude = [\"public.*\"]\n\n\
                 [sink]\nbase_uri = \"/lake/\"\n";
-    let c = Config::parse(text, "test").unwrap();
+    let c = one(text);
     assert_eq!(c.table_uri("public", "orders"), "/lake/public/orders");
     assert_eq!(c.table_uri("public", "Köln"), "/lake/public/Köln");
     assert_eq!(
@@ -184,4 +204,140 @@ fn source_names_stay_one_directory_inside_the_base() {
             "{name:?} → {uri}"
         );
     }
+}
+
+const TWO: &str = r#"
+[services]
+compaction = "log-ratio:0.5"
+archive_min_commits = 5
+archive_max_commits = 8
+
+[admin]
+listen = "0.0.0.0:9000"
+token_env = "INLET_ADMIN_TOKEN"
+
+[pipelines.shop.source]
+kind = "postgres"
+connection = "host=a dbname=shop"
+slot = "shop"
+
+[pipelines.shop.sink]
+base_uri = "/lake/shop"
+
+[pipelines.shop.tables."public.orders"]
+compaction = "off"
+
+[pipelines.gen.source]
+kind = "datagen"
+tables = ["demo.orders", "demo.customers"]
+rate = 50
+mix = { insert = 1, update = 1, delete = 0 }
+
+[pipelines.gen.sink]
+base_uri = "/lake/gen"
+table_type = "mor"
+"#;
+
+#[test]
+fn several_pipelines() {
+    let c = Config::parse(TWO, "inlet.toml").unwrap();
+    assert_eq!(c.pipelines.keys().collect::<Vec<_>>(), vec!["gen", "shop"]);
+    assert_eq!(c.services.compaction, "log-ratio:0.5");
+    assert_eq!(c.services.clean, DEFAULT_CLEAN);
+    let shop = &c.pipelines["shop"];
+    assert_eq!(
+        shop.table("public", "orders").compaction.as_deref(),
+        Some("off")
+    );
+    assert_eq!(
+        shop.table_uri("public", "orders"),
+        "/lake/shop/public/orders"
+    );
+    let SourceConfig::Datagen(gen_source) = &c.pipelines["gen"].source else {
+        panic!("datagen expected");
+    };
+    assert_eq!(gen_source.rate, 50);
+    assert_eq!(gen_source.key_space, 100_000);
+    assert_eq!(
+        gen_source.mix,
+        Mix {
+            insert: 1,
+            update: 1,
+            delete: 0
+        }
+    );
+    assert!(c.pipelines["gen"].source.selects("demo.customers"));
+    assert!(!c.pipelines["gen"].source.selects("demo.other"));
+}
+
+#[test]
+fn pipeline_errors_name_the_pipeline() {
+    let cases = [
+        (
+            TWO.replace("slot = \"shop\"", "slot = \"Shop\""),
+            "pipelines.shop.source.slot:",
+        ),
+        (
+            TWO.replace("rate = 50", "rate = 50\nkey_space = 0"),
+            "pipelines.gen.source.key_space:",
+        ),
+        (
+            TWO.replace("tables = [\"demo.orders\"", "tables = [\"orders\""),
+            "pipelines.gen.source.tables[0]:",
+        ),
+        (
+            TWO.replace("token_env = \"INLET_ADMIN_TOKEN\"", ""),
+            "admin.listen:",
+        ),
+        (
+            TWO.replace("listen = \"0.0.0.0:9000\"", "listen = \"localhost\""),
+            "admin.listen:",
+        ),
+        (
+            TWO.replace("archive_min_commits = 5", "archive_min_commits = 9"),
+            "services.archive_min_commits:",
+        ),
+        (
+            format!("[source]\nkind = \"datagen\"\ntables = [\"a.b\"]\n{TWO}"),
+            "pipelines:",
+        ),
+        (
+            TWO.replace("[pipelines.gen.source]", "[pipelines.\"a b\".source]")
+                .replace("[pipelines.gen.sink]", "[pipelines.\"a b\".sink]"),
+            "pipelines.a b:",
+        ),
+        (
+            TWO.replace("kind = \"datagen\"", "kind = \"mysqlx\""),
+            "mysqlx",
+        ),
+        (
+            TWO.replace("seed", "sead")
+                .replace("rate = 50", "rate = 50\nsead = 1"),
+            "sead",
+        ),
+        (
+            TWO.to_string()
+                + "[pipelines.shop2.source]\nkind = \"postgres\"\nconnection = \"host=a dbname=shop\"\nslot = \"shop\"\n[pipelines.shop2.sink]\nbase_uri = \"/x\"\n",
+            "same database through slot",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = Config::parse(&text, "inlet.toml").unwrap_err().to_string();
+        assert!(err.contains(expected), "{expected:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn a_loopback_admin_needs_no_token_and_off_serves_nothing() {
+    let text = TWO
+        .replace("0.0.0.0:9000", "127.0.0.1:9000")
+        .replace("token_env = \"INLET_ADMIN_TOKEN\"", "");
+    assert!(Config::parse(&text, "x").is_ok());
+    let text = TWO
+        .replace("0.0.0.0:9000", "off")
+        .replace("token_env = \"INLET_ADMIN_TOKEN\"", "");
+    assert_eq!(
+        Config::parse(&text, "x").unwrap().admin.address().unwrap(),
+        None
+    );
 }

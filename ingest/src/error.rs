@@ -189,6 +189,10 @@ pub enum Error {
     },
 
     /// The configuration file is unusable.
+    /// The built-in change generator cannot go on.
+    #[error("datagen: {0}")]
+    Datagen(String),
+
     #[error(transparent)]
     ConfigFile(#[from] inlet_config::Error),
 

@@ -1,59 +1,140 @@
-//! Wiring a configuration into a running pipeline: the PostgreSQL source, a lake table per
-//! source table (created on first use at `<base>/<schema>/<table>` unless configured
-//! otherwise), and the [`Pipeline`] between them.
+//! Wiring a pipeline's configuration into a running [`Pipeline`]: its source (PostgreSQL or the
+//! generator), a lake table per source table (created on first use at `<base>/<schema>/<table>`
+//! unless configured otherwise, with the metrics hook), and the pipeline between them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use inlet_config::{Config, SnapshotMode, SourceKind, TableKind};
+use inlet_config::{Config, PipelineConfig, PostgresConfig, SnapshotMode, SourceConfig, TableKind};
 use inlet_table::{Table, TableConfig, TableProperties, TableType};
 
 use crate::CDC_POSITION;
-use crate::change::{TableId, TableInfo};
+use crate::change::{Checkpoint, Event, Source, TableId, TableInfo};
+use crate::datagen::DatagenSource;
 use crate::error::{Error, Result};
-use crate::pipeline::{Pipeline, PipelineOptions, RunSummary, Target};
+use crate::metrics::TableMetrics;
+use crate::pipeline::{Pipeline, PipelineOptions, RunSummary, TableServiceHooks, Target};
 use crate::postgres::{ConfiguredKey, ConnectOptions, PostgresOptions, PostgresSource};
+use crate::status::PipelineStatus;
 
-/// Runs the configured pipeline until `shutdown` is set (or, with `stop_at`, until every change
-/// up to that source position is durable).
+/// Runs the pipeline of a single-pipeline configuration until `shutdown` is set (or, with
+/// `stop_at`, until every change up to that position is durable).
 pub async fn run(
     config: &Config,
     shutdown: Arc<AtomicBool>,
     stop_at: Option<u64>,
 ) -> Result<RunSummary> {
-    let (source, infos) = postgres_source(config).await?;
-    let skipped = source.skipped().to_vec();
-    let tables = lake_tables(config, &infos).await?;
-    let options = PipelineOptions {
-        max_rows: config.batch.max_rows,
-        max_bytes: config.batch.max_bytes,
-        max_delay: config.batch.max_delay,
-        stop_at,
+    let (name, pipeline) = config
+        .pipelines
+        .iter()
+        .next()
+        .ok_or_else(|| Error::Config {
+            field: "pipelines".to_string(),
+            reason: "no pipeline configured".to_string(),
+        })?;
+    let prepared = prepare(name, pipeline, TableConfig::default(), Arc::default()).await?;
+    prepared.run(shutdown, stop_at, None).await
+}
+
+/// A pipeline ready to run: its source connected with prerequisites checked and tables
+/// discovered, and every lake table opened (or created).
+#[derive(Debug)]
+pub struct Prepared {
+    name: String,
+    config: PipelineConfig,
+    source: AnySource,
+    targets: BTreeMap<TableId, Target>,
+    skipped: Vec<(TableId, String)>,
+    status: Arc<PipelineStatus>,
+}
+
+/// Prepares pipeline `name`: `table_config` is the base configuration of its lake tables (the
+/// metrics hook is added to its hooks); `status` receives what the pipeline reports.
+pub async fn prepare(
+    name: &str,
+    config: &PipelineConfig,
+    table_config: TableConfig,
+    status: Arc<PipelineStatus>,
+) -> Result<Prepared> {
+    let (source, infos, skipped) = match &config.source {
+        SourceConfig::Postgres(pg) => {
+            let (source, infos) = postgres_source(config, pg).await?;
+            let skipped = source.skipped().to_vec();
+            (AnySource::Postgres(Box::new(source)), infos, skipped)
+        }
+        SourceConfig::Datagen(generator) => {
+            let mut source = DatagenSource::new(generator.clone())?;
+            let infos = source.tables().await?;
+            (AnySource::Datagen(source), infos, Vec::new())
+        }
     };
-    let mut summary = Pipeline::open(source, tables, options)
-        .await?
-        .run(shutdown)
-        .await?;
-    summary.skipped = skipped;
-    Ok(summary)
+    let targets = lake_tables(config, &infos, &table_config, &status).await?;
+    Ok(Prepared {
+        name: name.to_string(),
+        config: config.clone(),
+        source,
+        targets,
+        skipped,
+        status,
+    })
+}
+
+impl Prepared {
+    /// The captured source tables and their lake tables.
+    pub fn targets(&self) -> &BTreeMap<TableId, Target> {
+        &self.targets
+    }
+
+    /// Selected source tables that are not captured, with the reason.
+    pub fn skipped(&self) -> &[(TableId, String)] {
+        &self.skipped
+    }
+
+    /// Runs until `shutdown` is set, `stop_at` is durable, or an error.
+    pub async fn run(
+        self,
+        shutdown: Arc<AtomicBool>,
+        stop_at: Option<u64>,
+        services: Option<Arc<dyn TableServiceHooks>>,
+    ) -> Result<RunSummary> {
+        let batch = &self.config.batch;
+        let options = PipelineOptions {
+            max_rows: batch.max_rows,
+            max_bytes: batch.max_bytes,
+            max_delay: batch.max_delay,
+            stop_at,
+            name: self.name,
+            status: self.status,
+            services,
+        };
+        let mut summary = Pipeline::open(self.source, self.targets, options)
+            .await?
+            .run(shutdown)
+            .await?;
+        summary.skipped = self.skipped;
+        Ok(summary)
+    }
 }
 
 /// The source of the configuration, with its tables discovered and prerequisites checked.
-pub async fn postgres_source(config: &Config) -> Result<(PostgresSource, Vec<TableInfo>)> {
-    let SourceKind::Postgres = config.source.kind;
-    let password = config.source.resolved_password()?;
+pub async fn postgres_source(
+    config: &PipelineConfig,
+    pg: &PostgresConfig,
+) -> Result<(PostgresSource, Vec<TableInfo>)> {
+    let password = pg.resolved_password()?;
     let connect = ConnectOptions::parse(
-        config.source.connection.expose(),
+        pg.connection.expose(),
         password.as_ref().map(|p| p.expose()),
-        config.source.ssl_root_cert.as_deref(),
+        pg.ssl_root_cert.as_deref(),
     )?;
     let mut source = PostgresSource::new(PostgresOptions {
         connect,
-        slot: config.source.slot.clone(),
-        publication: config.source.publication.clone(),
-        snapshot: config.source.snapshot == SnapshotMode::Initial,
-        snapshot_parallelism: config.source.snapshot_parallelism,
+        slot: pg.slot.clone(),
+        publication: pg.publication.clone(),
+        snapshot: pg.snapshot == SnapshotMode::Initial,
+        snapshot_parallelism: pg.snapshot_parallelism,
         keys: config
             .tables
             .iter()
@@ -69,27 +150,82 @@ pub async fn postgres_source(config: &Config) -> Result<(PostgresSource, Vec<Tab
             })
             .collect(),
     });
-    let infos = source.discover(|name| config.source.selects(name)).await?;
+    let infos = source.discover(|name| pg.selects(name)).await?;
     Ok((source, infos))
+}
+
+/// The sources a configuration can name, as one [`Source`].
+#[derive(Debug)]
+pub enum AnySource {
+    Postgres(Box<PostgresSource>),
+    Datagen(DatagenSource),
+}
+
+impl Source for AnySource {
+    async fn tables(&mut self) -> Result<Vec<TableInfo>> {
+        match self {
+            AnySource::Postgres(s) => s.tables().await,
+            AnySource::Datagen(s) => s.tables().await,
+        }
+    }
+
+    async fn start(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
+        match self {
+            AnySource::Postgres(s) => s.start(checkpoints).await,
+            AnySource::Datagen(s) => s.start(checkpoints).await,
+        }
+    }
+
+    async fn next(&mut self, wait: Duration) -> Result<Event> {
+        match self {
+            AnySource::Postgres(s) => s.next(wait).await,
+            AnySource::Datagen(s) => s.next(wait).await,
+        }
+    }
+
+    fn acknowledge(&mut self, position: u64) {
+        match self {
+            AnySource::Postgres(s) => s.acknowledge(position),
+            AnySource::Datagen(s) => s.acknowledge(position),
+        }
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        match self {
+            AnySource::Postgres(s) => s.close().await,
+            AnySource::Datagen(s) => s.close().await,
+        }
+    }
 }
 
 /// Opens (or creates) the lake table of every source table.
 pub async fn lake_tables(
-    config: &Config,
+    config: &PipelineConfig,
     infos: &[TableInfo],
+    base: &TableConfig,
+    status: &Arc<PipelineStatus>,
 ) -> Result<BTreeMap<TableId, Target>> {
-    let table_config = TableConfig {
-        storage_options: config
-            .sink
-            .storage_options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        ..Default::default()
-    };
     let mut tables = BTreeMap::new();
     for info in infos {
+        let mut table_config = TableConfig {
+            storage_options: config
+                .sink
+                .storage_options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..base.clone()
+        };
+        table_config.hooks.push(Arc::new(TableMetrics {
+            table: info.id.to_string(),
+            status: status.clone(),
+        }));
         let table = open_or_create(config, &table_config, &info.id, &info.key_columns).await?;
+        status.update(|s| {
+            let entry = s.tables.entry(info.id.to_string()).or_default();
+            entry.uri = table.storage().uri().to_string();
+            entry.table_type = table.properties().table_type.as_str().to_string();
+        });
         tables.insert(
             info.id.clone(),
             Target {
@@ -103,7 +239,7 @@ pub async fn lake_tables(
 }
 
 async fn open_or_create(
-    config: &Config,
+    config: &PipelineConfig,
     table_config: &TableConfig,
     id: &TableId,
     key: &[String],

@@ -6,7 +6,7 @@ mod run;
 mod savepoint;
 mod services;
 mod table;
-mod timeline;
+pub(crate) mod timeline;
 mod write;
 
 use clap::{Args, Parser, Subcommand};
@@ -44,7 +44,7 @@ enum Command {
     Savepoints(savepoint::SavepointsArgs),
     /// Restore the table to a savepoint: every write after it is rolled back.
     Restore(savepoint::RestoreArgs),
-    /// Create a demo table from built-in sample events and query it.
+    /// Run the service on generated changes: two tables, background compaction, the admin page.
     Demo(demo::DemoArgs),
     /// Capture PostgreSQL changes into lake tables until SIGINT/SIGTERM (see examples/inlet.toml).
     Run(run::RunArgs),

@@ -1,6 +1,6 @@
-//! `inlet run --config FILE`: the change capture service. Captures the configured PostgreSQL
-//! tables into lake tables until SIGINT/SIGTERM, then commits what is buffered, acknowledges it
-//! and exits.
+//! `inlet run --config FILE`: the change capture service. Runs the configured pipelines, their
+//! background table services and the admin endpoint until SIGINT/SIGTERM, then commits what is
+//! buffered, acknowledges it and exits.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,31 +27,60 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     spawn_signal_handler(shutdown.clone(), args.stop_grace)?;
-    let summary = inlet_ingest::service::run(&config, shutdown, None).await?;
-    eprintln!(
-        "Stopped: {} rows in {} commits; acknowledged up to LSN {}",
-        summary.rows,
-        summary.commits,
-        Lsn(summary.acknowledged)
-    );
-    for (table, reason) in &summary.skipped {
-        eprintln!("Skipped {table}: {reason}");
+    let outcomes = crate::service::run(&config, shutdown, None).await?;
+    report(&outcomes)
+}
+
+/// Prints how each pipeline ended; an error when any failed or had tables stop.
+pub fn report(outcomes: &[crate::service::Outcome]) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for outcome in outcomes {
+        let name = &outcome.name;
+        match &outcome.result {
+            Ok(summary) => {
+                eprintln!(
+                    "Pipeline {name} stopped: {} rows in {} commits; acknowledged up to {}",
+                    summary.rows,
+                    summary.commits,
+                    match outcome.view.kind {
+                        inlet_config::SourceKind::Postgres =>
+                            format!("LSN {}", Lsn(summary.acknowledged)),
+                        inlet_config::SourceKind::Datagen =>
+                            format!("position {}", summary.acknowledged),
+                    }
+                );
+                for (table, reason) in &summary.skipped {
+                    eprintln!("Skipped {table}: {reason}");
+                }
+                for (table, reason) in &summary.failed {
+                    problems.push(format!("{name}: table {table}: {reason}"));
+                }
+            }
+            Err(reason) => problems.push(format!("{name}: {reason}")),
+        }
     }
-    if !summary.failed.is_empty() {
-        let list: Vec<String> = summary
-            .failed
-            .iter()
-            .map(|(t, reason)| format!("{t}: {reason}"))
-            .collect();
-        anyhow::bail!("tables stopped with errors:\n  {}", list.join("\n  "));
+    if problems.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    if outcomes.len() == 1 && outcomes[0].result.is_err() {
+        // One pipeline: its error, as it always was.
+        anyhow::bail!(
+            "{}",
+            problems[0]
+                .split_once(": ")
+                .map_or(problems[0].as_str(), |p| p.1)
+        );
+    }
+    anyhow::bail!(
+        "pipelines stopped with errors:\n  {}",
+        problems.join("\n  ")
+    )
 }
 
 /// Ends the process after a second signal, or when the stop takes longer than `grace`. Exiting
 /// then is safe: what was not committed is rolled back by the next start and read again from the
 /// source, which was never told it was durable.
-fn spawn_signal_handler(shutdown: Arc<AtomicBool>, grace: Duration) -> anyhow::Result<()> {
+pub fn spawn_signal_handler(shutdown: Arc<AtomicBool>, grace: Duration) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;

@@ -29,7 +29,7 @@ pub async fn run(args: TimelineArgs) -> anyhow::Result<()> {
 }
 
 /// One JSON object per instant, with commit totals and checkpoint for completed writes.
-async fn rows(table: &Table) -> anyhow::Result<Vec<serde_json::Value>> {
+pub(crate) async fn rows(table: &Table) -> anyhow::Result<Vec<serde_json::Value>> {
     let timeline = table.timeline().await?;
     let mut rows = Vec::new();
     // Savepoints share the time of the commit they keep: listed right after it.

@@ -16,22 +16,26 @@
 mod batch;
 mod toast;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow::array::BooleanArray;
 use arrow::datatypes::{Schema, SchemaRef};
+use async_trait::async_trait;
 use inlet_table::Table;
 use inlet_table::commit::metadata::CHECKPOINT_KEY;
 use inlet_table::write::{Changes, Operation, Writer};
 
 use crate::change::{Checkpoint, Event, RowBatch, SnapshotState, Source, TableId};
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::postgres::Lsn;
+use crate::status::{PipelineStatus, State};
 
-/// Batching bounds and timing.
+/// Batching bounds, timing, and what the pipeline reports to.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
     pub max_rows: usize,
@@ -39,6 +43,38 @@ pub struct PipelineOptions {
     pub max_delay: Duration,
     /// Stop once every change up to this source position is durable (benchmarks, tests).
     pub stop_at: Option<u64>,
+    /// The pipeline's name: the `pipeline` label of its metrics.
+    pub name: String,
+    pub status: Arc<PipelineStatus>,
+    /// Background table services to consult around commits.
+    pub services: Option<Arc<dyn TableServiceHooks>>,
+}
+
+impl PipelineOptions {
+    /// Bounds only, for a pipeline nobody watches (tests, benchmarks).
+    pub fn new(max_rows: usize, max_bytes: usize, max_delay: Duration) -> Self {
+        PipelineOptions {
+            max_rows,
+            max_bytes,
+            max_delay,
+            stop_at: None,
+            name: inlet_config::DEFAULT_PIPELINE.to_string(),
+            status: Arc::default(),
+            services: None,
+        }
+    }
+}
+
+/// The table services of the service, as the pipeline sees them: consulted around each commit
+/// of a table, with its writer (compaction plans need the writer lease).
+#[async_trait]
+pub trait TableServiceHooks: Send + Sync + fmt::Debug {
+    /// Before a commit: waits while the table's compaction falls too far behind (ingest slows
+    /// down instead of letting log files grow without bound).
+    async fn before_commit(&self, table: &TableId, writer: &mut Writer);
+
+    /// After a commit: plans a compaction when the strategy says so and wakes the services.
+    async fn after_commit(&self, table: &TableId, writer: &Writer);
 }
 
 /// The lake table of a source table.
@@ -127,6 +163,8 @@ pub struct Pipeline<S: Source> {
     options: PipelineOptions,
     processed: u64,
     acked: u64,
+    /// Commit times of processed source commits not yet acknowledged, oldest first.
+    commit_times: VecDeque<(u64, i64)>,
     summary: RunSummary,
 }
 
@@ -188,6 +226,7 @@ impl<S: Source> Pipeline<S> {
             options,
             processed: 0,
             acked: 0,
+            commit_times: VecDeque::new(),
             summary: RunSummary::default(),
         })
     }
@@ -211,6 +250,7 @@ impl<S: Source> Pipeline<S> {
     pub async fn run(mut self, shutdown: Arc<AtomicBool>) -> Result<RunSummary> {
         let checkpoints = self.checkpoints().await?;
         self.source.start(checkpoints).await?;
+        self.report_state();
         let wait = self.options.max_delay.min(Duration::from_millis(500));
         let result = self.run_loop(&shutdown, wait).await;
         let result = match result {
@@ -228,6 +268,9 @@ impl<S: Source> Pipeline<S> {
             if let Some(reason) = &state.failed {
                 self.summary.failed.push((state.id.clone(), reason.clone()));
             }
+        }
+        if result.is_ok() {
+            self.options.status.update(|s| s.state = State::Stopped);
         }
         self.summary.acknowledged = self.acked;
         result.map(|()| self.summary)
@@ -283,6 +326,10 @@ impl<S: Source> Pipeline<S> {
                                 Lsn(state.durable)
                             );
                             tracing::error!(table = %state.id, "{reason}");
+                            self.options.status.update(|s| {
+                                s.tables.entry(state.id.to_string()).or_default().failed =
+                                    Some(reason.clone());
+                            });
                             state.failed = Some(reason);
                             state.pending.clear();
                             state.closed = 0;
@@ -304,8 +351,12 @@ impl<S: Source> Pipeline<S> {
                     state.since = Some(Instant::now());
                     state.floor = state.durable.max(processed);
                 }
-                state.rows += rows.batch.num_rows();
+                let n = rows.batch.num_rows();
+                state.rows += n;
                 state.bytes += rows.batch.get_array_memory_size();
+                ::metrics::counter!(metrics::SOURCE_CHANGES, "pipeline" => self.options.name.clone())
+                    .increment(n as u64);
+                self.options.status.update(|s| s.changes += n as u64);
                 state.pending.push(Item::Rows(rows));
             }
             Event::Truncate(tables) => {
@@ -322,8 +373,12 @@ impl<S: Source> Pipeline<S> {
                     }
                 }
             }
-            Event::Commit { position, .. } => {
+            Event::Commit {
+                position,
+                commit_ts,
+            } => {
                 self.processed = self.processed.max(position);
+                self.commit_times.push_back((position, commit_ts));
                 for state in self.tables.values_mut() {
                     state.closed = state.pending.len();
                 }
@@ -362,6 +417,7 @@ impl<S: Source> Pipeline<S> {
                     state.durable = state.durable.max(position);
                     self.flush(&table).await?;
                 }
+                self.report_state();
             }
             Event::Rollback => {
                 // Rows of the open transaction will come again.
@@ -426,6 +482,47 @@ impl<S: Source> Pipeline<S> {
             tracing::debug!(lsn = %Lsn(ack), "Acknowledged.");
             self.source.acknowledge(ack);
         }
+        self.report_progress();
+    }
+
+    /// Publishes how far the pipeline is durable, and the lag: now minus the commit time of the
+    /// newest durable change, 0 when every change received is durable.
+    fn report_progress(&mut self) {
+        let mut durable_ts = None;
+        while let Some(&(position, ts)) = self.commit_times.front()
+            && position <= self.acked
+        {
+            durable_ts = Some(ts);
+            self.commit_times.pop_front();
+        }
+        let caught_up = self.commit_times.is_empty() && self.acked >= self.processed;
+        let acked = self.acked;
+        let mut lag = 0.0;
+        self.options.status.update(|s| {
+            if durable_ts.is_some() {
+                s.durable_commit_ts = durable_ts;
+            }
+            s.acknowledged = (acked > 0).then_some(acked);
+            s.caught_up = caught_up;
+            if !caught_up && let Some(ts) = s.durable_commit_ts {
+                lag = (chrono::Utc::now().timestamp_micros() - ts).max(0) as f64 / 1e6;
+            }
+        });
+        ::metrics::gauge!(metrics::SOURCE_LAG, "pipeline" => self.options.name.clone()).set(lag);
+    }
+
+    /// Snapshotting while any table is still being copied, streaming after.
+    fn report_state(&self) {
+        let copying = self
+            .tables
+            .values()
+            .any(|s| s.failed.is_none() && s.snapshot.is_some());
+        let state = if copying {
+            State::Snapshotting
+        } else {
+            State::Streaming
+        };
+        self.options.status.update(|s| s.state = state);
     }
 
     /// Commits the table's buffered changes with its checkpoint.
@@ -517,6 +614,9 @@ impl<S: Source> Pipeline<S> {
             )
             .await?;
             let rows = batch.num_rows();
+            if let Some(services) = &self.options.services {
+                services.before_commit(id, writer).await;
+            }
             let started = Instant::now();
             writer
                 .commit(
@@ -538,6 +638,9 @@ impl<S: Source> Pipeline<S> {
             );
             self.summary.rows += rows as u64;
             self.summary.commits += 1;
+            if let Some(services) = &self.options.services {
+                services.after_commit(id, writer).await;
+            }
         }
         state.durable = checkpoint.position;
         state.floor = state.durable;

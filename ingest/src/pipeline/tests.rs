@@ -120,10 +120,8 @@ async fn run(uri: &str, events: Vec<Event>, stop_at: u64) -> Result<Run> {
         schema: data_schema(&specs()),
     };
     let options = PipelineOptions {
-        max_rows: 1000,
-        max_bytes: 1 << 30,
-        max_delay: Duration::from_millis(10),
         stop_at: Some(stop_at),
+        ..PipelineOptions::new(1000, 1 << 30, Duration::from_millis(10))
     };
     let pipeline = Pipeline::open(source, BTreeMap::from([(t(), target)]), options).await?;
     let summary = pipeline.run(Arc::new(AtomicBool::new(false))).await?;

@@ -9,6 +9,7 @@
 
 pub mod cdc;
 pub mod fixtures;
+pub mod http;
 pub mod moto;
 pub mod postgres;
 
