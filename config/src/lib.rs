@@ -124,6 +124,7 @@ struct File {
     batch: Option<BatchConfig>,
     #[serde(default)]
     tables: BTreeMap<String, TableOptions>,
+    recovery: Option<RecoveryConfig>,
     #[serde(default)]
     pipelines: BTreeMap<String, PipelineConfig>,
     #[serde(default)]
@@ -143,6 +144,48 @@ pub struct PipelineConfig {
     /// Per-table options, keyed by `schema.table` of the source table.
     #[serde(default)]
     pub tables: BTreeMap<String, TableOptions>,
+    #[serde(default)]
+    pub recovery: RecoveryConfig,
+}
+
+/// Largest value (bytes of one text or binary cell) written when `recovery.max_value_bytes` is
+/// not given: far above what lake readers handle well, far below Arrow's 2 GiB array limit.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 128 * 1024 * 1024;
+
+/// What happens to a row that cannot be written (`[recovery]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryConfig {
+    #[serde(default)]
+    pub kind: RecoveryKind,
+    /// A text or binary value longer than this cannot be written.
+    #[serde(default = "default_max_value_bytes")]
+    pub max_value_bytes: usize,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            kind: RecoveryKind::default(),
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
+}
+
+fn default_max_value_bytes() -> usize {
+    DEFAULT_MAX_VALUE_BYTES
+}
+
+/// Where a row that cannot be written goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryKind {
+    /// Its table stops (with an error naming the row); the other tables go on.
+    #[default]
+    Stop,
+    /// It is written to the dead-letter table `<base_uri>/_dead_letter` with the reason, and its
+    /// table goes on.
+    DeadLetter,
 }
 
 /// Which system changes come from.
@@ -589,6 +632,7 @@ impl Config {
         })?;
         let single = file.source.is_some()
             || file.sink.is_some()
+            || file.recovery.is_some()
             || file.batch.is_some()
             || !file.tables.is_empty();
         let pipelines = match (single, file.pipelines.is_empty()) {
@@ -613,6 +657,7 @@ impl Config {
                     sink: file.sink.ok_or_else(|| missing("sink"))?,
                     batch: file.batch.unwrap_or_default(),
                     tables: file.tables,
+                    recovery: file.recovery.unwrap_or_default(),
                 };
                 BTreeMap::from([(DEFAULT_PIPELINE.to_string(), pipeline)])
             }

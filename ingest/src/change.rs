@@ -70,6 +70,19 @@ pub struct Unresolved {
     pub key_row: usize,
 }
 
+/// A cell the source sent that the lake column cannot hold (numeric `NaN`, date `infinity`):
+/// the cell is null in the batch, and the pipeline must not write the row as it is (recovery
+/// stops the table or diverts the row to the dead-letter table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The row (in its [`RowBatch`]).
+    pub row: usize,
+    pub column: String,
+    /// The value as the source sent it.
+    pub value: String,
+    pub reason: String,
+}
+
 /// Changes to one table: data columns, then [`crate::CDC_OP`], [`crate::CDC_POSITION`] and
 /// [`crate::CDC_COMMIT_TS`].
 #[derive(Debug, Clone)]
@@ -79,6 +92,8 @@ pub struct RowBatch {
     /// true where the row is a delete (only its key columns matter).
     pub deletes: BooleanArray,
     pub unresolved: Vec<Unresolved>,
+    /// Cells that could not be stored, in row order.
+    pub rejected: Vec<Rejected>,
 }
 
 /// One thing a source reports, in source commit order.

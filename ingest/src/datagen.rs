@@ -237,6 +237,7 @@ impl Rows {
             batch,
             deletes: BooleanArray::from(self.deletes),
             unresolved: Vec::new(),
+            rejected: Vec::new(),
         })
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use inlet_config::{Config, PipelineConfig, PostgresConfig, SnapshotMode, SourceConfig, TableKind};
+use inlet_config::{
+    Config, PipelineConfig, PostgresConfig, RecoveryKind, SnapshotMode, SourceConfig, TableKind,
+};
 use inlet_table::{Table, TableConfig, TableProperties, TableType};
 
 use crate::CDC_POSITION;
@@ -48,6 +50,7 @@ pub struct Prepared {
     targets: BTreeMap<TableId, Target>,
     skipped: Vec<(TableId, String)>,
     status: Arc<PipelineStatus>,
+    dead_letter: Option<Table>,
 }
 
 /// Prepares pipeline `name`: `table_config` is the base configuration of its lake tables (the
@@ -71,7 +74,12 @@ pub async fn prepare(
         }
     };
     let targets = lake_tables(config, &infos, &table_config, &status).await?;
+    let dead_letter = match config.recovery.kind {
+        RecoveryKind::Stop => None,
+        RecoveryKind::DeadLetter => Some(dead_letter_table(config, &table_config).await?),
+    };
     Ok(Prepared {
+        dead_letter,
         name: name.to_string(),
         config: config.clone(),
         source,
@@ -108,6 +116,9 @@ impl Prepared {
             name: self.name,
             status: self.status,
             services,
+            recovery: self.config.recovery.kind,
+            max_value_bytes: self.config.recovery.max_value_bytes,
+            dead_letter: self.dead_letter,
         };
         let mut summary = Pipeline::open(self.source, self.targets, options)
             .await?
@@ -195,6 +206,43 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.close().await,
             AnySource::Datagen(s) => s.close().await,
         }
+    }
+}
+
+/// Opens (or creates) the dead-letter table `<base_uri>/_dead_letter`: copy-on-write, keyed by
+/// `id`, the latest write of a record winning.
+async fn dead_letter_table(config: &PipelineConfig, base: &TableConfig) -> Result<Table> {
+    let uri = format!(
+        "{}/{}",
+        config.sink.base_uri.trim_end_matches('/'),
+        crate::pipeline::dead_letter::DIRECTORY
+    );
+    let table_config = TableConfig {
+        storage_options: config
+            .sink
+            .storage_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..base.clone()
+    };
+    let lake = |source| Error::Lake {
+        table: uri.clone(),
+        source,
+    };
+    match Table::open(&uri, table_config.clone()).await {
+        Ok(table) => Ok(table),
+        Err(inlet_table::Error::TableNotFound(_)) => {
+            let mut props =
+                TableProperties::new("dead_letter", TableType::CopyOnWrite, vec!["id".into()]);
+            props.buckets = Some(1);
+            let table = Table::create(&uri, table_config, props)
+                .await
+                .map_err(lake)?;
+            tracing::info!(uri, "Created the dead-letter table.");
+            Ok(table)
+        }
+        Err(e) => Err(lake(e)),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct TableStatus {
     pub latest_instant: Option<String>,
     /// Compactions planned and not completed, as the table services last saw them.
     pub pending_compactions: usize,
+    /// Rows of this table written to the dead-letter table in this process.
+    pub dead_letters: u64,
 }
 
 /// A pipeline's state as reported.

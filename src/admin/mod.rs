@@ -216,6 +216,7 @@ async fn tables(State(admin): State<Arc<Admin>>) -> axum::Json<Value> {
                 "pending_compactions": t.pending_compactions,
                 "rows": t.rows,
                 "commits": t.commits,
+                "dead_letters": t.dead_letters,
             }));
         }
     }

@@ -102,7 +102,7 @@ async fn every_mapped_type_by_snapshot_and_stream() -> anyhow::Result<()> {
         .await?;
     client
         .execute(
-            "INSERT INTO types (id, f8, d, n) VALUES (3, 'NaN', '1999-12-31', 'NaN')",
+            "INSERT INTO types (id, f8, d, n) VALUES (3, 'NaN', '1999-12-31', '-0.001')",
             &[],
         )
         .await?;
@@ -643,6 +643,208 @@ async fn prerequisites_say_what_to_fix() -> anyhow::Result<()> {
         err.contains("role plain has no REPLICATION privilege")
             && err.contains("ALTER ROLE \"plain\" WITH REPLICATION"),
         "{err}"
+    );
+    Ok(())
+}
+
+/// Rows of a dead-letter table read with hudi-rs: (source_table, op, reason, row) sorted.
+fn dead_letters(lake: &Path) -> anyhow::Result<Vec<(String, String, String, serde_json::Value)>> {
+    let uri = lake.join("_dead_letter").display().to_string();
+    let read = common::run_hudi_rs(
+        &uri,
+        &[("snapshot".to_string(), serde_json::json!({}))],
+        &[],
+    )?;
+    let mut out = Vec::new();
+    for batch in &read["snapshot"] {
+        let text = |name: &str| -> anyhow::Result<Vec<String>> {
+            let column = batch
+                .column_by_name(name)
+                .with_context(|| format!("{name}"))?;
+            let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)?;
+            Ok(column
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect())
+        };
+        let (tables, ops, reasons, rows) = (
+            text("source_table")?,
+            text("op")?,
+            text("reason")?,
+            text("row")?,
+        );
+        for i in 0..batch.num_rows() {
+            out.push((
+                tables[i].clone(),
+                ops[i].clone(),
+                reasons[i].clone(),
+                serde_json::from_str(&rows[i])?,
+            ));
+        }
+    }
+    out.sort_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_table()
+-> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE bad (id int PRIMARY KEY, n numeric(10,2), d date, ts timestamptz, t text);
+             CREATE TABLE good (id int PRIMARY KEY, v text);
+             CREATE TABLE nokey (a int, b text);
+             ALTER TABLE nokey REPLICA IDENTITY FULL;
+             INSERT INTO bad VALUES (1, 1.5, '2020-01-01', '2020-01-01 00:00:00+00', 'fine'),
+               (2, 'NaN', '2020-01-02', NULL, 'nan'),
+               (3, 2.5, 'infinity', NULL, 'infinite date'),
+               (4, 3.5, NULL, '-infinity', 'infinite timestamp'),
+               (5, 4.5, NULL, NULL, repeat('x', 2000));
+             INSERT INTO good VALUES (1, 'one');
+             INSERT INTO nokey VALUES (1, 'keyed'), (NULL, 'no key');",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let config = config_text(
+        &pg,
+        lake.path(),
+        &["public.*"],
+        "[recovery]\nkind = \"dead-letter\"\nmax_value_bytes = 1000\n\n\
+         [tables.\"public.nokey\"]\nkey = [\"a\"]\nassume_unique_key = true\n",
+    );
+    let summary = sync(&client, &config).await?;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    let ids = |table: &str| {
+        let uri = lake.path().join("public").join(table).display().to_string();
+        async move { lake_rows(&uri, &["id".to_string()]).await }
+    };
+    ensure!(
+        ids("bad").await? == vec![r#"{"id":1}"#],
+        "{:?}",
+        ids("bad").await?
+    );
+    let letters = dead_letters(lake.path())?;
+    let reasons: Vec<(&str, &str)> = letters
+        .iter()
+        .map(|(t, _, r, _)| (t.as_str(), r.as_str()))
+        .collect();
+    ensure!(letters.len() == 5, "{reasons:#?}");
+    for (table, needle, row_id) in [
+        (
+            "public.bad",
+            "column n: \"NaN\" has no representation",
+            Some(2),
+        ),
+        (
+            "public.bad",
+            "column d: \"infinity\" has no representation",
+            Some(3),
+        ),
+        (
+            "public.bad",
+            "column ts: \"-infinity\" has no representation",
+            Some(4),
+        ),
+        (
+            "public.bad",
+            "column t: a value of 2000 bytes is over recovery.max_value_bytes (1000)",
+            Some(5),
+        ),
+        ("public.nokey", "record key column a is null", None),
+    ] {
+        let found = letters
+            .iter()
+            .find(|(t, _, r, _)| t == table && r.contains(needle));
+        let (_, op, _, row) = found.with_context(|| format!("{needle} not in {reasons:#?}"))?;
+        ensure!(op == "r", "{op}");
+        match row_id {
+            Some(id) => ensure!(row["id"] == id, "{row}"),
+            None => ensure!(row["a"].is_null() && row["b"] == "no key", "{row}"),
+        }
+    }
+    // The row as the source sent it: the raw value, not the null the lake column would hold.
+    ensure!(
+        letters.iter().any(|(_, _, _, row)| row["n"] == "NaN"),
+        "{letters:?}"
+    );
+
+    // Streamed: a bad update goes to the dead letters (the lake keeps the last good row), a
+    // column change the lake table cannot follow sends that table's rows there, and the
+    // pipeline goes on with good rows.
+    client
+        .batch_execute(
+            "UPDATE bad SET n = 'NaN' WHERE id = 1;
+             INSERT INTO bad VALUES (6, 6.5, '2021-01-01', NULL, 'six');
+             ALTER TABLE good ALTER COLUMN v TYPE int USING length(v);
+             INSERT INTO good VALUES (2, 2);",
+        )
+        .await?;
+    let summary = sync(&client, &config).await?;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    ensure!(
+        ids("bad").await? == vec![r#"{"id":1}"#, r#"{"id":6}"#],
+        "{:?}",
+        ids("bad").await?
+    );
+    let uri = lake.path().join("public/bad").display().to_string();
+    ensure!(
+        lake_rows(&uri, &["id".to_string(), "n".to_string()]).await?[0].contains("1.50"),
+        "the bad update changed the lake row"
+    );
+    let letters = dead_letters(lake.path())?;
+    ensure!(letters.len() == 7, "{letters:#?}");
+    ensure!(
+        letters.iter().any(|(t, op, r, row)| t == "public.bad"
+            && op == "u"
+            && r.contains("NaN")
+            && row["id"] == 1),
+        "{letters:#?}"
+    );
+    ensure!(
+        letters.iter().any(|(t, op, r, row)| t == "public.good"
+            && op == "c"
+            && r.contains("changes type")
+            && row["id"] == 2),
+        "{letters:#?}"
+    );
+    // A restart resumes without writing any dead letter twice.
+    sync(&client, &config).await?;
+    ensure!(dead_letters(lake.path())?.len() == 7);
+
+    // With the default recovery (stop), the same row stops its table, with the row in the error;
+    // the other tables go on and nothing is nulled silently.
+    let stop_lake = tempfile::tempdir()?;
+    client
+        .batch_execute("SELECT pg_drop_replication_slot('inlet'); DROP PUBLICATION inlet;")
+        .await?;
+    let config = config_text(
+        &pg,
+        stop_lake.path(),
+        &["public.bad", "public.inlet_fence"],
+        "",
+    );
+    let summary = sync(&client, &config).await?;
+    let failed = summary
+        .failed
+        .iter()
+        .find(|(t, _)| t.to_string() == "public.bad")
+        .with_context(|| format!("{:?}", summary.failed))?;
+    ensure!(
+        failed.1.contains("\"NaN\" has no representation") && failed.1.contains("dead-letter"),
+        "{}",
+        failed.1
+    );
+    let uri = stop_lake.path().join("public/bad").display().to_string();
+    let rows = lake_rows(&uri, &["id".to_string()])
+        .await
+        .unwrap_or_default();
+    ensure!(
+        rows.is_empty(),
+        "rows written before the bad one's copy was stopped: {rows:?}"
     );
     Ok(())
 }

@@ -290,3 +290,408 @@ async fn the_demo_serves_live_tables_with_background_compaction_in_chromium() ->
     }
     Ok(())
 }
+
+/// `inlet run` as a child process, logging to `log`, with `env` set.
+fn spawn_run(config: &Path, log: &Path, env: &[(&str, &str)]) -> anyhow::Result<Child> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let mut command = Command::new(inlet_bin());
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .env("INLET_LOG", "warn,inlet=info,inlet_ingest=info")
+        .env_remove("INLET_FAILPOINT")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    Ok(command.spawn()?)
+}
+
+/// The admin address a service logs once it listens (after `skip` earlier such lines).
+fn admin_address(log: &Path, child: &mut Child, skip: usize) -> anyhow::Result<String> {
+    let marker = "Admin endpoint on http://";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().filter(|l| l.contains(marker)).nth(skip) {
+            let rest = &line[line.find(marker).context("marker")? + marker.len()..];
+            return Ok(rest
+                .trim_end_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("inlet run exited with {status}:\n{text}");
+        }
+        ensure!(Instant::now() < deadline, "no admin endpoint:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One round of random changes to both tables, rows moving between partitions included.
+async fn random_changes(
+    client: &tokio_postgres::Client,
+    rng: &mut rand::rngs::StdRng,
+    round: u32,
+) -> anyhow::Result<()> {
+    use rand::Rng;
+    let mut sql = String::from("BEGIN;");
+    for _ in 0..rng.random_range(5..40) {
+        let id = rng.random_range(1..400);
+        let region = ["Köln", "東京", "x=y", "Zürich ", "O'Hare"][rng.random_range(0..5)]
+            .replace('\'', "''");
+        sql.push_str(&match rng.random_range(0..5) {
+            0 => format!("DELETE FROM orders WHERE id = {id};"),
+            1 => format!("UPDATE orders SET region = '{region}' WHERE id = {id};"),
+            2 => format!(
+                "INSERT INTO orders VALUES ({id}, '{region}', {}.{:02}, 'r{round}') \
+                 ON CONFLICT (id) DO UPDATE SET amount = orders.amount + 1, note = 'u{round}';",
+                rng.random_range(0..100_000),
+                rng.random_range(0..100)
+            ),
+            3 => format!(
+                "INSERT INTO customers VALUES ({id}, 'c{round}') ON CONFLICT (id) DO UPDATE SET name = 'n{round}';"
+            ),
+            _ => format!("DELETE FROM customers WHERE id = {id};"),
+        });
+    }
+    sql.push_str("COMMIT;");
+    client.batch_execute(&sql).await?;
+    Ok(())
+}
+
+/// The lake table of `public.<table>` under `lake` equals the source (our reader, hudi-rs).
+async fn assert_matches_source(
+    client: &tokio_postgres::Client,
+    lake: &Path,
+    table: &str,
+) -> anyhow::Result<()> {
+    use inlet_tests::harness::cdc::{expected_rows, lake_rows};
+    let uri = lake.join("public").join(table).display().to_string();
+    let (expected, columns) = expected_rows(client, "public", table).await?;
+    ensure!(!expected.is_empty(), "{table} is empty in the source");
+    let ours = lake_rows(&uri, &columns).await?;
+    canonical::assert_same_rows(&ours, &expected, &format!("{table} (our reader)"));
+    let theirs = common::hudi_rs(
+        &uri,
+        &[("snapshot".to_string(), serde_json::json!({}))],
+        &columns,
+        &[],
+    )?;
+    canonical::assert_same_rows(
+        &theirs["snapshot"],
+        &expected,
+        &format!("{table} (hudi-rs)"),
+    );
+    Ok(())
+}
+
+/// Waits until pipeline `name` has acknowledged `position` (the API's position, an LSN).
+fn wait_acknowledged(
+    address: &str,
+    name: &str,
+    position: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pipelines = get_json(address, "/api/pipelines", None)?;
+        let pipeline = pipelines
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .cloned()
+            .with_context(|| format!("no pipeline {name}: {pipelines}"))?;
+        if let Some(at) = pipeline["position"].as_str()
+            && at.parse::<inlet_ingest::postgres::Lsn>()?.0 >= position
+        {
+            return Ok(pipeline);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{name} did not reach {position}: {pipeline}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Completed write commits on the timeline (not compactions), with their totals.
+async fn write_totals(uri: &str) -> anyhow::Result<BTreeMap<String, (i64, i64, i64)>> {
+    let table = Table::open(uri, TableConfig::default()).await?;
+    let timeline = table.timeline().await?;
+    let mut out = BTreeMap::new();
+    for instant in timeline.completed_writes() {
+        if timeline.is_compaction(&instant.time) {
+            continue;
+        }
+        let totals = timeline
+            .commit_metadata(table.storage(), instant)
+            .await?
+            .totals();
+        out.insert(
+            instant.time.to_string(),
+            (totals.inserts, totals.updates, totals.deletes),
+        );
+    }
+    Ok(out)
+}
+
+/// The value of one metric sample in Prometheus text, by its name with labels.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_run_beside_background_table_services_and_survive_a_crash_in_compaction()
+-> anyhow::Result<()> {
+    use inlet_tests::harness::cdc::{FENCE_DDL, fence};
+    use inlet_tests::harness::postgres::PostgresServer;
+    use rand::SeedableRng;
+
+    let seed: u64 = std::env::var("INLET_SERVICE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("service test seed {seed} (replay with INLET_SERVICE_SEED)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, region text, amount numeric(12,2), note text);
+             CREATE TABLE customers (id int PRIMARY KEY, name text);
+             INSERT INTO orders SELECT g, 'Köln', g, 'snapshot' FROM generate_series(1, 300) g;
+             INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 100) g;",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("shop");
+    // Two pipelines: `shop`, and `broken`, whose database does not exist.
+    let config = format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+
+[services]
+compaction = "delta-commits:2"
+clean = "keep-latest-commits:2"
+archive_min_commits = 200
+archive_max_commits = 300
+
+[pipelines.shop.source]
+kind = "postgres"
+connection = "{connection}"
+slot = "shop"
+publication = "shop"
+
+[pipelines.shop.sink]
+base_uri = {lake:?}
+table_type = "mor"
+buckets = 2
+
+[pipelines.shop.batch]
+max_delay = "100ms"
+
+[pipelines.shop.tables."public.orders"]
+partition_by = ["region"]
+
+[pipelines.broken.source]
+kind = "postgres"
+connection = "{broken}"
+slot = "broken"
+
+[pipelines.broken.sink]
+base_uri = {other:?}
+"#,
+        connection = pg.connection_string(),
+        broken = pg.connection_string_for("nope"),
+        lake = lake.display().to_string(),
+        other = dir.path().join("broken").display().to_string(),
+    );
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, config)?;
+    let log = dir.path().join("inlet.log");
+    let orders = lake.join("public/orders").display().to_string();
+
+    // First run: killed (abort, as SIGKILL) in the middle of its first background compaction.
+    let mut child = spawn_run(
+        &config_path,
+        &log,
+        &[("INLET_FAILPOINT", "compaction.after-first-file")],
+    )?;
+    admin_address(&log, &mut child, 0)?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut round = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no compaction crash:\n{}",
+            std::fs::read_to_string(&log)?
+        );
+        round += 1;
+        random_changes(&client, &mut rng, round).await?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        !status.success() && text.contains("failpoint compaction.after-first-file reached"),
+        "{status}:\n{text}"
+    );
+    let before: std::collections::BTreeSet<String> =
+        write_totals(&orders).await?.into_keys().collect();
+
+    // Second run: recovers (the compaction is executed again) and goes on.
+    let mut child = spawn_run(&config_path, &log, &[])?;
+    let address = admin_address(&log, &mut child, 1)?;
+    for _ in 0..12 {
+        round += 1;
+        random_changes(&client, &mut rng, round).await?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let target = fence(&client).await?;
+    wait_acknowledged(&address, "shop", target)?;
+    // Background services finish what the last commits planned.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tables = loop {
+        let tables = get_json(&address, "/api/tables", None)?;
+        let pending: u64 = tables
+            .as_array()
+            .context("tables")?
+            .iter()
+            .map(|t| t["pending_compactions"].as_u64().unwrap_or(0))
+            .sum();
+        let on_disk = Table::open(&orders, TableConfig::default())
+            .await?
+            .timeline()
+            .await?
+            .pending_compactions()
+            .count();
+        if pending == 0 && on_disk == 0 {
+            break tables;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "compactions stay pending: {tables}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // The broken pipeline failed alone, and says why; readiness says which one is not ready.
+    let pipelines = get_json(&address, "/api/pipelines", None)?;
+    let by_name = |name: &str| {
+        pipelines
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    ensure!(by_name("shop")["state"] == "streaming", "{pipelines}");
+    ensure!(by_name("shop")["lag_seconds"] == 0.0, "{pipelines}");
+    ensure!(by_name("broken")["state"] == "failed", "{pipelines}");
+    ensure!(
+        by_name("broken")["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nope")),
+        "{pipelines}"
+    );
+    let (status, body) = get(&address, "/readyz", None)?;
+    ensure!(
+        status == 503 && body.contains("broken") && !body.contains("\"shop\""),
+        "{status} {body}"
+    );
+
+    // The API and the metrics count what the disk holds: the second run's write commits.
+    let (_, metrics) = get(&address, "/metrics", None)?;
+    for t in tables.as_array().context("tables")? {
+        let name = t["name"].as_str().context("name")?;
+        let uri = lake
+            .join("public")
+            .join(name.trim_start_matches("public."))
+            .display()
+            .to_string();
+        let writes = write_totals(&uri).await?;
+        let ours: Vec<&(i64, i64, i64)> = writes
+            .iter()
+            .filter(|(time, _)| name != "public.orders" || !before.contains(*time))
+            .map(|(_, totals)| totals)
+            .collect();
+        if name == "public.orders" {
+            ensure!(
+                t["commits"].as_u64() == Some(ours.len() as u64),
+                "{name}: {t} vs {} on disk",
+                ours.len()
+            );
+            for (op, index) in [("insert", 0), ("update", 1), ("delete", 2)] {
+                let on_disk: i64 = ours
+                    .iter()
+                    .map(|totals| [totals.0, totals.1, totals.2][index])
+                    .sum();
+                ensure!(
+                    t["rows"][op].as_i64() == Some(on_disk),
+                    "{name} {op}: {t} vs {on_disk} on disk"
+                );
+                let series = format!("inlet_table_rows_total{{table=\"{name}\",op=\"{op}\"}}");
+                ensure!(
+                    sample(&metrics, &series) == Some(on_disk as f64),
+                    "{series} in\n{metrics}"
+                );
+            }
+        }
+        ensure!(t["pending_compactions"] == 0, "{t}");
+        let series = format!("inlet_table_pending_compactions{{table=\"{name}\"}}");
+        ensure!(
+            sample(&metrics, &series) == Some(0.0),
+            "{series} in\n{metrics}"
+        );
+    }
+    ensure!(
+        sample(&metrics, "inlet_source_lag_seconds{pipeline=\"shop\"}") == Some(0.0),
+        "{metrics}"
+    );
+    ensure!(
+        sample(&metrics, "inlet_source_changes_total{pipeline=\"shop\"}").is_some_and(|n| n > 0.0),
+        "{metrics}"
+    );
+
+    // Compaction (resumed after the crash, and new ones) and cleaning ran beside ingest, and
+    // every table equals its source.
+    let timeline = completed(&orders).await?;
+    ensure!(
+        timeline.iter().filter(|(_, _, c)| *c).count() >= 2,
+        "{timeline:?}"
+    );
+    ensure!(
+        timeline.iter().any(|(_, a, _)| *a == Action::Clean),
+        "{timeline:?}"
+    );
+    for table in ["orders", "customers"] {
+        assert_matches_source(&client, &lake, table).await?;
+    }
+
+    // SIGTERM: the service stops cleanly; the failed pipeline makes the exit status an error.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    ensure!(status.success());
+    let status = child.wait()?;
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        !status.success() && text.contains("broken: ") && text.contains("Pipeline shop stopped"),
+        "{status}:\n{text}"
+    );
+    for table in ["orders", "customers"] {
+        assert_matches_source(&client, &lake, table).await?;
+    }
+    Ok(())
+}

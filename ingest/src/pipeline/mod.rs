@@ -14,6 +14,7 @@
 //! its position is never acknowledged past); the other tables go on.
 
 mod batch;
+pub mod dead_letter;
 mod toast;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use arrow::array::BooleanArray;
 use arrow::datatypes::{Schema, SchemaRef};
 use async_trait::async_trait;
+use inlet_config::RecoveryKind;
 use inlet_table::Table;
 use inlet_table::commit::metadata::CHECKPOINT_KEY;
 use inlet_table::write::{Changes, Operation, Writer};
@@ -34,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::metrics;
 use crate::postgres::Lsn;
 use crate::status::{PipelineStatus, State};
+use dead_letter::DeadLetter;
 
 /// Batching bounds, timing, and what the pipeline reports to.
 #[derive(Debug, Clone)]
@@ -48,6 +51,11 @@ pub struct PipelineOptions {
     pub status: Arc<PipelineStatus>,
     /// Background table services to consult around commits.
     pub services: Option<Arc<dyn TableServiceHooks>>,
+    /// What happens to rows that cannot be written.
+    pub recovery: RecoveryKind,
+    pub max_value_bytes: usize,
+    /// The dead-letter table (with [`RecoveryKind::DeadLetter`]).
+    pub dead_letter: Option<Table>,
 }
 
 impl PipelineOptions {
@@ -61,6 +69,9 @@ impl PipelineOptions {
             name: inlet_config::DEFAULT_PIPELINE.to_string(),
             status: Arc::default(),
             services: None,
+            recovery: RecoveryKind::Stop,
+            max_value_bytes: inlet_config::DEFAULT_MAX_VALUE_BYTES,
+            dead_letter: None,
         }
     }
 }
@@ -122,6 +133,8 @@ pub async fn table_checkpoint(table: &Table) -> Result<Option<Checkpoint>> {
 enum Item {
     Rows(RowBatch),
     Truncate,
+    /// Rows that cannot be written, for the dead-letter table.
+    Dead(Vec<DeadLetter>),
 }
 
 #[derive(Debug)]
@@ -146,6 +159,9 @@ struct TableState {
     failed: Option<String>,
     /// Changes below this replay over a later snapshot (a row may be missing meanwhile).
     consistent_from: u64,
+    /// Why no row of this table can be written any more (a column change the lake table cannot
+    /// follow, with dead-letter recovery: its rows go to the dead-letter table).
+    conflict: Option<String>,
 }
 
 impl TableState {
@@ -165,6 +181,8 @@ pub struct Pipeline<S: Source> {
     acked: u64,
     /// Commit times of processed source commits not yet acknowledged, oldest first.
     commit_times: VecDeque<(u64, i64)>,
+    /// The dead-letter table's writer (dead-letter recovery).
+    dead_letter: Option<Writer>,
     summary: RunSummary,
 }
 
@@ -217,11 +235,17 @@ impl<S: Source> Pipeline<S> {
                     schema: schema.or(Some(target.schema)),
                     failed: None,
                     consistent_from,
+                    conflict: None,
                 },
             );
         }
+        let dead_letter = match &options.dead_letter {
+            Some(table) => Some(table.writer().await.map_err(|e| Error::lake(table, e))?),
+            None => None,
+        };
         Ok(Pipeline {
             source,
+            dead_letter,
             tables: states,
             options,
             processed: 0,
@@ -261,6 +285,9 @@ impl<S: Source> Pipeline<S> {
             self.acknowledge();
         }
         let _ = self.source.close().await;
+        if let Some(writer) = self.dead_letter.take() {
+            let _ = writer.close().await;
+        }
         for state in self.tables.values_mut() {
             if let Some(writer) = state.writer.take() {
                 let _ = writer.close().await;
@@ -310,29 +337,26 @@ impl<S: Source> Pipeline<S> {
                 if let Some(current) = &state.schema {
                     // One rule set, the table's: add columns, widen integers and floats.
                     match inlet_table::schema::evolve(current, &change.schema) {
-                        Ok(evolved) => state.schema = Some(evolved),
-                        Err(conflict) => {
-                            // What committed transactions brought before the change is kept.
-                            if state.closed > 0 {
-                                self.flush(&change.table).await?;
-                            }
-                            let Some(state) = self.tables.get_mut(&change.table) else {
-                                return Ok(());
-                            };
+                        Ok(evolved) => {
+                            state.schema = Some(evolved);
+                            state.conflict = None;
+                        }
+                        Err(conflict) if self.options.recovery == RecoveryKind::DeadLetter => {
+                            // Rows from here on go to the dead-letter table, with this reason.
                             let reason = format!(
-                                "{conflict}; the table's pipeline stopped at LSN {} (nothing after \
-                                 it is written or acknowledged). Recreate the lake table (or \
-                                 revert the column type) and restart",
-                                Lsn(state.durable)
+                                "{conflict}: the lake table cannot follow this column change; \
+                                 recreate the lake table (or revert the column type)"
                             );
-                            tracing::error!(table = %state.id, "{reason}");
-                            self.options.status.update(|s| {
-                                s.tables.entry(state.id.to_string()).or_default().failed =
-                                    Some(reason.clone());
-                            });
-                            state.failed = Some(reason);
-                            state.pending.clear();
-                            state.closed = 0;
+                            tracing::error!(table = %state.id, "{reason}; its rows go to the dead-letter table.");
+                            state.conflict = Some(reason);
+                        }
+                        Err(conflict) => {
+                            let reason = format!(
+                                "{conflict}. Recreate the lake table (or revert the column type) \
+                                 and restart"
+                            );
+                            let id = change.table.clone();
+                            return self.fail_table(&id, reason).await;
                         }
                     }
                 } else {
@@ -347,17 +371,41 @@ impl<S: Source> Pipeline<S> {
                 if state.failed.is_some() {
                     return Ok(());
                 }
+                let n = rows.batch.num_rows();
+                ::metrics::counter!(metrics::SOURCE_CHANGES, "pipeline" => self.options.name.clone())
+                    .increment(n as u64);
+                self.options.status.update(|s| s.changes += n as u64);
+                let screened = dead_letter::screen(
+                    rows,
+                    &state.key,
+                    self.options.max_value_bytes,
+                    state.conflict.as_deref(),
+                )?;
+                if !screened.dead.is_empty() && self.options.recovery == RecoveryKind::Stop {
+                    let first = &screened.dead[0];
+                    let reason = format!(
+                        "a row cannot be written ({}; position {}, op {}, row {}). With \
+                         [recovery] kind = \"dead-letter\" such rows go to the dead-letter table",
+                        first.reason,
+                        first.position.unwrap_or(0),
+                        first.op,
+                        truncated(&first.row, 500),
+                    );
+                    let id = state.id.clone();
+                    return self.fail_table(&id, reason).await;
+                }
                 if state.pending.is_empty() {
                     state.since = Some(Instant::now());
                     state.floor = state.durable.max(processed);
                 }
-                let n = rows.batch.num_rows();
-                state.rows += n;
-                state.bytes += rows.batch.get_array_memory_size();
-                ::metrics::counter!(metrics::SOURCE_CHANGES, "pipeline" => self.options.name.clone())
-                    .increment(n as u64);
-                self.options.status.update(|s| s.changes += n as u64);
-                state.pending.push(Item::Rows(rows));
+                if !screened.dead.is_empty() {
+                    state.pending.push(Item::Dead(screened.dead));
+                }
+                if let Some(rows) = screened.keep {
+                    state.rows += rows.batch.num_rows();
+                    state.bytes += rows.batch.get_array_memory_size();
+                    state.pending.push(Item::Rows(rows));
+                }
             }
             Event::Truncate(tables) => {
                 let processed = self.processed;
@@ -431,6 +479,29 @@ impl<S: Source> Pipeline<S> {
                 self.acknowledge();
             }
         }
+        Ok(())
+    }
+
+    /// Stops a table: what committed transactions brought before is kept, nothing after is
+    /// written or acknowledged; the other tables go on.
+    async fn fail_table(&mut self, id: &TableId, cause: String) -> Result<()> {
+        if self.tables.get(id).is_some_and(|s| s.closed > 0) {
+            self.flush(id).await?;
+        }
+        let Some(state) = self.tables.get_mut(id) else {
+            return Ok(());
+        };
+        let reason = format!(
+            "{cause}. The table stopped at LSN {} (nothing after it is written or acknowledged)",
+            Lsn(state.durable)
+        );
+        tracing::error!(table = %state.id, "{reason}");
+        self.options.status.update(|s| {
+            s.tables.entry(state.id.to_string()).or_default().failed = Some(reason.clone());
+        });
+        state.failed = Some(reason);
+        state.pending.clear();
+        state.closed = 0;
         Ok(())
     }
 
@@ -579,13 +650,42 @@ impl<S: Source> Pipeline<S> {
             self.summary.commits += 1;
             state.durable = keep.position;
         }
-        let rows: Vec<RowBatch> = items
-            .into_iter()
-            .filter_map(|i| match i {
-                Item::Rows(r) => Some(r),
-                Item::Truncate => None,
-            })
-            .collect();
+        let mut rows = Vec::new();
+        let mut dead = Vec::new();
+        for item in items {
+            match item {
+                Item::Rows(r) => rows.push(r),
+                Item::Dead(d) => dead.extend(d),
+                Item::Truncate => {}
+            }
+        }
+        // Dead letters are durable before the position that brought them is.
+        if !dead.is_empty() {
+            let Some(dead_letter) = self.dead_letter.as_mut() else {
+                return Err(Error::Config {
+                    field: "recovery.kind".into(),
+                    reason: "rows for the dead-letter table, but it is not open".into(),
+                });
+            };
+            let batch = dead_letter::to_batch(&self.options.name, &dead)?;
+            let table = dead_letter.table().clone();
+            dead_letter
+                .commit(Changes::upsert(batch), BTreeMap::new())
+                .await
+                .map_err(|e| Error::lake(&table, e))?;
+            tracing::warn!(table = %id, rows = dead.len(), reason = %dead[0].reason, "Rows went to the dead-letter table.");
+            ::metrics::counter!(metrics::DEAD_LETTERS, "pipeline" => self.options.name.clone(), "table" => id.to_string())
+                .increment(dead.len() as u64);
+            self.options.status.update(|s| {
+                s.tables.entry(id.to_string()).or_default().dead_letters += dead.len() as u64;
+            });
+        }
+        let Some(state) = self.tables.get_mut(id) else {
+            return Ok(());
+        };
+        let Some(writer) = state.writer.as_mut() else {
+            return Ok(());
+        };
         if !rows.is_empty() || state.force {
             let table = writer.table().clone();
             let (batch, deletes, unresolved) =
@@ -650,7 +750,7 @@ impl<S: Source> Pipeline<S> {
             .iter()
             .map(|i| match i {
                 Item::Rows(r) => r.batch.num_rows(),
-                Item::Truncate => 0,
+                Item::Truncate | Item::Dead(_) => 0,
             })
             .sum();
         state.bytes = state
@@ -658,13 +758,25 @@ impl<S: Source> Pipeline<S> {
             .iter()
             .map(|i| match i {
                 Item::Rows(r) => r.batch.get_array_memory_size(),
-                Item::Truncate => 0,
+                Item::Truncate | Item::Dead(_) => 0,
             })
             .sum();
         state.since = (!state.pending.is_empty()).then(Instant::now);
         state.force = false;
         Ok(())
     }
+}
+
+/// At most `max` bytes of `text` (at a character boundary), marked when cut.
+fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

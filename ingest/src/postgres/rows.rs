@@ -10,7 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::types::{ColumnBuilder, Conv};
-use crate::change::{RowBatch, TableId, Unresolved};
+use crate::change::{Rejected, RowBatch, TableId, Unresolved};
 use crate::error::{Error, Result};
 use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
 
@@ -52,9 +52,9 @@ pub struct RowBuilder {
     commit_ts: TimestampMicrosecondBuilder,
     deletes: BooleanBuilder,
     unresolved: Vec<Unresolved>,
+    rejected: Vec<Rejected>,
     rows: usize,
     bytes: usize,
-    warned: Vec<bool>,
 }
 
 impl RowBuilder {
@@ -72,7 +72,6 @@ impl RowBuilder {
         ));
         RowBuilder {
             columns: specs.iter().map(|c| ColumnBuilder::new(&c.conv)).collect(),
-            warned: vec![false; specs.len()],
             table,
             specs,
             schema: Arc::new(Schema::new(fields)),
@@ -81,6 +80,7 @@ impl RowBuilder {
             commit_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             deletes: BooleanBuilder::new(),
             unresolved: Vec::new(),
+            rejected: Vec::new(),
             rows: 0,
             bytes: 0,
         }
@@ -139,14 +139,16 @@ impl RowBuilder {
                         column: self.specs[i].name.clone(),
                         reason: e.0,
                     })?;
-                    if !stored && !self.warned[i] {
-                        self.warned[i] = true;
-                        tracing::warn!(
-                            table = %self.table,
-                            column = %self.specs[i].name,
-                            value = text,
-                            "Value has no Arrow representation; stored as null."
-                        );
+                    if !stored {
+                        self.rejected.push(Rejected {
+                            row,
+                            column: self.specs[i].name.clone(),
+                            value: text.to_string(),
+                            reason: format!(
+                                "{text:?} has no representation in the lake column ({})",
+                                self.specs[i].conv.data_type()
+                            ),
+                        });
                     }
                 }
             }
@@ -177,6 +179,7 @@ impl RowBuilder {
             batch,
             deletes: self.deletes.finish(),
             unresolved: std::mem::take(&mut self.unresolved),
+            rejected: std::mem::take(&mut self.rejected),
         }))
     }
 }

@@ -7,11 +7,11 @@
 //! | `bool`                                       | Boolean                                |
 //! | `int2` / `int4` / `int8`, `oid`              | Int16 / Int32 / Int64, Int64           |
 //! | `float4` / `float8`                          | Float32 / Float64                      |
-//! | `numeric(p, s)`, p ≤ 38, 0 ≤ s ≤ p           | Decimal128(p, s) (`NaN` → null, warned)|
+//! | `numeric(p, s)`, p ≤ 38, 0 ≤ s ≤ p           | Decimal128(p, s) (`NaN` rejected)      |
 //! | `numeric` (no precision)                     | Utf8 (exact decimal text)              |
 //! | `text`, `varchar`, `char(n)`, `name`, `"char"` | Utf8                                 |
 //! | `bytea`                                      | Binary                                 |
-//! | `date`                                       | Date32 (±infinity → null, warned)      |
+//! | `date`                                       | Date32 (±infinity rejected)            |
 //! | `time`                                       | Int64 µs since midnight                |
 //! | `timestamp` / `timestamptz`                  | Timestamp(µs) / Timestamp(µs, "UTC")   |
 //! | `uuid`, `json`, `jsonb`, enums               | Utf8                                   |

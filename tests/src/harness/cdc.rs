@@ -29,11 +29,13 @@ pub const FENCE_DDL: &str =
     "CREATE TABLE IF NOT EXISTS public.inlet_fence (id int PRIMARY KEY, at timestamptz)";
 
 /// A configuration for `inlet run` on `server`, writing under `lake`; `extra` is appended
-/// (e.g. `[tables."public.t"]` sections). Small batch bounds keep tests fast.
+/// (e.g. `[tables."public.t"]` sections). Small batch bounds keep tests fast; the admin
+/// endpoint takes a free port (tests run side by side).
 pub fn config_text(server: &PostgresServer, lake: &Path, include: &[&str], extra: &str) -> String {
     let include: Vec<String> = include.iter().map(|p| format!("{p:?}")).collect();
     format!(
-        "[source]\nkind = \"postgres\"\nconnection = \"{}\"\ninclude = [{}]\n\n\
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [source]\nkind = \"postgres\"\nconnection = \"{}\"\ninclude = [{}]\n\n\
          [sink]\nbase_uri = {:?}\nbuckets = 2\n\n\
          [batch]\nmax_rows = 100000\nmax_delay = \"200ms\"\n\n{extra}",
         server.connection_string(),
