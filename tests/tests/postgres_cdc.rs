@@ -660,7 +660,7 @@ fn dead_letters(lake: &Path) -> anyhow::Result<Vec<(String, String, String, serd
         let text = |name: &str| -> anyhow::Result<Vec<String>> {
             let column = batch
                 .column_by_name(name)
-                .with_context(|| format!("{name}"))?;
+                .with_context(|| name.to_string())?;
             let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)?;
             Ok(column
                 .as_string::<i32>()
