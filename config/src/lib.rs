@@ -325,6 +325,32 @@ pub struct PostgresConfig {
     /// Patterns of tables to leave out, applied after `include`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Retained WAL of the slot above which inlet warns (and with `stop_at_slot_lag`, stops):
+    /// set it below the server's `max_slot_wal_keep_size`, which invalidates the slot.
+    #[serde(default)]
+    pub max_slot_lag_bytes: Option<u64>,
+    /// Stop the pipeline (with an error) when the slot retains more than `max_slot_lag_bytes`.
+    #[serde(default)]
+    pub stop_at_slot_lag: bool,
+    /// Write a logical message this often (`pg_logical_emit_message`), so that a quiet database
+    /// still lets the slot advance. Off when not given.
+    #[serde(default, deserialize_with = "duration::deserialize_option")]
+    pub heartbeat_interval: Option<Duration>,
+    /// What to do when the slot lost changes a table's checkpoint needs (it was dropped and
+    /// recreated, or advanced by someone else): `fail` or `resnapshot` (copy those tables again).
+    #[serde(default)]
+    pub on_gap: OnGap,
+}
+
+/// What happens when the source cannot deliver every change after a table's checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnGap {
+    /// An error naming the tables and the lost range.
+    #[default]
+    Fail,
+    /// The affected tables are emptied and copied again, then streamed; they converge.
+    Resnapshot,
 }
 
 fn default_slot() -> String {
@@ -423,6 +449,85 @@ pub struct TableOptions {
     /// Cleaning policy of this table, overriding `services.clean`.
     #[serde(default)]
     pub clean: Option<String>,
+    /// Only these source columns are written (the key columns always are).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// These source columns are not written.
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
+    /// Lake names of source columns (`{ source = "lake" }`).
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// `"outbox"`: the table is a transactional outbox; each inserted row becomes one event
+    /// record of an append-only event table (deletes and updates are not events).
+    #[serde(default)]
+    pub flow: Option<FlowKind>,
+    /// The outbox column holding the event's payload.
+    #[serde(default)]
+    pub payload_column: Option<String>,
+    /// The outbox column holding the event's type, if any.
+    #[serde(default)]
+    pub event_type_column: Option<String>,
+}
+
+/// What a table's rows become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowKind {
+    /// Inserted rows become events (`payload_column`, `event_type_column`).
+    Outbox,
+}
+
+impl TableOptions {
+    fn validate_flow(&self, table: &str) -> Result<()> {
+        if self.columns.is_some() && !self.exclude_columns.is_empty() {
+            return Err(Error::invalid(
+                format!("{table}.exclude_columns"),
+                "give either columns or exclude_columns, not both",
+            ));
+        }
+        let mut targets = std::collections::BTreeSet::new();
+        for (from, to) in &self.rename {
+            let reserved = to.starts_with("_hoodie_") || to.starts_with("_cdc_");
+            if to.trim().is_empty() || reserved || !targets.insert(to) {
+                return Err(Error::invalid(
+                    format!("{table}.rename.{from}"),
+                    format!(
+                        "{to:?} must be a non-empty name used once, not starting with _hoodie_ or _cdc_"
+                    ),
+                ));
+            }
+        }
+        match self.flow {
+            Some(FlowKind::Outbox) => {
+                if self.payload_column.is_none() {
+                    return Err(Error::invalid(
+                        format!("{table}.payload_column"),
+                        "an outbox needs the column holding the event payload",
+                    ));
+                }
+                if self.columns.is_some()
+                    || !self.exclude_columns.is_empty()
+                    || !self.rename.is_empty()
+                {
+                    return Err(Error::invalid(
+                        format!("{table}.flow"),
+                        "an outbox table's columns are the event's (key, event_type, payload): \
+                         columns, exclude_columns and rename do not apply",
+                    ));
+                }
+            }
+            None => {
+                if self.payload_column.is_some() || self.event_type_column.is_some() {
+                    return Err(Error::invalid(
+                        format!("{table}.payload_column"),
+                        "only for flow = \"outbox\"",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Compaction of merge-on-read tables when `services.compaction` is not given: a slice is
@@ -771,6 +876,7 @@ impl PipelineConfig {
                     "column names must not be empty",
                 ));
             }
+            options.validate_flow(&table)?;
         }
         Ok(())
     }
@@ -811,6 +917,21 @@ impl PostgresConfig {
             ));
         }
         check_identifier(&field("slot"), &self.slot)?;
+        if self.stop_at_slot_lag && self.max_slot_lag_bytes.is_none() {
+            return Err(Error::invalid(
+                field("stop_at_slot_lag"),
+                "needs max_slot_lag_bytes",
+            ));
+        }
+        if self
+            .heartbeat_interval
+            .is_some_and(|d| d < Duration::from_secs(1))
+        {
+            return Err(Error::invalid(
+                field("heartbeat_interval"),
+                "must be at least 1s",
+            ));
+        }
         check_identifier(&field("publication"), &self.publication)?;
         if self.snapshot_parallelism == 0 {
             return Err(Error::invalid(

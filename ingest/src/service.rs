@@ -10,6 +10,7 @@ use std::time::Duration;
 use inlet_config::{
     Config, PipelineConfig, PostgresConfig, RecoveryKind, SnapshotMode, SourceConfig, TableKind,
 };
+use inlet_table::storage::Storage;
 use inlet_table::{Table, TableConfig, TableProperties, TableType};
 
 use crate::CDC_POSITION;
@@ -17,8 +18,10 @@ use crate::change::{Checkpoint, Event, Source, TableId, TableInfo};
 use crate::datagen::DatagenSource;
 use crate::error::{Error, Result};
 use crate::metrics::TableMetrics;
+use crate::pipeline::flow::Flow;
+use crate::pipeline::record::AckRecord;
 use crate::pipeline::{Pipeline, PipelineOptions, RunSummary, TableServiceHooks, Target};
-use crate::postgres::{ConfiguredKey, ConnectOptions, PostgresOptions, PostgresSource};
+use crate::postgres::{ConfiguredKey, ConnectOptions, PostgresOptions, PostgresSource, SlotSafety};
 use crate::status::PipelineStatus;
 
 /// Runs the pipeline of a single-pipeline configuration until `shutdown` is set (or, with
@@ -51,6 +54,7 @@ pub struct Prepared {
     skipped: Vec<(TableId, String)>,
     status: Arc<PipelineStatus>,
     dead_letter: Option<Table>,
+    ack_record: Option<(AckRecord, u64)>,
 }
 
 /// Prepares pipeline `name`: `table_config` is the base configuration of its lake tables (the
@@ -61,9 +65,21 @@ pub async fn prepare(
     table_config: TableConfig,
     status: Arc<PipelineStatus>,
 ) -> Result<Prepared> {
+    let mut ack_record = None;
     let (source, infos, skipped) = match &config.source {
         SourceConfig::Postgres(pg) => {
-            let (source, infos) = postgres_source(config, pg).await?;
+            let record = AckRecord::new(
+                Storage::create(&config.sink.base_uri, &storage_options(config)).map_err(|e| {
+                    Error::Lake {
+                        table: config.sink.base_uri.clone(),
+                        source: e,
+                    }
+                })?,
+                format!("_inlet/postgres/{}.json", pg.slot),
+            );
+            let recorded = record.read().await?;
+            let (source, infos) = postgres_source(name, config, pg, recorded).await?;
+            ack_record = Some((record, recorded.unwrap_or(0)));
             let skipped = source.skipped().to_vec();
             (AnySource::Postgres(Box::new(source)), infos, skipped)
         }
@@ -80,6 +96,7 @@ pub async fn prepare(
     };
     Ok(Prepared {
         dead_letter,
+        ack_record,
         name: name.to_string(),
         config: config.clone(),
         source,
@@ -119,6 +136,7 @@ impl Prepared {
             recovery: self.config.recovery.kind,
             max_value_bytes: self.config.recovery.max_value_bytes,
             dead_letter: self.dead_letter,
+            ack_record: self.ack_record,
         };
         let mut summary = Pipeline::open(self.source, self.targets, options)
             .await?
@@ -131,8 +149,10 @@ impl Prepared {
 
 /// The source of the configuration, with its tables discovered and prerequisites checked.
 pub async fn postgres_source(
+    name: &str,
     config: &PipelineConfig,
     pg: &PostgresConfig,
+    acknowledged: Option<u64>,
 ) -> Result<(PostgresSource, Vec<TableInfo>)> {
     let password = pg.resolved_password()?;
     let connect = ConnectOptions::parse(
@@ -160,6 +180,14 @@ pub async fn postgres_source(
                 ))
             })
             .collect(),
+        slot_safety: SlotSafety {
+            pipeline: name.to_string(),
+            max_lag_bytes: pg.max_slot_lag_bytes,
+            stop_at_lag: pg.stop_at_slot_lag,
+            heartbeat_interval: pg.heartbeat_interval,
+            on_gap: pg.on_gap,
+        },
+        acknowledged,
     });
     let infos = source.discover(|name| pg.selects(name)).await?;
     Ok((source, infos))
@@ -209,6 +237,16 @@ impl Source for AnySource {
     }
 }
 
+/// The sink's object-store options.
+fn storage_options(config: &PipelineConfig) -> Vec<(String, String)> {
+    config
+        .sink
+        .storage_options
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Opens (or creates) the dead-letter table `<base_uri>/_dead_letter`: copy-on-write, keyed by
 /// `id`, the latest write of a record winning.
 async fn dead_letter_table(config: &PipelineConfig, base: &TableConfig) -> Result<Table> {
@@ -218,12 +256,7 @@ async fn dead_letter_table(config: &PipelineConfig, base: &TableConfig) -> Resul
         crate::pipeline::dead_letter::DIRECTORY
     );
     let table_config = TableConfig {
-        storage_options: config
-            .sink
-            .storage_options
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        storage_options: storage_options(config),
         ..base.clone()
     };
     let lake = |source| Error::Lake {
@@ -256,19 +289,19 @@ pub async fn lake_tables(
     let mut tables = BTreeMap::new();
     for info in infos {
         let mut table_config = TableConfig {
-            storage_options: config
-                .sink
-                .storage_options
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            storage_options: storage_options(config),
             ..base.clone()
         };
         table_config.hooks.push(Arc::new(TableMetrics {
             table: info.id.to_string(),
             status: status.clone(),
         }));
-        let table = open_or_create(config, &table_config, &info.id, &info.key_columns).await?;
+        let flow = Flow::of(
+            &config.table(&info.id.schema, &info.id.name),
+            &info.key_columns,
+        );
+        let (schema, key) = flow.table(&info.id, &info.schema, &info.key_columns)?;
+        let table = open_or_create(config, &table_config, &info.id, &key).await?;
         status.update(|s| {
             let entry = s.tables.entry(info.id.to_string()).or_default();
             entry.uri = table.storage().uri().to_string();
@@ -278,8 +311,9 @@ pub async fn lake_tables(
             info.id.clone(),
             Target {
                 table,
-                key: info.key_columns.clone(),
-                schema: info.schema.clone(),
+                key,
+                schema,
+                flow,
             },
         );
     }

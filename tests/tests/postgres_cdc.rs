@@ -1186,3 +1186,225 @@ async fn a_stop_that_cannot_finish_ends_after_the_grace_period_or_a_second_signa
     assert_table_matches(&client, &lake, "public", "t", "id").await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_recreated_behind_the_tables_is_a_gap_reported_or_copied_again() -> anyhow::Result<()>
+{
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g;",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let config = config_text(&pg, lake.path(), &["public.*"], "");
+    sync(&client, &config).await?;
+    assert_table_matches(&client, lake.path(), "public", "t", "id").await?;
+
+    // The slot is dropped; changes happen that no slot keeps; a new slot of the same name is
+    // created (by someone else), and more changes follow.
+    for sql in [
+        "SELECT pg_drop_replication_slot('inlet')",
+        "UPDATE t SET v = 'lost' WHERE id <= 10",
+        "DELETE FROM t WHERE id = 50",
+        "SELECT pg_create_logical_replication_slot('inlet', 'pgoutput')",
+        "UPDATE t SET v = 'after' WHERE id = 20",
+    ] {
+        client.batch_execute(sql).await?;
+    }
+    let err = format!("{:#}", sync(&client, &config).await.expect_err("a gap"));
+    ensure!(
+        err.contains("the slot starts at LSN")
+            && err.contains("public.t")
+            && err.contains("on_gap = \"resnapshot\""),
+        "{err}"
+    );
+    // Nothing was written meanwhile: the lake table still holds the old rows.
+    let uri = lake.path().join("public/t").display().to_string();
+    ensure!(lake_rows(&uri, &["id".to_string()]).await?.len() == 100);
+
+    // With on_gap = "resnapshot" the table is emptied and copied again, then streamed.
+    let resnapshot = config.replace("include = [", "on_gap = \"resnapshot\"\ninclude = [");
+    sync(&client, &resnapshot).await?;
+    assert_table_matches(&client, lake.path(), "public", "t", "id").await?;
+    client
+        .batch_execute("UPDATE t SET v = 'streamed' WHERE id = 30; DELETE FROM t WHERE id = 31;")
+        .await?;
+    sync(&client, &resnapshot).await?;
+    assert_table_matches(&client, lake.path(), "public", "t", "id").await?;
+    // And the plain configuration is happy again: no gap since.
+    sync(&client, &config).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_guardrails_heartbeat_and_retained_wal() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);")
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let config = config_text(&pg, lake.path(), &["public.*"], "")
+        .replace("include = [", "heartbeat_interval = \"1s\"\ninclude = [");
+    sync(&client, &config).await?;
+
+    // A quiet database: only the heartbeat writes WAL, and the slot follows it.
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = spawn_until_shutdown(&config, shutdown.clone());
+    let confirmed = || async {
+        let row = client
+            .query_one(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'inlet'",
+                &[],
+            )
+            .await?;
+        anyhow::Ok(
+            row.get::<_, String>(0)
+                .parse::<inlet_ingest::postgres::Lsn>()?
+                .0,
+        )
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = confirmed().await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = confirmed().await?;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    run.join().expect("pipeline thread")?;
+    ensure!(
+        after > before,
+        "the slot did not advance on a quiet database: {before} → {after}"
+    );
+
+    // Retained WAL over max_slot_lag_bytes with stop_at_slot_lag stops, saying why.
+    let strict = config.replace(
+        "include = [",
+        "max_slot_lag_bytes = 1\nstop_at_slot_lag = true\ninclude = [",
+    );
+    client.batch_execute("INSERT INTO t VALUES (2)").await?;
+    let err = format!(
+        "{:#}",
+        sync(&client, &strict).await.expect_err("over the lag")
+    );
+    ensure!(err.contains("over max_slot_lag_bytes (1)"), "{err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn column_flows_and_the_transactional_outbox() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE customers (id int PRIMARY KEY, name text, ssn text, email text);
+             CREATE TABLE outbox (id int PRIMARY KEY, type text, payload jsonb, note text);
+             INSERT INTO customers VALUES (1, 'Ann', '123', 'ann@x'), (2, 'Bo', '456', 'bo@x');
+             INSERT INTO outbox VALUES (1, 'CustomerCreated', '{\"id\": 1}', 'before start');",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let lake = tempfile::tempdir()?;
+    let flows = "[tables.\"public.customers\"]\nexclude_columns = [\"ssn\"]\n\
+                 rename = { email = \"contact\" }\n\n\
+                 [tables.\"public.outbox\"]\nflow = \"outbox\"\npayload_column = \"payload\"\n\
+                 event_type_column = \"type\"\n";
+    let config = config_text(&pg, lake.path(), &["public.*"], flows);
+    sync(&client, &config).await?;
+    // The application writes events and deletes them in the same transaction (the usual
+    // outbox pattern); updates and deletes of outbox rows are no events.
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO outbox VALUES (2, 'OrderPlaced', '{\"order\": 7, \"name\": \"Köln\"}', 'x');
+             DELETE FROM outbox WHERE id = 2;
+             COMMIT;
+             INSERT INTO outbox VALUES (3, 'OrderShipped', '{\"order\": 7}', 'y');
+             UPDATE outbox SET payload = '{\"changed\": true}' WHERE id = 3;
+             DELETE FROM outbox WHERE id IN (1, 3);
+             UPDATE customers SET ssn = '999', email = 'ann@y' WHERE id = 1;
+             INSERT INTO customers VALUES (3, 'Cy', '789', NULL);
+             DELETE FROM customers WHERE id = 2;",
+        )
+        .await?;
+    sync(&client, &config).await?;
+
+    // customers: no ssn, email as contact — with our reader and hudi-rs.
+    let uri = lake.path().join("public/customers").display().to_string();
+    let columns: Vec<String> = ["id", "name", "contact"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let expected = vec![
+        r#"{"id":1,"name":"Ann","contact":"ann@y"}"#.to_string(),
+        r#"{"id":3,"name":"Cy","contact":null}"#.to_string(),
+    ];
+    let ours = lake_rows(&uri, &columns).await?;
+    canonical::assert_same_rows(&ours, &expected, "customers (our reader)");
+    let theirs = common::hudi_rs(
+        &uri,
+        &[("s".to_string(), serde_json::json!({}))],
+        &columns,
+        &[],
+    )?;
+    canonical::assert_same_rows(&theirs["s"], &expected, "customers (hudi-rs)");
+    let batches = lake_batches(&uri).await?;
+    ensure!(
+        batches[0].schema().field_with_name("ssn").is_err(),
+        "ssn was written: {:?}",
+        batches[0].schema()
+    );
+
+    // outbox: one event per inserted row, with the payload as inserted.
+    let uri = lake.path().join("public/outbox").display().to_string();
+    let columns: Vec<String> = ["id", "event_type", "payload"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let expected = vec![
+        r#"{"id":1,"event_type":"CustomerCreated","payload":"{\"id\": 1}"}"#.to_string(),
+        r#"{"id":2,"event_type":"OrderPlaced","payload":"{\"name\": \"Köln\", \"order\": 7}"}"#
+            .to_string(),
+        r#"{"id":3,"event_type":"OrderShipped","payload":"{\"order\": 7}"}"#.to_string(),
+    ];
+    let ours = lake_rows(&uri, &columns).await?;
+    canonical::assert_same_rows(&ours, &expected, "outbox (our reader)");
+    let theirs = common::hudi_rs(
+        &uri,
+        &[("s".to_string(), serde_json::json!({}))],
+        &columns,
+        &[],
+    )?;
+    canonical::assert_same_rows(&theirs["s"], &expected, "outbox (hudi-rs)");
+    let batches = lake_batches(&uri).await?;
+    let schema = batches[0].schema();
+    ensure!(
+        schema.field_with_name("note").is_err() && schema.field_with_name("_cdc_position").is_ok(),
+        "{schema:?}"
+    );
+
+    // Options that cannot apply are errors naming the field.
+    for (extra, field) in [
+        (
+            "[tables.\"public.customers\"]\nexclude_columns = [\"id\"]\n",
+            "tables.\"public.customers\".exclude_columns",
+        ),
+        (
+            "[tables.\"public.customers\"]\ncolumns = [\"name\", \"nope\"]\n",
+            "tables.\"public.customers\".columns",
+        ),
+        (
+            "[tables.\"public.outbox\"]\nflow = \"outbox\"\npayload_column = \"body\"\n",
+            "tables.\"public.outbox\".payload_column",
+        ),
+    ] {
+        let other = tempfile::tempdir()?;
+        let config = config_text(&pg, other.path(), &["public.*"], extra);
+        let err = format!("{:#}", run_until(&config, u64::MAX).await.expect_err(field));
+        ensure!(err.contains(field), "{field} not in {err}");
+    }
+    Ok(())
+}

@@ -15,6 +15,8 @@
 
 mod batch;
 pub mod dead_letter;
+pub mod flow;
+pub mod record;
 mod toast;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -37,6 +39,11 @@ use crate::metrics;
 use crate::postgres::Lsn;
 use crate::status::{PipelineStatus, State};
 use dead_letter::DeadLetter;
+use flow::Flow;
+use record::AckRecord;
+
+/// How often the acknowledgement record is written at most (acknowledgements beyond it wait).
+const RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Batching bounds, timing, and what the pipeline reports to.
 #[derive(Debug, Clone)]
@@ -56,6 +63,8 @@ pub struct PipelineOptions {
     pub max_value_bytes: usize,
     /// The dead-letter table (with [`RecoveryKind::DeadLetter`]).
     pub dead_letter: Option<Table>,
+    /// Where acknowledged positions are recorded before the source is told, and what it holds.
+    pub ack_record: Option<(AckRecord, u64)>,
 }
 
 impl PipelineOptions {
@@ -72,6 +81,7 @@ impl PipelineOptions {
             recovery: RecoveryKind::Stop,
             max_value_bytes: inlet_config::DEFAULT_MAX_VALUE_BYTES,
             dead_letter: None,
+            ack_record: None,
         }
     }
 }
@@ -94,8 +104,11 @@ pub struct Target {
     pub table: Table,
     /// The record key (the source table's key columns).
     pub key: Vec<String>,
-    /// The source table's data columns (the lake table's columns before its first write).
+    /// The lake table's data columns before its first write (the source table's, through the
+    /// flow).
     pub schema: SchemaRef,
+    /// What the source table's rows become.
+    pub flow: Flow,
 }
 
 /// What a run did.
@@ -162,6 +175,7 @@ struct TableState {
     /// Why no row of this table can be written any more (a column change the lake table cannot
     /// follow, with dead-letter recovery: its rows go to the dead-letter table).
     conflict: Option<String>,
+    flow: Flow,
 }
 
 impl TableState {
@@ -183,6 +197,8 @@ pub struct Pipeline<S: Source> {
     commit_times: VecDeque<(u64, i64)>,
     /// The dead-letter table's writer (dead-letter recovery).
     dead_letter: Option<Writer>,
+    /// The position last recorded in the acknowledgement record, and when.
+    recorded: (u64, Option<Instant>),
     summary: RunSummary,
 }
 
@@ -198,6 +214,7 @@ impl<S: Source> Pipeline<S> {
         for (id, target) in tables {
             let table = target.table.clone();
             let key = target.key.clone();
+            let flow = target.flow.clone();
             let checkpoint = table_checkpoint(&table).await?;
             let schema = table.schema().await.map_err(|e| Error::lake(&table, e))?;
             let writer = table.writer().await.map_err(|e| Error::lake(&table, e))?;
@@ -236,6 +253,7 @@ impl<S: Source> Pipeline<S> {
                     failed: None,
                     consistent_from,
                     conflict: None,
+                    flow,
                 },
             );
         }
@@ -243,9 +261,11 @@ impl<S: Source> Pipeline<S> {
             Some(table) => Some(table.writer().await.map_err(|e| Error::lake(table, e))?),
             None => None,
         };
+        let recorded = (options.ack_record.as_ref().map_or(0, |r| r.1), None);
         Ok(Pipeline {
             source,
             dead_letter,
+            recorded,
             tables: states,
             options,
             processed: 0,
@@ -282,7 +302,7 @@ impl<S: Source> Pipeline<S> {
             Err(e) => Err(e),
         };
         if result.is_ok() {
-            self.acknowledge();
+            self.acknowledge(true).await;
         }
         let _ = self.source.close().await;
         if let Some(writer) = self.dead_letter.take() {
@@ -327,13 +347,14 @@ impl<S: Source> Pipeline<S> {
 
     async fn handle(&mut self, event: Event) -> Result<()> {
         match event {
-            Event::Schema(change) => {
+            Event::Schema(mut change) => {
                 let Some(state) = self.tables.get_mut(&change.table) else {
                     return Ok(());
                 };
                 if state.failed.is_some() {
                     return Ok(());
                 }
+                change.schema = state.flow.schema(&change.schema);
                 if let Some(current) = &state.schema {
                     // One rule set, the table's: add columns, widen integers and floats.
                     match inlet_table::schema::evolve(current, &change.schema) {
@@ -375,6 +396,9 @@ impl<S: Source> Pipeline<S> {
                 ::metrics::counter!(metrics::SOURCE_CHANGES, "pipeline" => self.options.name.clone())
                     .increment(n as u64);
                 self.options.status.update(|s| s.changes += n as u64);
+                let Some(rows) = state.flow.rows(rows)? else {
+                    return Ok(());
+                };
                 let screened = dead_letter::screen(
                     rows,
                     &state.key,
@@ -426,12 +450,14 @@ impl<S: Source> Pipeline<S> {
                 commit_ts,
             } => {
                 self.processed = self.processed.max(position);
-                self.commit_times.push_back((position, commit_ts));
+                if commit_ts > 0 {
+                    self.commit_times.push_back((position, commit_ts));
+                }
                 for state in self.tables.values_mut() {
                     state.closed = state.pending.len();
                 }
                 self.flush_due().await?;
-                self.acknowledge();
+                self.acknowledge(false).await;
             }
             Event::SnapshotProgress {
                 table,
@@ -476,7 +502,7 @@ impl<S: Source> Pipeline<S> {
             }
             Event::Idle => {
                 self.flush_due().await?;
-                self.acknowledge();
+                self.acknowledge(false).await;
             }
         }
         Ok(())
@@ -539,7 +565,9 @@ impl<S: Source> Pipeline<S> {
         Ok(())
     }
 
-    fn acknowledge(&mut self) {
+    /// Tells the source what is durable in every table: first recorded (at most once per
+    /// [`RECORD_INTERVAL`] unless `now`; a position not recorded yet waits), then acknowledged.
+    async fn acknowledge(&mut self, now: bool) {
         let mut ack = self.processed;
         for state in self.tables.values() {
             if state.failed.is_some() {
@@ -547,6 +575,24 @@ impl<S: Source> Pipeline<S> {
             } else if state.has_pending() || state.snapshot.is_some() {
                 ack = ack.min(state.floor);
             }
+        }
+        if let Some((record, _)) = &self.options.ack_record
+            && ack > self.recorded.0
+        {
+            let due = now
+                || self
+                    .recorded
+                    .1
+                    .is_none_or(|at| at.elapsed() >= RECORD_INTERVAL);
+            if due {
+                match record.write(ack, &Lsn(ack).to_string()).await {
+                    Ok(()) => self.recorded = (ack, Some(Instant::now())),
+                    Err(e) => tracing::warn!(
+                        "Recording the acknowledged position failed (the acknowledgement waits): {e}"
+                    ),
+                }
+            }
+            ack = ack.min(self.recorded.0);
         }
         if ack > self.acked {
             self.acked = ack;

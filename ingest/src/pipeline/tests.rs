@@ -118,6 +118,7 @@ async fn run(uri: &str, events: Vec<Event>, stop_at: u64) -> Result<Run> {
         table: table(uri).await,
         key: vec!["id".into()],
         schema: data_schema(&specs()),
+        flow: super::flow::Flow::Identity,
     };
     let options = PipelineOptions {
         stop_at: Some(stop_at),

@@ -17,4 +17,4 @@ pub mod types;
 
 pub use connect::{ConnectOptions, TlsMode};
 pub use lsn::Lsn;
-pub use source::{ConfiguredKey, PostgresOptions, PostgresSource};
+pub use source::{ConfiguredKey, PostgresOptions, PostgresSource, SlotSafety};

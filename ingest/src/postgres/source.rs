@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
+use inlet_config::OnGap;
+
 use futures::FutureExt;
 use pgwire_replication::{Lsn as WireLsn, ReplicationClient, ReplicationEvent};
 use tokio::sync::mpsc;
@@ -51,7 +53,27 @@ pub struct PostgresOptions {
     /// primary key or replica identity index, and whether the operator vouches for their
     /// uniqueness where no unique index does.
     pub keys: BTreeMap<String, ConfiguredKey>,
+    /// The slot's safety settings.
+    pub slot_safety: SlotSafety,
+    /// The highest position this pipeline ever acknowledged (its acknowledgement record), when
+    /// recorded: a slot confirmed beyond it lost changes.
+    pub acknowledged: Option<u64>,
 }
+
+/// Guardrails around the replication slot.
+#[derive(Debug, Clone, Default)]
+pub struct SlotSafety {
+    /// The `pipeline` label of the slot metric.
+    pub pipeline: String,
+    pub max_lag_bytes: Option<u64>,
+    /// Fail when the slot retains more than `max_lag_bytes`.
+    pub stop_at_lag: bool,
+    pub heartbeat_interval: Option<Duration>,
+    pub on_gap: OnGap,
+}
+
+/// How often the slot's retained WAL is looked at.
+const SLOT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A record key named in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +99,10 @@ pub struct PostgresSource {
     /// A lost replication connection being re-established, attempt by attempt between calls
     /// to `next` (so that the pipeline still sees shutdown and time bounds meanwhile).
     reconnect: Option<Reconnect>,
+    /// When the slot is looked at next, and when the last heartbeat was written.
+    next_slot_check: tokio::time::Instant,
+    last_heartbeat: Option<tokio::time::Instant>,
+    lag_warned: bool,
 }
 
 /// The next attempt to re-establish the replication connection.
@@ -123,7 +149,104 @@ impl PostgresSource {
             skip: HashMap::new(),
             skipped: Vec::new(),
             reconnect: None,
+            next_slot_check: tokio::time::Instant::now(),
+            last_heartbeat: None,
+            lag_warned: false,
         }
+    }
+
+    /// Every [`SLOT_CHECK_INTERVAL`] (or heartbeat interval): writes the heartbeat when due, and
+    /// publishes the WAL the slot retains, warning (or failing, with `stop_at_slot_lag`) above
+    /// `max_slot_lag_bytes`.
+    async fn check_slot(&mut self) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        if now < self.next_slot_check {
+            return Ok(());
+        }
+        let safety = &self.options.slot_safety;
+        let every = safety
+            .heartbeat_interval
+            .map_or(SLOT_CHECK_INTERVAL, |h| h.min(SLOT_CHECK_INTERVAL));
+        self.next_slot_check = now + every;
+        let Some(sql) = &self.sql else {
+            return Ok(());
+        };
+        if let Some(interval) = safety.heartbeat_interval
+            && self.last_heartbeat.is_none_or(|at| now - at >= interval)
+        {
+            self.last_heartbeat = Some(now);
+            // Non-transactional: WAL that the slot's database produces, so the slot advances
+            // even when nothing captured changes.
+            if let Err(e) = sql
+                .execute(
+                    "SELECT pg_logical_emit_message(false, 'inlet.heartbeat', '')",
+                    &[],
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "Writing the heartbeat failed.");
+            }
+        }
+        let row = sql
+            .query_opt(
+                "SELECT (pg_current_wal_lsn() - restart_lsn)::int8, wal_status \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.options.slot],
+            )
+            .await;
+        let row = match row {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                return Err(Error::SlotGone {
+                    slot: self.options.slot.clone(),
+                    detail: "the slot was dropped while inlet was streaming".to_string(),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Reading the slot's retained WAL failed.");
+                return Ok(());
+            }
+        };
+        let retained: Option<i64> = row.get(0);
+        let status: Option<String> = row.get(1);
+        let Some(retained) = retained else {
+            return Ok(());
+        };
+        metrics::gauge!(crate::metrics::SLOT_RETAINED, "pipeline" => safety.pipeline.clone())
+            .set(retained as f64);
+        if status.as_deref() == Some("lost") {
+            return Err(Error::SlotGone {
+                slot: self.options.slot.clone(),
+                detail: "the server invalidated the slot (wal_status = lost): changes are missing"
+                    .to_string(),
+            });
+        }
+        match safety.max_lag_bytes {
+            Some(max) if retained as u64 > max => {
+                if safety.stop_at_lag {
+                    return Err(Error::SlotGone {
+                        slot: self.options.slot.clone(),
+                        detail: format!(
+                            "the slot retains {retained} bytes of WAL, over max_slot_lag_bytes \
+                             ({max}); stopping as stop_at_slot_lag asks (the server keeps the WAL \
+                             until inlet catches up or the slot is dropped)"
+                        ),
+                    });
+                }
+                if !self.lag_warned {
+                    self.lag_warned = true;
+                    tracing::warn!(
+                        slot = %self.options.slot,
+                        retained_bytes = retained,
+                        max_slot_lag_bytes = max,
+                        status = status.as_deref().unwrap_or(""),
+                        "The replication slot retains more WAL than max_slot_lag_bytes: inlet is behind (the server may invalidate the slot at max_slot_wal_keep_size)."
+                    );
+                }
+            }
+            _ => self.lag_warned = false,
+        }
+        Ok(())
     }
 
     fn sql(&self) -> Result<&tokio_postgres::Client> {
@@ -187,8 +310,11 @@ impl PostgresSource {
             .collect()
     }
 
-    async fn start_inner(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
+    async fn start_inner(&mut self, mut checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
         let slot = catalog::slot(self.sql()?, &self.options.slot).await?;
+        if let Some(info) = &slot {
+            self.check_gap(info, &mut checkpoints)?;
+        }
         self.skip = checkpoints
             .iter()
             .map(|(t, c)| (t.clone(), c.position))
@@ -283,6 +409,62 @@ impl PostgresSource {
                 };
             }
         }
+        Ok(())
+    }
+
+    /// A slot confirmed beyond everything this pipeline acknowledged (its record) and every
+    /// table's checkpoint was dropped and recreated, or advanced by someone else: the changes in
+    /// between are lost. Fails, or with `on_gap = "resnapshot"` empties the tables that miss
+    /// changes and copies them again.
+    fn check_gap(
+        &mut self,
+        info: &catalog::SlotInfo,
+        checkpoints: &mut BTreeMap<TableId, Checkpoint>,
+    ) -> Result<()> {
+        let Some(recorded) = self.options.acknowledged else {
+            // No record yet (a first start, or tables written by an older inlet): nothing to
+            // compare with; the record starts with this run.
+            return Ok(());
+        };
+        let newest = checkpoints.values().map(|c| c.position).max().unwrap_or(0);
+        let allowed = recorded.max(newest);
+        if info.confirmed_flush.0 <= allowed {
+            return Ok(());
+        }
+        let affected: Vec<TableId> = checkpoints
+            .iter()
+            .filter(|(_, c)| c.position < info.confirmed_flush.0)
+            .map(|(t, _)| t.clone())
+            .collect();
+        if affected.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = affected.iter().map(ToString::to_string).collect();
+        if self.options.slot_safety.on_gap == OnGap::Fail || !self.options.snapshot {
+            return Err(Error::SlotGone {
+                slot: self.options.slot.clone(),
+                detail: format!(
+                    "the slot starts at LSN {}, but inlet acknowledged only up to LSN {} (the slot \
+                     was dropped and recreated, or advanced by someone else): changes of {} \
+                     after their checkpoints are lost. Set source.on_gap = \"resnapshot\" (with \
+                     snapshot = \"initial\") to copy those tables again, or remove their lake tables",
+                    info.confirmed_flush,
+                    Lsn(allowed),
+                    names.join(", ")
+                ),
+            });
+        }
+        tracing::warn!(
+            slot = %self.options.slot,
+            from = %Lsn(allowed),
+            to = %info.confirmed_flush,
+            tables = %names.join(", "),
+            "The slot lost changes the lake tables need: emptying and copying them again."
+        );
+        for table in &affected {
+            checkpoints.remove(table);
+        }
+        self.queue.push_back(Event::Truncate(affected));
         Ok(())
     }
 
@@ -489,11 +671,12 @@ impl PostgresSource {
             if let Some(event) = self.queue.pop_front() {
                 return Ok(event);
             }
+            self.check_slot().await?;
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(Event::Idle);
             }
-            let wait = deadline - now;
+            let wait = (deadline - now).min(self.next_slot_check.saturating_duration_since(now));
             match &mut self.phase {
                 Phase::NotStarted | Phase::Closed => return Err(Error::Stopped),
                 Phase::Snapshot { rx, .. } => match tokio::time::timeout(wait, rx.recv()).await {
