@@ -194,6 +194,8 @@ pub struct Compacted {
 /// (file groups in parallel, `write_parallelism` at a time, one file group in memory each) and
 /// completes it. A compaction left inflight by a crash is executed again from the start.
 pub async fn execute(services: &TableServices, time: &InstantTime) -> Result<Compacted> {
+    inlet_table::hang_point!("compaction.execute");
+    inlet_table::fail_with_error!("compaction.execute");
     let table = services.table();
     let storage = table.storage();
     let timeline = table.timeline().await?;

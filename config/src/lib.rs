@@ -779,7 +779,19 @@ impl Config {
     /// Checks what serde cannot: names, ranges, patterns.
     pub fn validate(&self) -> Result<()> {
         let mut slots = BTreeMap::new();
+        let mut bases: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, pipeline) in &self.pipelines {
+            let base = pipeline.sink.base_uri.trim_end_matches('/');
+            if let Some(other) = bases.insert(base, name) {
+                return Err(Error::invalid(
+                    format!("pipelines.{name}.sink.base_uri"),
+                    format!(
+                        "pipelines {other} and {name} write under the same base URI {base:?}: give \
+                         each its own (their dead-letter tables and acknowledgement records would \
+                         collide)"
+                    ),
+                ));
+            }
             let prefix = if self.pipelines.len() == 1 && name == DEFAULT_PIPELINE {
                 String::new()
             } else {

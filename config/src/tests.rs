@@ -320,6 +320,11 @@ fn pipeline_errors_name_the_pipeline() {
                 + "[pipelines.shop2.source]\nkind = \"postgres\"\nconnection = \"host=a dbname=shop\"\nslot = \"shop\"\n[pipelines.shop2.sink]\nbase_uri = \"/x\"\n",
             "same database through slot",
         ),
+        (
+            TWO.to_string()
+                + "[pipelines.gen2.source]\nkind = \"datagen\"\ntables = [\"a.b\"]\n[pipelines.gen2.sink]\nbase_uri = \"/lake/gen/\"\n",
+            "pipelines.gen2.sink.base_uri: pipelines gen and gen2 write under the same base URI",
+        ),
     ];
     for (text, expected) in cases {
         let err = Config::parse(&text, "inlet.toml").unwrap_err().to_string();

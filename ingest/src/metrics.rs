@@ -14,8 +14,8 @@ use crate::status::PipelineStatus;
 
 /// Changes received from the source (snapshot rows included), `{pipeline}`.
 pub const SOURCE_CHANGES: &str = "inlet_source_changes_total";
-/// Now minus the source commit time of the newest durable change; 0 when every change
-/// received is durable, `{pipeline}`.
+/// Now minus the source commit time of the oldest change received and not yet durable; 0 when
+/// every change received is durable, `{pipeline}`.
 pub const SOURCE_LAG: &str = "inlet_source_lag_seconds";
 /// WAL the PostgreSQL slot keeps on the server, `{pipeline}`.
 pub const SLOT_RETAINED: &str = "inlet_slot_retained_bytes";
@@ -47,7 +47,7 @@ pub fn describe() {
     describe_gauge!(
         SOURCE_LAG,
         Unit::Seconds,
-        "Now minus the source commit time of the newest durable change (0 when caught up)"
+        "Now minus the source commit time of the oldest change not yet durable (0 when caught up)"
     );
     describe_gauge!(
         SLOT_RETAINED,

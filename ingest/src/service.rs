@@ -92,7 +92,7 @@ pub async fn prepare(
     let targets = lake_tables(config, &infos, &table_config, &status).await?;
     let dead_letter = match config.recovery.kind {
         RecoveryKind::Stop => None,
-        RecoveryKind::DeadLetter => Some(dead_letter_table(config, &table_config).await?),
+        RecoveryKind::DeadLetter => Some(dead_letter_table(config, &table_config, &status).await?),
     };
     Ok(Prepared {
         dead_letter,
@@ -115,6 +115,11 @@ impl Prepared {
     /// Selected source tables that are not captured, with the reason.
     pub fn skipped(&self) -> &[(TableId, String)] {
         &self.skipped
+    }
+
+    /// The dead-letter table, with dead-letter recovery.
+    pub fn dead_letter(&self) -> Option<&Table> {
+        self.dead_letter.as_ref()
     }
 
     /// Runs until `shutdown` is set, `stop_at` is durable, or an error.
@@ -247,36 +252,54 @@ fn storage_options(config: &PipelineConfig) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Opens (or creates) the dead-letter table `<base_uri>/_dead_letter`: copy-on-write, keyed by
-/// `id`, the latest write of a record winning.
-async fn dead_letter_table(config: &PipelineConfig, base: &TableConfig) -> Result<Table> {
+/// The name the dead-letter table goes by in metrics, status and the API.
+pub const DEAD_LETTER_TABLE: &str = "_inlet.dead_letter";
+
+/// Opens (or creates) the dead-letter table `<base_uri>/_dead_letter`: merge-on-read (a batch
+/// of dead letters appends a log file instead of rewriting the table; the service compacts and
+/// cleans it like the others), keyed by `id`, the latest write of a record winning.
+async fn dead_letter_table(
+    config: &PipelineConfig,
+    base: &TableConfig,
+    status: &Arc<PipelineStatus>,
+) -> Result<Table> {
     let uri = format!(
         "{}/{}",
         config.sink.base_uri.trim_end_matches('/'),
         crate::pipeline::dead_letter::DIRECTORY
     );
-    let table_config = TableConfig {
+    let mut table_config = TableConfig {
         storage_options: storage_options(config),
         ..base.clone()
     };
+    table_config.hooks.push(Arc::new(TableMetrics {
+        table: DEAD_LETTER_TABLE.to_string(),
+        status: status.clone(),
+    }));
     let lake = |source| Error::Lake {
         table: uri.clone(),
         source,
     };
-    match Table::open(&uri, table_config.clone()).await {
-        Ok(table) => Ok(table),
+    let table = match Table::open(&uri, table_config.clone()).await {
+        Ok(table) => table,
         Err(inlet_table::Error::TableNotFound(_)) => {
             let mut props =
-                TableProperties::new("dead_letter", TableType::CopyOnWrite, vec!["id".into()]);
-            props.buckets = Some(1);
+                TableProperties::new("dead_letter", TableType::MergeOnRead, vec!["id".into()]);
+            props.buckets = Some(2);
             let table = Table::create(&uri, table_config, props)
                 .await
                 .map_err(lake)?;
             tracing::info!(uri, "Created the dead-letter table.");
-            Ok(table)
+            table
         }
-        Err(e) => Err(lake(e)),
-    }
+        Err(e) => return Err(lake(e)),
+    };
+    status.update(|s| {
+        let entry = s.tables.entry(DEAD_LETTER_TABLE.to_string()).or_default();
+        entry.uri = table.storage().uri().to_string();
+        entry.table_type = table.properties().table_type.as_str().to_string();
+    });
+    Ok(table)
 }
 
 /// Opens (or creates) the lake table of every source table.

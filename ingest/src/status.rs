@@ -59,10 +59,9 @@ pub struct Status {
     pub reason: Option<String>,
     /// The last source position acknowledged (everything up to it is durable in every table).
     pub acknowledged: Option<u64>,
-    /// Source commit time (µs) of the newest durable change.
-    pub durable_commit_ts: Option<i64>,
-    /// Whether every change received has been made durable.
-    pub caught_up: bool,
+    /// Source commit time (µs) of the oldest change received and not yet durable (`None`: every
+    /// change received is durable).
+    pub oldest_pending_commit_ts: Option<i64>,
     /// Changes received from the source (snapshot rows included).
     pub changes: u64,
     pub tables: BTreeMap<String, TableStatus>,

@@ -110,7 +110,9 @@ async fn authorize(State(admin): State<Arc<Admin>>, request: Request, next: Next
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .unwrap_or_default();
         if !same(given.as_bytes(), token.expose().as_bytes()) {
             let mut response = (
@@ -180,11 +182,12 @@ async fn pipelines(State(admin): State<Arc<Admin>>) -> axum::Json<Value> {
         .iter()
         .map(|p| {
             let s = p.status.get();
-            let lag = if s.caught_up {
-                Some(0.0)
-            } else {
-                s.durable_commit_ts
-                    .map(|ts| (chrono::Utc::now().timestamp_micros() - ts).max(0) as f64 / 1e6)
+            let lag = match (s.state, s.oldest_pending_commit_ts) {
+                (PipelineState::Starting | PipelineState::Failed, _) => None,
+                (_, None) => Some(0.0),
+                (_, Some(ts)) => {
+                    Some((chrono::Utc::now().timestamp_micros() - ts).max(0) as f64 / 1e6)
+                }
             };
             json!({
                 "name": p.name,

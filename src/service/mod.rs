@@ -8,15 +8,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use inlet_config::{Config, DEFAULT_PIPELINE, PipelineConfig, ServicesConfig};
-use inlet_ingest::RunSummary;
 use inlet_ingest::metrics::{COMMIT_DURATION, COMMIT_DURATION_BUCKETS};
+use inlet_ingest::service::DEAD_LETTER_TABLE;
 use inlet_ingest::status::State;
+use inlet_ingest::{RunSummary, TableId};
 use inlet_table::TableConfig;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::oneshot;
 
 use crate::admin::{self, Admin, PipelineView};
 use table_services::{PipelineServices, Plan};
+
+/// How long a stopping pipeline waits for its table services to finish what they do.
+const SERVICES_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How each pipeline ended.
 #[derive(Debug)]
@@ -152,6 +156,22 @@ async fn run_pipeline(
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(id.to_string(), table.clone());
     }
+    if let Some(table) = prepared.dead_letter() {
+        let id = TableId::new("_inlet", "dead_letter");
+        let plan = Plan::of(
+            &services_config,
+            &config,
+            &prefix,
+            &id,
+            table.properties().table_type,
+        )
+        .map_err(|e| fail(&format!("{e:#}")))?;
+        services.add(id, table.clone(), plan);
+        view.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(DEAD_LETTER_TABLE.to_string(), table.clone());
+    }
     let services = Arc::new(services);
     let background = services.spawn();
     let result = prepared
@@ -159,8 +179,16 @@ async fn run_pipeline(
         .await;
     // The table services stop with their pipeline.
     shutdown_services(&services, &shutdown);
-    for task in background {
-        let _ = task.await;
+    for mut task in background {
+        // A compaction stopped midway is safe (the next start runs it again): do not let a
+        // slow one hold up the stop.
+        if tokio::time::timeout(SERVICES_STOP_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(pipeline = %view.name, "Table services did not stop in time: abandoning them (an unfinished compaction runs again at the next start).");
+            task.abort();
+        }
     }
     result.map_err(|e| fail(&e))
 }

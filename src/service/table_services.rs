@@ -24,6 +24,9 @@ use inlet_table::write::Writer;
 use inlet_table::{Table, TableType};
 use tokio::sync::Notify;
 
+/// Failed background runs in a row after which ingest stops waiting for compaction.
+const FAILURES_BEFORE_GIVING_UP: usize = 3;
+
 /// How often the services of an idle table look for work anyway (a compaction planned by a
 /// previous run, files a clean may now delete).
 const IDLE_PERIOD: Duration = Duration::from_secs(30);
@@ -100,6 +103,8 @@ struct TableService {
     plan: Plan,
     /// Compactions planned and not completed, as last seen.
     pending: AtomicUsize,
+    /// Background runs that failed in a row (ingest does not wait for a failing compaction).
+    failures: AtomicUsize,
     /// Wakes the background task (a commit happened).
     wake: Notify,
     /// Told after every background run (ingest waiting for compaction re-checks).
@@ -139,6 +144,7 @@ impl PipelineServices {
             table,
             plan,
             pending: AtomicUsize::new(0),
+            failures: AtomicUsize::new(0),
             wake: Notify::new(),
             progress: Notify::new(),
         };
@@ -183,6 +189,18 @@ impl TableServiceHooks for PipelineServices {
             let behind = pending > service.plan.max_pending_compactions
                 || (pending > 0 && logs > service.plan.max_log_files_per_slice);
             if !behind || self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            let failures = service.failures.load(Ordering::SeqCst);
+            if failures >= FAILURES_BEFORE_GIVING_UP {
+                // Waiting for a compaction that keeps failing would stop ingest for good (and
+                // make the slot retain WAL); the failures are logged and counted instead.
+                tracing::error!(
+                    table = %id,
+                    pending,
+                    failures,
+                    "Compaction keeps failing: ingest goes on without waiting for it."
+                );
                 return;
             }
             if !warned {
@@ -278,8 +296,12 @@ async fn background(
         if stopping() {
             break;
         }
-        if let Err(e) = run_once(&service, &status, &stopping).await {
-            tracing::warn!(table = %service.name, "Table services: {e:#}");
+        match run_once(&service, &status, &stopping).await {
+            Ok(()) => service.failures.store(0, Ordering::SeqCst),
+            Err(e) => {
+                let failures = service.failures.fetch_add(1, Ordering::SeqCst) + 1;
+                tracing::warn!(table = %service.name, failures, "Table services: {e:#}");
+            }
         }
         service.progress.notify_waiters();
     }
@@ -299,13 +321,16 @@ async fn run_once(
     service.pending.store(pending.len(), Ordering::SeqCst);
     let services = TableServices::open(service.table.clone()).await?;
     let result = async {
-        for (done, time) in pending.iter().enumerate() {
+        for time in &pending {
             if stopping() {
                 return Ok(());
             }
             let compacted = compact::execute(&services, time).await?;
-            let left = pending.len() - done - 1;
-            service.pending.store(left, Ordering::SeqCst);
+            // One fewer; plans made meanwhile by the pipeline stay counted.
+            let left = service
+                .pending
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1)))
+                .map_or(0, |n| n.saturating_sub(1));
             publish_pending(service, status, left);
             service.progress.notify_waiters();
             tracing::info!(

@@ -839,9 +839,7 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
         failed.1
     );
     let uri = stop_lake.path().join("public/bad").display().to_string();
-    let rows = lake_rows(&uri, &["id".to_string()])
-        .await
-        .unwrap_or_default();
+    let rows = lake_rows(&uri, &["id".to_string()]).await?;
     ensure!(
         rows.is_empty(),
         "rows written before the bad one's copy was stopped: {rows:?}"
@@ -1386,6 +1384,14 @@ async fn column_flows_and_the_transactional_outbox() -> anyhow::Result<()> {
         "{schema:?}"
     );
 
+    // Emptying the outbox (a routine clean-up) deletes no published event.
+    client
+        .batch_execute("TRUNCATE outbox; INSERT INTO outbox VALUES (4, 'Later', '{}', 'z');")
+        .await?;
+    sync(&client, &config).await?;
+    let ours = lake_rows(&uri, &["id".to_string()]).await?;
+    ensure!(ours.len() == 4, "events after a truncate: {ours:?}");
+
     // Options that cannot apply are errors naming the field.
     for (extra, field) in [
         (
@@ -1406,5 +1412,62 @@ async fn column_flows_and_the_transactional_outbox() -> anyhow::Result<()> {
         let err = format!("{:#}", run_until(&config, u64::MAX).await.expect_err(field));
         ensure!(err.contains(field), "{field} not in {err}");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_not_doubled_by_a_crash_before_their_table_commits() -> anyhow::Result<()>
+{
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute("CREATE TABLE bad (id int PRIMARY KEY, n numeric(10,2));")
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = config_text(
+        &pg,
+        &lake,
+        &["public.*"],
+        "[recovery]\nkind = \"dead-letter\"\n",
+    );
+    sync(&client, &config).await?;
+    client
+        .batch_execute("INSERT INTO bad VALUES (1, 1), (2, 'NaN'), (3, 'NaN'), (4, 4)")
+        .await?;
+    // Killed right after the dead letters are committed, before the table's commit.
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    let log = dir.path().join("inlet.log");
+    let mut child = Command::new(inlet_bin())
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("INLET_FAILPOINT", "pipeline.after-dead-letters")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let status = child.wait()?;
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        !status.success() && text.contains("failpoint pipeline.after-dead-letters reached"),
+        "{status}: {text}"
+    );
+    ensure!(
+        dead_letters(&lake)?.len() == 2,
+        "{:?}",
+        dead_letters(&lake)?
+    );
+    // The restart replays the transaction: the same two dead letters, not four.
+    sync(&client, &config).await?;
+    let letters = dead_letters(&lake)?;
+    ensure!(letters.len() == 2, "{letters:#?}");
+    let uri = lake.join("public/bad").display().to_string();
+    ensure!(
+        lake_rows(&uri, &["id".to_string()]).await? == vec![r#"{"id":1}"#, r#"{"id":4}"#],
+        "{:?}",
+        lake_rows(&uri, &["id".to_string()]).await?
+    );
     Ok(())
 }

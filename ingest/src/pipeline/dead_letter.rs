@@ -70,7 +70,11 @@ pub fn screen(
             reasons.entry(row).or_default().push(conflict.to_string());
         }
     }
-    for r in &rows.rejected {
+    // A delete needs only its key: other columns of its old row are not written.
+    let key_only = |row: usize, column: &str| {
+        rows.deletes.is_valid(row) && rows.deletes.value(row) && !key.iter().any(|k| k == column)
+    };
+    for r in rows.rejected.iter().filter(|r| !key_only(r.row, &r.column)) {
         reasons
             .entry(r.row)
             .or_default()
@@ -84,7 +88,7 @@ pub fn screen(
         let lengths = value_lengths(batch.column(i).as_ref());
         let Some(lengths) = lengths else { continue };
         for (row, len) in lengths.into_iter().enumerate() {
-            if len > max_value_bytes {
+            if len > max_value_bytes && !key_only(row, field.name()) {
                 reasons.entry(row).or_default().push(format!(
                     "column {}: a value of {len} bytes is over recovery.max_value_bytes ({max_value_bytes})",
                     field.name()
@@ -124,10 +128,19 @@ pub fn screen(
         });
     }
 
-    let dead = reasons
+    let mut dead = reasons
         .iter()
         .map(|(&row, why)| dead_letter(&rows, row, why.join("; "), raw.get(&row)))
         .collect::<Result<Vec<_>>>()?;
+    // Identical rows at one position (snapshot rows, a multi-row insert) stay distinct records.
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for letter in &mut dead {
+        let n = seen.entry(letter.id.clone()).or_default();
+        if *n > 0 {
+            letter.id = format!("{}#{n}", letter.id);
+        }
+        *n += 1;
+    }
     let mask = BooleanArray::from(
         (0..n)
             .map(|i| !reasons.contains_key(&i))
@@ -365,6 +378,56 @@ mod tests {
         assert_eq!(again.dead, s.dead);
         let ids: BTreeSet<&str> = s.dead.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn deletes_are_judged_by_their_key_and_identical_rows_stay_distinct() {
+        let mut batch = rows();
+        batch.deletes = BooleanArray::from(vec![true, true, false, true]);
+        let s = screen(batch, &["id".into()], 5, None).unwrap();
+        // Rows 0 and 1 are deletes: their NaN and long value are in columns not written.
+        assert_eq!(s.dead.len(), 1, "{:?}", s.dead);
+        assert!(s.dead[0].reason.contains("record key column id is null"));
+        let two = RowBatch {
+            rejected: vec![
+                Rejected {
+                    row: 0,
+                    column: "t".into(),
+                    value: "NaN".into(),
+                    reason: "r".into(),
+                },
+                Rejected {
+                    row: 1,
+                    column: "t".into(),
+                    value: "NaN".into(),
+                    reason: "r".into(),
+                },
+            ],
+            ..same_rows()
+        };
+        let s = screen(two, &[], 100, None).unwrap();
+        assert_eq!(s.dead.len(), 2);
+        assert_ne!(s.dead[0].id, s.dead[1].id);
+    }
+
+    /// Two identical rows at one position.
+    fn same_rows() -> RowBatch {
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "t",
+                Arc::new(StringArray::from(vec!["a", "a"])) as Arc<dyn Array>,
+            ),
+            (CDC_OP, Arc::new(StringArray::from(vec!["r", "r"])) as _),
+            (CDC_POSITION, Arc::new(Int64Array::from(vec![0, 0])) as _),
+        ])
+        .unwrap();
+        RowBatch {
+            table: TableId::new("s", "t"),
+            batch,
+            deletes: BooleanArray::from(vec![false, false]),
+            unresolved: Vec::new(),
+            rejected: Vec::new(),
+        }
     }
 
     #[test]

@@ -42,6 +42,9 @@ use dead_letter::DeadLetter;
 use flow::Flow;
 use record::AckRecord;
 
+/// Source commits whose times are kept for the lag at most.
+const MAX_COMMIT_TIMES: usize = 4096;
+
 /// How often the acknowledgement record is written at most (acknowledgements beyond it wait).
 const RECORD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -437,6 +440,11 @@ impl<S: Source> Pipeline<S> {
                     if let Some(state) = self.tables.get_mut(&id)
                         && state.failed.is_none()
                     {
+                        if matches!(state.flow, Flow::Outbox { .. }) {
+                            // Emptying an outbox deletes no event that was published.
+                            tracing::info!(table = %id, "Truncate of an outbox table: the events stay.");
+                            continue;
+                        }
                         if state.pending.is_empty() {
                             state.since = Some(Instant::now());
                             state.floor = state.durable.max(processed);
@@ -451,7 +459,15 @@ impl<S: Source> Pipeline<S> {
             } => {
                 self.processed = self.processed.max(position);
                 if commit_ts > 0 {
-                    self.commit_times.push_back((position, commit_ts));
+                    if self.commit_times.len() >= MAX_COMMIT_TIMES
+                        && let Some(back) = self.commit_times.back_mut()
+                    {
+                        // Bounded (a stopped table freezes the acknowledgement): the newest
+                        // entry stands for the commits after it, keeping its older time.
+                        back.0 = position;
+                    } else {
+                        self.commit_times.push_back((position, commit_ts));
+                    }
                 }
                 for state in self.tables.values_mut() {
                     state.closed = state.pending.len();
@@ -528,6 +544,7 @@ impl<S: Source> Pipeline<S> {
         state.failed = Some(reason);
         state.pending.clear();
         state.closed = 0;
+        self.report_state();
         Ok(())
     }
 
@@ -602,28 +619,22 @@ impl<S: Source> Pipeline<S> {
         self.report_progress();
     }
 
-    /// Publishes how far the pipeline is durable, and the lag: now minus the commit time of the
-    /// newest durable change, 0 when every change received is durable.
+    /// Publishes how far the pipeline is durable, and the lag: now minus the source commit time
+    /// of the oldest change received and not yet durable (0 when every change is durable).
     fn report_progress(&mut self) {
-        let mut durable_ts = None;
-        while let Some(&(position, ts)) = self.commit_times.front()
+        while let Some(&(position, _)) = self.commit_times.front()
             && position <= self.acked
         {
-            durable_ts = Some(ts);
             self.commit_times.pop_front();
         }
-        let caught_up = self.commit_times.is_empty() && self.acked >= self.processed;
+        let oldest = self.commit_times.front().map(|&(_, ts)| ts);
         let acked = self.acked;
-        let mut lag = 0.0;
         self.options.status.update(|s| {
-            if durable_ts.is_some() {
-                s.durable_commit_ts = durable_ts;
-            }
             s.acknowledged = (acked > 0).then_some(acked);
-            s.caught_up = caught_up;
-            if !caught_up && let Some(ts) = s.durable_commit_ts {
-                lag = (chrono::Utc::now().timestamp_micros() - ts).max(0) as f64 / 1e6;
-            }
+            s.oldest_pending_commit_ts = oldest;
+        });
+        let lag = oldest.map_or(0.0, |ts| {
+            (chrono::Utc::now().timestamp_micros() - ts).max(0) as f64 / 1e6
         });
         ::metrics::gauge!(metrics::SOURCE_LAG, "pipeline" => self.options.name.clone()).set(lag);
     }
@@ -666,6 +677,15 @@ impl<S: Source> Pipeline<S> {
         let metadata = |c: &Checkpoint| BTreeMap::from([(CHECKPOINT_KEY.to_string(), c.to_json())]);
         let mut items: Vec<Item> = state.pending.drain(..state.closed).collect();
         state.closed = 0;
+        // Dead letters go to their table whatever a truncate does to this one.
+        let mut dead = Vec::new();
+        items.retain_mut(|item| match item {
+            Item::Dead(d) => {
+                dead.append(d);
+                false
+            }
+            _ => true,
+        });
         // A truncate makes everything before it moot.
         let truncate = items.iter().rposition(|i| matches!(i, Item::Truncate));
         if let Some(at) = truncate {
@@ -696,15 +716,13 @@ impl<S: Source> Pipeline<S> {
             self.summary.commits += 1;
             state.durable = keep.position;
         }
-        let mut rows = Vec::new();
-        let mut dead = Vec::new();
-        for item in items {
-            match item {
-                Item::Rows(r) => rows.push(r),
-                Item::Dead(d) => dead.extend(d),
-                Item::Truncate => {}
-            }
-        }
+        let rows: Vec<RowBatch> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Rows(r) => Some(r),
+                Item::Truncate | Item::Dead(_) => None,
+            })
+            .collect();
         // Dead letters are durable before the position that brought them is.
         if !dead.is_empty() {
             let Some(dead_letter) = self.dead_letter.as_mut() else {
@@ -719,6 +737,7 @@ impl<S: Source> Pipeline<S> {
                 .commit(Changes::upsert(batch), BTreeMap::new())
                 .await
                 .map_err(|e| Error::lake(&table, e))?;
+            inlet_table::failpoint!("pipeline.after-dead-letters");
             tracing::warn!(table = %id, rows = dead.len(), reason = %dead[0].reason, "Rows went to the dead-letter table.");
             ::metrics::counter!(metrics::DEAD_LETTERS, "pipeline" => self.options.name.clone(), "table" => id.to_string())
                 .increment(dead.len() as u64);

@@ -209,11 +209,7 @@ impl PostgresSource {
         };
         let retained: Option<i64> = row.get(0);
         let status: Option<String> = row.get(1);
-        let Some(retained) = retained else {
-            return Ok(());
-        };
-        metrics::gauge!(crate::metrics::SLOT_RETAINED, "pipeline" => safety.pipeline.clone())
-            .set(retained as f64);
+        // An invalidated slot has no restart_lsn any more: look at its status first.
         if status.as_deref() == Some("lost") {
             return Err(Error::SlotGone {
                 slot: self.options.slot.clone(),
@@ -221,6 +217,11 @@ impl PostgresSource {
                     .to_string(),
             });
         }
+        let Some(retained) = retained else {
+            return Ok(());
+        };
+        metrics::gauge!(crate::metrics::SLOT_RETAINED, "pipeline" => safety.pipeline.clone())
+            .set(retained as f64);
         match safety.max_lag_bytes {
             Some(max) if retained as u64 > max => {
                 if safety.stop_at_lag {
@@ -464,7 +465,16 @@ impl PostgresSource {
         for table in &affected {
             checkpoints.remove(table);
         }
-        self.queue.push_back(Event::Truncate(affected));
+        self.queue.push_back(Event::Truncate(affected.clone()));
+        // Until their copies are done these tables are snapshotting: the pipeline holds the
+        // acknowledgement back for them, and the emptying commit records a copy to redo.
+        for table in affected {
+            self.queue.push_back(Event::SnapshotProgress {
+                table,
+                after_key: Vec::new(),
+                position: info.confirmed_flush.0,
+            });
+        }
         Ok(())
     }
 
