@@ -13,10 +13,17 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
-                .unwrap_or_else(|_| "warn,inlet=info,inlet_ingest=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("INLET_LOG").unwrap_or_else(|_| {
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    // The bars show the copy's progress on a terminal.
+                    "warn,inlet=info,inlet_ingest=info,inlet_ingest::postgres::snapshot=warn".into()
+                } else {
+                    "warn,inlet=info,inlet_ingest=info".into()
+                }
+            }),
         )
-        .with_writer(std::io::stderr)
+        // Log lines go above the snapshot progress bars while those are drawn.
+        .with_writer(service::progress::LogWriter::default)
         // Colours only for a person at a terminal, not in log files and journals.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

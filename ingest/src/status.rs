@@ -50,6 +50,16 @@ pub struct TableStatus {
     pub pending_compactions: usize,
     /// Rows of this table written to the dead-letter table in this process.
     pub dead_letters: u64,
+    /// The initial copy of the table in this process, when there is one.
+    pub copy: Option<Copy>,
+}
+
+/// How far the initial copy of a table got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Copy {
+    /// Rows received from the copy so far.
+    pub rows: u64,
+    pub done: bool,
 }
 
 /// A pipeline's state as reported.

@@ -220,6 +220,7 @@ async fn tables(State(admin): State<Arc<Admin>>) -> axum::Json<Value> {
                 "rows": t.rows,
                 "commits": t.commits,
                 "dead_letters": t.dead_letters,
+                "copy": t.copy,
             }));
         }
     }

@@ -2,6 +2,7 @@
 //! (one failing does not stop the others), the background table services of their tables, the
 //! metrics recorder and the admin endpoint.
 
+pub mod progress;
 pub mod table_services;
 
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub async fn run(
         None => None,
     };
 
+    let progress = progress::spawn(views.clone());
     let single = config.pipelines.len() == 1;
     let mut tasks = Vec::new();
     for ((name, pipeline), view) in config.pipelines.iter().zip(&views) {
@@ -96,6 +98,9 @@ pub async fn run(
             });
         }
         outcomes.push(Outcome { name, view, result });
+    }
+    if let Some(progress) = progress {
+        progress.abort();
     }
     let _ = stop_admin.send(());
     if let Some(server) = server {

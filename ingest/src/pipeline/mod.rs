@@ -398,7 +398,14 @@ impl<S: Source> Pipeline<S> {
                 let n = rows.batch.num_rows();
                 ::metrics::counter!(metrics::SOURCE_CHANGES, "pipeline" => self.options.name.clone())
                     .increment(n as u64);
-                self.options.status.update(|s| s.changes += n as u64);
+                let copying = state.snapshot.is_some();
+                self.options.status.update(|s| {
+                    s.changes += n as u64;
+                    if copying {
+                        let table = s.tables.entry(state.id.to_string()).or_default();
+                        table.copy.get_or_insert_default().rows += n as u64;
+                    }
+                });
                 let Some(rows) = state.flow.rows(rows)? else {
                     return Ok(());
                 };
@@ -497,6 +504,10 @@ impl<S: Source> Pipeline<S> {
                 // Every source transaction up to the snapshot's position is in it (tables still
                 // being copied hold the acknowledgement back through their floor).
                 self.processed = self.processed.max(position);
+                self.options.status.update(|s| {
+                    let entry = s.tables.entry(table.to_string()).or_default();
+                    entry.copy.get_or_insert_default().done = true;
+                });
                 if let Some(state) = self.tables.get_mut(&table) {
                     state.snapshot = None;
                     state.consistent_from = consistent_from;
