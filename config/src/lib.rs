@@ -656,6 +656,13 @@ impl AdminConfig {
             return Ok(None);
         };
         match std::env::var(name) {
+            // RFC 6750 tokens are visible ASCII: an HTTP header could not carry anything else.
+            Ok(value) if !value.is_empty() && !value.bytes().all(|b| b.is_ascii_graphic()) => {
+                Err(Error::invalid(
+                    "admin.token_env",
+                    format!("the token in {name} must be visible ASCII characters (no spaces)"),
+                ))
+            }
             Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
             _ => Err(Error::invalid(
                 "admin.token_env",

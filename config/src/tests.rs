@@ -346,3 +346,25 @@ fn a_loopback_admin_needs_no_token_and_off_serves_nothing() {
         None
     );
 }
+
+#[test]
+fn the_kubernetes_configuration_is_valid() {
+    // The `inlet.toml` block of the ConfigMap, without its indentation.
+    let yaml = include_str!("../../deploy/kubernetes/configmap.yaml");
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| l.trim() != "inlet.toml: |")
+        .skip(1);
+    let mut text = String::new();
+    for line in lines.by_ref() {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        text.push_str(line.strip_prefix("    ").unwrap_or(line));
+        text.push('\n');
+    }
+    let c = Config::parse(&text, "deploy/kubernetes/configmap.yaml").unwrap();
+    assert!(!c.pipelines.is_empty());
+    assert_eq!(c.admin.token_env.as_deref(), Some("INLET_ADMIN_TOKEN"));
+    assert_eq!(c.admin.address().unwrap().map(|a| a.port()), Some(8080));
+}

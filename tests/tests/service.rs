@@ -21,6 +21,9 @@ use inlet_tests::canonical;
 use inlet_tests::harness::http::{get, get_json};
 use inlet_tests::harness::{inlet_bin, repo_root, run_python};
 
+/// The admin token of the service test.
+const TOKEN: &str = "test-token-8fZq";
+
 /// Compared columns of generated rows (`updated_at` is the generation time: not repeatable).
 const GENERATED: [&str; 5] = ["id", "name", "region", "amount", "quantity"];
 
@@ -398,10 +401,11 @@ fn wait_acknowledged(
     address: &str,
     name: &str,
     position: u64,
+    token: Option<&str>,
 ) -> anyhow::Result<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let pipelines = get_json(address, "/api/pipelines", None)?;
+        let pipelines = get_json(address, "/api/pipelines", token)?;
         let pipeline = pipelines
             .as_array()
             .and_then(|a| a.iter().find(|p| p["name"] == name))
@@ -479,6 +483,7 @@ async fn pipelines_run_beside_background_table_services_and_survive_a_crash_in_c
         r#"
 [admin]
 listen = "127.0.0.1:0"
+token_env = "INLET_SERVICE_TEST_TOKEN"
 
 [services]
 compaction = "delta-commits:2"
@@ -525,7 +530,10 @@ base_uri = {other:?}
     let mut child = spawn_run(
         &config_path,
         &log,
-        &[("INLET_FAILPOINT", "compaction.after-first-file")],
+        &[
+            ("INLET_FAILPOINT", "compaction.after-first-file"),
+            ("INLET_SERVICE_TEST_TOKEN", TOKEN),
+        ],
     )?;
     admin_address(&log, &mut child, 0)?;
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -560,7 +568,7 @@ base_uri = {other:?}
     }
 
     // Second run: recovers (the compaction is executed again) and goes on.
-    let mut child = spawn_run(&config_path, &log, &[])?;
+    let mut child = spawn_run(&config_path, &log, &[("INLET_SERVICE_TEST_TOKEN", TOKEN)])?;
     let address = admin_address(&log, &mut child, 1)?;
     for _ in 0..12 {
         round += 1;
@@ -568,11 +576,11 @@ base_uri = {other:?}
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let target = fence(&client).await?;
-    wait_acknowledged(&address, "shop", target)?;
+    wait_acknowledged(&address, "shop", target, Some(TOKEN))?;
     // Background services finish what the last commits planned.
     let deadline = Instant::now() + Duration::from_secs(60);
     let tables = loop {
-        let tables = get_json(&address, "/api/tables", None)?;
+        let tables = get_json(&address, "/api/tables", Some(TOKEN))?;
         let pending: u64 = tables
             .as_array()
             .context("tables")?
@@ -595,8 +603,18 @@ base_uri = {other:?}
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
+    // The API needs the token; probes and metrics do not.
+    for token in [None, Some("wrong")] {
+        let (status, body) = get(&address, "/api/tables", token)?;
+        ensure!(status == 401, "/api/tables with {token:?}: {status} {body}");
+    }
+    for path in ["/healthz", "/metrics", "/"] {
+        let (status, _) = get(&address, path, None)?;
+        ensure!(status == 200, "{path}: {status}");
+    }
+
     // The broken pipeline failed alone, and says why; readiness says which one is not ready.
-    let pipelines = get_json(&address, "/api/pipelines", None)?;
+    let pipelines = get_json(&address, "/api/pipelines", Some(TOKEN))?;
     let by_name = |name: &str| {
         pipelines
             .as_array()
@@ -793,7 +811,7 @@ async fn ingest_waits_for_compaction_that_falls_behind_and_not_for_one_that_fail
     let mut child = spawn_run(&config_path, &log, &[])?;
     let address = admin_address(&log, &mut child, 2)?;
     let target = fence(&client).await?;
-    wait_acknowledged(&address, "default", target)?;
+    wait_acknowledged(&address, "default", target, None)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !completed(&uri).await?.iter().any(|(_, _, c)| *c) {
         ensure!(Instant::now() < deadline, "no compaction completed");
