@@ -140,6 +140,21 @@ pub enum Error {
     #[error("PostgreSQL is not ready for change capture:\n  - {}", problems.join("\n  - "))]
     Prerequisites { problems: Vec<String> },
 
+    /// A request to MySQL/MariaDB failed.
+    #[error("MySQL: {context}: {source}")]
+    Mysql {
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// The MySQL/MariaDB server is not set up for binlog capture; each problem says what to fix.
+    #[error("{server} is not ready for change capture:\n  - {}", problems.join("\n  - "))]
+    MysqlPrerequisites {
+        server: String,
+        problems: Vec<String>,
+    },
+
     /// A setting that cannot be used.
     #[error("{field}: {reason}")]
     Config { field: String, reason: String },

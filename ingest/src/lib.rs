@@ -3,6 +3,7 @@
 //!
 //! - [`change`]: the change model ([`change::Event`]) and the [`change::Source`] trait.
 //! - [`postgres`]: logical replication from PostgreSQL (snapshot + pgoutput stream).
+//! - [`mysql`]: MySQL/MariaDB binlog capture (so far: connection, prerequisites, discovery).
 //! - [`pipeline`]: batching per table, commits with checkpoints, acknowledgements.
 //! - [`datagen`]: the built-in change generator (demos, load tests).
 //! - [`debezium`]: Debezium JSON change events into Arrow record batches.
@@ -16,6 +17,7 @@ pub mod datagen;
 pub mod debezium;
 pub mod error;
 pub mod metrics;
+pub mod mysql;
 pub mod pipeline;
 pub mod postgres;
 pub mod service;

@@ -10,6 +10,7 @@
 pub mod cdc;
 pub mod fixtures;
 pub mod http;
+pub mod mariadb;
 pub mod moto;
 pub mod postgres;
 
