@@ -139,6 +139,9 @@ pub struct Checkpoint {
     /// Changes below this position replay over a snapshot taken after them (see
     /// [`Event::SnapshotDone`]); 0 when there is no such window.
     pub consistent_from: u64,
+    /// The kind of source whose position this is ([`Source::kind`]); `None` in checkpoints
+    /// written without one (`inlet write`, earlier versions).
+    pub source: Option<String>,
 }
 
 /// How far the table's initial snapshot got.
@@ -150,17 +153,22 @@ pub enum SnapshotState {
 }
 
 impl Checkpoint {
-    /// The JSON stored in the commit; `lsn` is for people reading the timeline.
-    pub fn to_json(&self) -> String {
+    /// The JSON stored in the commit: the position, the kind of source it belongs to, and the
+    /// position as people read it (`at`: an LSN, a binlog file and offset, …).
+    pub fn to_json(&self, source: &str, at: &str) -> String {
         let snapshot = match &self.snapshot {
             SnapshotState::Done => json!("done"),
             SnapshotState::After(key) => json!({ "after": key }),
         };
         let mut value = json!({
             "position": self.position,
-            "lsn": crate::postgres::Lsn(self.position).to_string(),
             "snapshot": snapshot,
         });
+        // Written without a source (`inlet write` keeping a table's checkpoint): none recorded.
+        if !source.is_empty() {
+            value["source"] = json!(source);
+            value["at"] = json!(at);
+        }
         if self.consistent_from > self.position {
             value["consistent_from"] = json!(self.consistent_from);
         }
@@ -186,10 +194,17 @@ impl Checkpoint {
             .get("consistent_from")
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
+        let source = value
+            .get("source")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            // Checkpoints written before the kind was recorded came from PostgreSQL.
+            .or_else(|| value.get("lsn").map(|_| "postgres".to_string()));
         Some(Checkpoint {
             position,
             snapshot,
             consistent_from,
+            source,
         })
     }
 }
@@ -216,6 +231,15 @@ impl Checkpoint {
 ///   caller can commit by time and notice shutdown; the source keeps its connection alive
 ///   (keepalives) while the caller is busy between calls.
 pub trait Source: Send {
+    /// The kind of source (`postgres`, `mysql`, `datagen`), recorded in checkpoints: positions
+    /// of different kinds cannot be compared.
+    fn kind(&self) -> &'static str;
+
+    /// A position as people read it (an LSN, a binlog file and offset), for logs and checkpoints.
+    fn display(&self, position: u64) -> String {
+        position.to_string()
+    }
+
     /// Checks prerequisites and lists the captured tables.
     fn tables(&mut self) -> impl Future<Output = Result<Vec<TableInfo>>> + Send;
 
@@ -246,22 +270,31 @@ mod tests {
                 position: 0x1_0000_00A0,
                 snapshot: SnapshotState::Done,
                 consistent_from: 0,
+                source: Some("postgres".into()),
             },
             Checkpoint {
                 position: 7,
                 snapshot: SnapshotState::After(vec!["42".into(), "x".into()]),
                 consistent_from: 9,
+                source: Some("datagen".into()),
             },
         ] {
-            assert_eq!(Checkpoint::from_json(&cp.to_json()), Some(cp.clone()));
+            let kind = cp.source.clone().unwrap_or_default();
+            assert_eq!(
+                Checkpoint::from_json(&cp.to_json(&kind, "x")),
+                Some(cp.clone())
+            );
         }
+        let text = Checkpoint {
+            position: 0x1_0000_00A0,
+            snapshot: SnapshotState::Done,
+            consistent_from: 0,
+            source: None,
+        }
+        .to_json("postgres", "1/A0");
         assert!(
-            Checkpoint::to_json(&Checkpoint {
-                position: 0x1_0000_00A0,
-                snapshot: SnapshotState::Done,
-                consistent_from: 0,
-            })
-            .contains("\"lsn\":\"1/A0\"")
+            text.contains("\"at\":\"1/A0\"") && text.contains("\"source\":\"postgres\""),
+            "{text}"
         );
         assert_eq!(
             Checkpoint::from_json(r#"{"position": 12}"#),
@@ -269,7 +302,13 @@ mod tests {
                 position: 12,
                 snapshot: SnapshotState::Done,
                 consistent_from: 0,
+                source: None,
             })
+        );
+        // Checkpoints of earlier versions carried an LSN: PostgreSQL's.
+        assert_eq!(
+            Checkpoint::from_json(r#"{"position": 12, "lsn": "0/C"}"#).and_then(|c| c.source),
+            Some("postgres".to_string())
         );
         assert_eq!(Checkpoint::from_json("nope"), None);
     }

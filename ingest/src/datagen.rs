@@ -397,6 +397,14 @@ fn now_micros() -> i64 {
 }
 
 impl Source for DatagenSource {
+    fn kind(&self) -> &'static str {
+        "datagen"
+    }
+
+    fn display(&self, position: u64) -> String {
+        format!("transaction {}", transaction_at(position))
+    }
+
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
         Ok(self
             .tables
@@ -549,6 +557,7 @@ mod tests {
             position,
             snapshot: crate::change::SnapshotState::Done,
             consistent_from: 0,
+            source: Some("datagen".into()),
         };
         let mut again = DatagenSource::new(config(&["s.a", "s.b"])).unwrap();
         again

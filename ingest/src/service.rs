@@ -206,6 +206,20 @@ pub enum AnySource {
 }
 
 impl Source for AnySource {
+    fn kind(&self) -> &'static str {
+        match self {
+            AnySource::Postgres(s) => s.kind(),
+            AnySource::Datagen(s) => s.kind(),
+        }
+    }
+
+    fn display(&self, position: u64) -> String {
+        match self {
+            AnySource::Postgres(s) => s.display(position),
+            AnySource::Datagen(s) => s.display(position),
+        }
+    }
+
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
         match self {
             AnySource::Postgres(s) => s.tables().await,

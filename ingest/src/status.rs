@@ -69,6 +69,8 @@ pub struct Status {
     pub reason: Option<String>,
     /// The last source position acknowledged (everything up to it is durable in every table).
     pub acknowledged: Option<u64>,
+    /// The same, as people read it (an LSN, a binlog file and offset, …).
+    pub position: Option<String>,
     /// Source commit time (µs) of the oldest change received and not yet durable (`None`: every
     /// change received is durable).
     pub oldest_pending_commit_ts: Option<i64>,

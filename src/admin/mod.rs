@@ -16,7 +16,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use inlet_config::{Secret, SourceKind};
-use inlet_ingest::postgres::Lsn;
 use inlet_ingest::status::{PipelineStatus, State as PipelineState};
 use inlet_table::Table;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -49,14 +48,6 @@ impl PipelineView {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
-    }
-
-    /// A source position as people read it: an LSN for PostgreSQL.
-    fn position(&self, position: u64) -> String {
-        match self.kind {
-            SourceKind::Postgres => Lsn(position).to_string(),
-            SourceKind::Datagen => position.to_string(),
-        }
     }
 }
 
@@ -194,7 +185,7 @@ async fn pipelines(State(admin): State<Arc<Admin>>) -> axum::Json<Value> {
                 "source": p.kind.name(),
                 "state": s.state,
                 "reason": s.reason,
-                "position": s.acknowledged.map(|a| p.position(a)),
+                "position": s.position,
                 "lag_seconds": lag,
                 "changes": s.changes,
                 "tables": s.tables.keys().collect::<Vec<_>>(),

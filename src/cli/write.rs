@@ -72,7 +72,10 @@ pub async fn commit_changes(
     let mut extra = BTreeMap::new();
     if let Some(position) = max_position(&changes) {
         let checkpoint = match previous {
-            Some(p) if p.position >= position => p.to_json(),
+            Some(p) if p.position >= position => {
+                let kind = p.source.clone().unwrap_or_default();
+                p.to_json(&kind, &p.position.to_string())
+            }
             _ => serde_json::json!({ "position": position }).to_string(),
         };
         extra.insert(CHECKPOINT_KEY.to_string(), checkpoint);

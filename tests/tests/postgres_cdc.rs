@@ -1235,6 +1235,23 @@ async fn a_slot_recreated_behind_the_tables_is_a_gap_reported_or_copied_again() 
     assert_table_matches(&client, lake.path(), "public", "t", "id").await?;
     // And the plain configuration is happy again: no gap since.
     sync(&client, &config).await?;
+
+    // Another kind of source on the same lake tables is refused: positions do not compare.
+    let datagen = format!(
+        "[admin]\nlisten = \"off\"\n[source]\nkind = \"datagen\"\ntables = [\"public.t\"]\n\
+         [sink]\nbase_uri = {:?}\n",
+        lake.path().display().to_string()
+    );
+    let err = format!(
+        "{:#}",
+        run_until(&datagen, u64::MAX)
+            .await
+            .expect_err("another source")
+    );
+    ensure!(
+        err.contains("holds positions of a postgres source") && err.contains("a datagen source"),
+        "{err}"
+    );
     Ok(())
 }
 

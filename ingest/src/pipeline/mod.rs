@@ -36,7 +36,6 @@ use inlet_table::write::{Changes, Operation, Writer};
 use crate::change::{Checkpoint, Event, RowBatch, SnapshotState, Source, TableId};
 use crate::error::{Error, Result};
 use crate::metrics;
-use crate::postgres::Lsn;
 use crate::status::{PipelineStatus, State};
 use dead_letter::DeadLetter;
 use flow::Flow;
@@ -236,7 +235,21 @@ impl<S: Source> Pipeline<S> {
                     },
                 ),
             };
-            tracing::info!(table = %id, checkpoint = ?checkpoint.as_ref().map(|c| Lsn(c.position).to_string()), "Opened lake table.");
+            if let Some(kind) = checkpoint.as_ref().and_then(|c| c.source.as_deref())
+                && kind != source.kind()
+            {
+                return Err(Error::Config {
+                    field: "sink.base_uri".to_string(),
+                    reason: format!(
+                        "lake table {} holds positions of a {kind} source, and this pipeline reads \
+                         a {} source (positions of different sources cannot be compared): write \
+                         it under another base URI (or tables.\"{id}\".uri)",
+                        table.storage().uri(),
+                        source.kind()
+                    ),
+                });
+            }
+            tracing::info!(table = %id, checkpoint = ?checkpoint.as_ref().map(|c| source.display(c.position)), "Opened lake table.");
             states.insert(
                 id.clone(),
                 TableState {
@@ -545,8 +558,8 @@ impl<S: Source> Pipeline<S> {
             return Ok(());
         };
         let reason = format!(
-            "{cause}. The table stopped at LSN {} (nothing after it is written or acknowledged)",
-            Lsn(state.durable)
+            "{cause}. The table stopped at {} (nothing after it is written or acknowledged)",
+            self.source.display(state.durable)
         );
         tracing::error!(table = %state.id, "{reason}");
         self.options.status.update(|s| {
@@ -613,7 +626,7 @@ impl<S: Source> Pipeline<S> {
                     .1
                     .is_none_or(|at| at.elapsed() >= RECORD_INTERVAL);
             if due {
-                match record.write(ack, &Lsn(ack).to_string()).await {
+                match record.write(ack, &self.source.display(ack)).await {
                     Ok(()) => self.recorded = (ack, Some(Instant::now())),
                     Err(e) => tracing::warn!(
                         "Recording the acknowledged position failed (the acknowledgement waits): {e}"
@@ -624,7 +637,7 @@ impl<S: Source> Pipeline<S> {
         }
         if ack > self.acked {
             self.acked = ack;
-            tracing::debug!(lsn = %Lsn(ack), "Acknowledged.");
+            tracing::debug!(position = %self.source.display(ack), "Acknowledged.");
             self.source.acknowledge(ack);
         }
         self.report_progress();
@@ -640,8 +653,10 @@ impl<S: Source> Pipeline<S> {
         }
         let oldest = self.commit_times.front().map(|&(_, ts)| ts);
         let acked = self.acked;
+        let at = (acked > 0).then(|| self.source.display(acked));
         self.options.status.update(|s| {
             s.acknowledged = (acked > 0).then_some(acked);
+            s.position = at;
             s.oldest_pending_commit_ts = oldest;
         });
         let lag = oldest.map_or(0.0, |ts| {
@@ -678,14 +693,22 @@ impl<S: Source> Pipeline<S> {
                 position: *position,
                 snapshot: SnapshotState::After(after.clone()),
                 consistent_from: 0,
+                source: None,
             },
             None => Checkpoint {
                 position: state.durable.max(processed),
                 snapshot: SnapshotState::Done,
                 consistent_from: state.consistent_from,
+                source: None,
             },
         };
-        let metadata = |c: &Checkpoint| BTreeMap::from([(CHECKPOINT_KEY.to_string(), c.to_json())]);
+        let (kind, source) = (self.source.kind(), &self.source);
+        let metadata = |c: &Checkpoint| {
+            BTreeMap::from([(
+                CHECKPOINT_KEY.to_string(),
+                c.to_json(kind, &source.display(c.position)),
+            )])
+        };
         let mut items: Vec<Item> = state.pending.drain(..state.closed).collect();
         state.closed = 0;
         // Dead letters go to their table whatever a truncate does to this one.
@@ -710,6 +733,7 @@ impl<S: Source> Pipeline<S> {
                     position: state.durable,
                     snapshot: SnapshotState::Done,
                     consistent_from: state.consistent_from,
+                    source: None,
                 }
             };
             // A replace commit of every file group: no table data is read.
@@ -808,7 +832,7 @@ impl<S: Source> Pipeline<S> {
             tracing::info!(
                 table = %id,
                 rows,
-                checkpoint = %Lsn(checkpoint.position),
+                checkpoint = %self.source.display(checkpoint.position),
                 ms = started.elapsed().as_millis() as u64,
                 "Committed."
             );

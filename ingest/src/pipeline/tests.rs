@@ -25,6 +25,10 @@ struct Scripted {
 }
 
 impl Source for Scripted {
+    fn kind(&self) -> &'static str {
+        "scripted"
+    }
+
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
         Ok(Vec::new())
     }

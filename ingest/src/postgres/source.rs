@@ -1180,6 +1180,14 @@ fn text_of<'a>(cell: Option<&Cell<'a>>) -> Option<&'a str> {
 }
 
 impl Source for PostgresSource {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn display(&self, position: u64) -> String {
+        Lsn(position).to_string()
+    }
+
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
         // Selection happens in `discover`; without it every ordinary table is captured.
         if self.tables.is_empty() {
