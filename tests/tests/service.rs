@@ -750,7 +750,7 @@ async fn ingest_waits_for_compaction_that_falls_behind_and_not_for_one_that_fail
     let config = config_text(&pg, &lake, &["public.*"], "")
         .replace("buckets = 2", "buckets = 1\ntable_type = \"mor\"")
         .replace("max_delay = \"200ms\"", "max_delay = \"50ms\"")
-        + "\n[services]\ncompaction = \"delta-commits:2\"\nmax_log_files_per_slice = 3\n";
+        + "\n[services]\ncompaction = \"delta-commits:2\"\nmax_log_files_per_slice = 1\n";
     let config_path = dir.path().join("inlet.toml");
     std::fs::write(&config_path, &config)?;
     let log = dir.path().join("inlet.log");
@@ -789,10 +789,12 @@ async fn ingest_waits_for_compaction_that_falls_behind_and_not_for_one_that_fail
         &[("INLET_FAILPOINT", "error:compaction.execute")],
     )?;
     admin_address(&log, &mut child, 1)?;
+    // Commits spread out, so that log files pile up beside the pending (failing) compaction.
     for i in 40..60 {
         client
             .batch_execute(&format!("INSERT INTO t VALUES ({i}, {i})"))
             .await?;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let target = fence(&client).await?;
     inlet_tests::harness::cdc::wait_confirmed(&client, "inlet", target, Duration::from_secs(60))

@@ -1,10 +1,12 @@
 //! Change capture from MySQL 8.0+ and MariaDB 10.6+ (binlog, `mysql_async` with `binlog`).
 //!
-//! So far: connecting, the prerequisite checks (each problem names what to run) and the
-//! discovery of the captured tables with their keys and columns. The snapshot and the binlog
+//! So far: connecting, the prerequisite checks (each problem names what to run), the
+//! discovery of the captured tables with their keys and columns, and the conversion of their
+//! values into Arrow ([`types`]). The snapshot and the binlog
 //! stream come next; until then `[source] kind = "mysql"` is not accepted.
 
 pub mod catalog;
+pub mod types;
 
 use mysql_async::{Conn, Opts, OptsBuilder};
 

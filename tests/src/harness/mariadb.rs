@@ -92,6 +92,9 @@ impl MariaDbServer {
             .args([
                 "--innodb-flush-log-at-trx-commit=0",
                 "--innodb-buffer-pool-size=32M",
+                // Debian's packaged default (a bare mariadbd would default to latin1).
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
             ])
             .arg(format!("--log-error={}", log.display()))
             .args(args);
