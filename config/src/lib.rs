@@ -192,6 +192,7 @@ pub enum RecoveryKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
     Postgres,
+    Mysql,
     Datagen,
 }
 
@@ -199,6 +200,7 @@ impl SourceKind {
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Postgres => "postgres",
+            SourceKind::Mysql => "mysql",
             SourceKind::Datagen => "datagen",
         }
     }
@@ -209,6 +211,8 @@ impl SourceKind {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum SourceConfig {
     Postgres(PostgresConfig),
+    /// MySQL 8.0+ or MariaDB 10.6+ (binlog).
+    Mysql(MysqlConfig),
     /// Generated changes, for demos and load tests.
     Datagen(DatagenConfig),
 }
@@ -217,6 +221,7 @@ impl SourceConfig {
     pub fn kind(&self) -> SourceKind {
         match self {
             SourceConfig::Postgres(_) => SourceKind::Postgres,
+            SourceConfig::Mysql(_) => SourceKind::Mysql,
             SourceConfig::Datagen(_) => SourceKind::Datagen,
         }
     }
@@ -225,8 +230,83 @@ impl SourceConfig {
     pub fn selects(&self, qualified: &str) -> bool {
         match self {
             SourceConfig::Postgres(p) => p.selects(qualified),
+            SourceConfig::Mysql(m) => {
+                m.include.iter().any(|p| glob_match(p, qualified))
+                    && !m.exclude.iter().any(|p| glob_match(p, qualified))
+            }
             SourceConfig::Datagen(d) => d.tables.iter().any(|t| t == qualified),
         }
+    }
+}
+
+/// A MySQL/MariaDB source (binlog).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConfig {
+    /// `mysql://user@host:port`.
+    pub connection: Secret,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Name of an environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The replica id inlet registers with (unique among the server's replicas); derived from
+    /// the pipeline name when not given.
+    #[serde(default)]
+    pub server_id: Option<u32>,
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    /// `database.table` patterns (`*` and `?` wildcards) of the tables to capture.
+    #[serde(default = "default_mysql_include")]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+fn default_mysql_include() -> Vec<String> {
+    vec!["*.*".to_string()]
+}
+
+impl MysqlConfig {
+    /// The password: `password`, else the variable named by `password_env`.
+    pub fn resolved_password(&self) -> Result<Option<Secret>> {
+        resolve_password(&self.password, &self.password_env)
+    }
+
+    /// `server_id`, else one derived from the pipeline name (stable across restarts).
+    pub fn server_id_for(&self, pipeline: &str) -> u32 {
+        self.server_id.unwrap_or_else(|| {
+            let hash = pipeline.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            // Away from the small ids servers are usually given.
+            1_000_000 + (hash % 1_000_000_000) as u32
+        })
+    }
+
+    fn validate(&self, prefix: &str) -> Result<()> {
+        let field = |name: &str| format!("{prefix}source.{name}");
+        if !self.connection.expose().starts_with("mysql://") {
+            return Err(Error::invalid(
+                field("connection"),
+                "must be a mysql:// URL (mysql://user@host:port)",
+            ));
+        }
+        if self.password.is_some() && self.password_env.is_some() {
+            return Err(Error::invalid(
+                field("password"),
+                "give either password or password_env, not both",
+            ));
+        }
+        if self.server_id == Some(0) {
+            return Err(Error::invalid(field("server_id"), "must be at least 1"));
+        }
+        for (name, patterns) in [("include", &self.include), ("exclude", &self.exclude)] {
+            for (i, p) in patterns.iter().enumerate() {
+                check_pattern(&format!("{}[{i}]", field(name)), p)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -365,23 +445,28 @@ fn default_include() -> Vec<String> {
     vec!["public.*".to_string()]
 }
 
+/// A password: `password`, else the variable named by `password_env`.
+fn resolve_password(password: &Option<Secret>, env: &Option<String>) -> Result<Option<Secret>> {
+    if let Some(password) = password {
+        return Ok(Some(password.clone()));
+    }
+    match env {
+        Some(name) => std::env::var(name)
+            .map(|v| Some(Secret::new(v)))
+            .map_err(|_| {
+                Error::invalid(
+                    "source.password_env",
+                    format!("environment variable {name} is not set"),
+                )
+            }),
+        None => Ok(None),
+    }
+}
+
 impl PostgresConfig {
     /// The password: `password`, else the variable named by `password_env`.
     pub fn resolved_password(&self) -> Result<Option<Secret>> {
-        if let Some(password) = &self.password {
-            return Ok(Some(password.clone()));
-        }
-        match &self.password_env {
-            Some(name) => std::env::var(name)
-                .map(|v| Some(Secret::new(v)))
-                .map_err(|_| {
-                    Error::invalid(
-                        "source.password_env",
-                        format!("environment variable {name} is not set"),
-                    )
-                }),
-            None => Ok(None),
-        }
+        resolve_password(&self.password, &self.password_env)
     }
 
     /// Whether `schema.table` is selected by `include` and not by `exclude`.
@@ -855,6 +940,7 @@ impl PipelineConfig {
         let field = |name: &str| format!("{prefix}{name}");
         match &self.source {
             SourceConfig::Postgres(s) => s.validate(prefix)?,
+            SourceConfig::Mysql(m) => m.validate(prefix)?,
             SourceConfig::Datagen(d) => d.validate(prefix)?,
         }
         if self.sink.base_uri.trim().is_empty() {

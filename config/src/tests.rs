@@ -368,3 +368,36 @@ fn the_kubernetes_configuration_is_valid() {
     assert_eq!(c.admin.token_env.as_deref(), Some("INLET_ADMIN_TOKEN"));
     assert_eq!(c.admin.address().unwrap().map(|a| a.port()), Some(8080));
 }
+
+#[test]
+fn a_mysql_source() {
+    let text = "[source]\nkind = \"mysql\"\nconnection = \"mysql://inlet@db:3306\"\n\
+                password_env = \"X\"\ninclude = [\"shop.*\"]\n[sink]\nbase_uri = \"/lake\"\n";
+    let c = one(text);
+    let SourceConfig::Mysql(m) = &c.source else {
+        panic!("mysql expected");
+    };
+    assert_eq!(c.source.kind(), SourceKind::Mysql);
+    assert!(c.source.selects("shop.orders") && !c.source.selects("crm.orders"));
+    // A stable replica id per pipeline, away from small hand-given ones.
+    assert_eq!(m.server_id_for("default"), m.server_id_for("default"));
+    assert_ne!(m.server_id_for("default"), m.server_id_for("other"));
+    assert!(m.server_id_for("default") >= 1_000_000);
+    for (bad, field) in [
+        (
+            text.replace("mysql://inlet@db:3306", "host=db"),
+            "source.connection:",
+        ),
+        (
+            text.replace("include = [\"shop.*\"]", "include = [\"shop\"]"),
+            "source.include[0]:",
+        ),
+        (
+            text.replace("password_env = \"X\"", "server_id = 0"),
+            "source.server_id:",
+        ),
+    ] {
+        let err = Config::parse(&bad, "x").unwrap_err().to_string();
+        assert!(err.contains(field), "{field} not in {err}");
+    }
+}

@@ -70,6 +70,29 @@ pub struct Unresolved {
     pub key_row: usize,
 }
 
+/// The CDC columns every row batch ends with: [`crate::CDC_OP`], [`crate::CDC_POSITION`] and
+/// [`crate::CDC_COMMIT_TS`].
+pub fn cdc_fields() -> [arrow::datatypes::Field; 3] {
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    [
+        Field::new(crate::CDC_OP, DataType::Utf8, false),
+        Field::new(crate::CDC_POSITION, DataType::Int64, true),
+        Field::new(
+            crate::CDC_COMMIT_TS,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+    ]
+}
+
+/// `data` columns followed by the CDC columns: the schema of a [`RowBatch`].
+pub fn with_cdc_columns(data: &arrow::datatypes::Schema) -> SchemaRef {
+    let mut fields: Vec<arrow::datatypes::Field> =
+        data.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.extend(cdc_fields());
+    std::sync::Arc::new(arrow::datatypes::Schema::new(fields))
+}
+
 /// A cell the source sent that the lake column cannot hold (numeric `NaN`, date `infinity`):
 /// the cell is null in the batch, and the pipeline must not write the row as it is (recovery
 /// stops the table or diverts the row to the dead-letter table).

@@ -24,7 +24,6 @@ use inlet_config::{DatagenConfig, Mix};
 
 use crate::change::{Checkpoint, Event, RowBatch, SchemaChange, Source, TableId, TableInfo};
 use crate::error::{Error, Result};
-use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
 
 /// Transactions generated per call at most (bounds one batch when the rate is unlimited).
 const MAX_TRANSACTIONS_PER_BATCH: u64 = 1_000;
@@ -100,19 +99,7 @@ pub fn data_schema() -> SchemaRef {
 }
 
 fn row_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = data_schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new(CDC_OP, DataType::Utf8, false));
-    fields.push(Field::new(CDC_POSITION, DataType::Int64, true));
-    fields.push(Field::new(
-        CDC_COMMIT_TS,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        true,
-    ));
-    Arc::new(Schema::new(fields))
+    crate::change::with_cdc_columns(&data_schema())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,6 +459,7 @@ impl Source for DatagenSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{CDC_OP, CDC_POSITION};
 
     fn config(tables: &[&str]) -> DatagenConfig {
         DatagenConfig {

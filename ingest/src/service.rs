@@ -18,6 +18,7 @@ use crate::change::{Checkpoint, Event, Source, TableId, TableInfo};
 use crate::datagen::DatagenSource;
 use crate::error::{Error, Result};
 use crate::metrics::TableMetrics;
+use crate::mysql::{MysqlConnect, MysqlOptions, MysqlSource};
 use crate::pipeline::flow::Flow;
 use crate::pipeline::record::AckRecord;
 use crate::pipeline::{Pipeline, PipelineOptions, RunSummary, TableServiceHooks, Target};
@@ -82,6 +83,25 @@ pub async fn prepare(
             ack_record = Some((record, recorded.unwrap_or(0)));
             let skipped = source.skipped().to_vec();
             (AnySource::Postgres(Box::new(source)), infos, skipped)
+        }
+        SourceConfig::Mysql(my) => {
+            let password = my.resolved_password()?;
+            let mut source = MysqlSource::new(MysqlOptions {
+                connect: MysqlConnect::parse(
+                    my.connection.expose(),
+                    password.as_ref().map(|p| p.expose()),
+                )?,
+                server_id: my.server_id_for(name),
+                snapshot: my.snapshot == SnapshotMode::Initial,
+                keys: config
+                    .tables
+                    .iter()
+                    .filter_map(|(name, t)| Some((name.clone(), t.key.clone()?)))
+                    .collect(),
+            });
+            let infos = source.discover(|t| config.source.selects(t)).await?;
+            let skipped = source.skipped().to_vec();
+            (AnySource::Mysql(Box::new(source)), infos, skipped)
         }
         SourceConfig::Datagen(generator) => {
             let mut source = DatagenSource::new(generator.clone())?;
@@ -202,6 +222,7 @@ pub async fn postgres_source(
 #[derive(Debug)]
 pub enum AnySource {
     Postgres(Box<PostgresSource>),
+    Mysql(Box<MysqlSource>),
     Datagen(DatagenSource),
 }
 
@@ -209,6 +230,7 @@ impl Source for AnySource {
     fn kind(&self) -> &'static str {
         match self {
             AnySource::Postgres(s) => s.kind(),
+            AnySource::Mysql(s) => s.kind(),
             AnySource::Datagen(s) => s.kind(),
         }
     }
@@ -216,6 +238,7 @@ impl Source for AnySource {
     fn display(&self, position: u64) -> String {
         match self {
             AnySource::Postgres(s) => s.display(position),
+            AnySource::Mysql(s) => s.display(position),
             AnySource::Datagen(s) => s.display(position),
         }
     }
@@ -223,6 +246,7 @@ impl Source for AnySource {
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
         match self {
             AnySource::Postgres(s) => s.tables().await,
+            AnySource::Mysql(s) => s.tables().await,
             AnySource::Datagen(s) => s.tables().await,
         }
     }
@@ -230,6 +254,7 @@ impl Source for AnySource {
     async fn start(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
         match self {
             AnySource::Postgres(s) => s.start(checkpoints).await,
+            AnySource::Mysql(s) => s.start(checkpoints).await,
             AnySource::Datagen(s) => s.start(checkpoints).await,
         }
     }
@@ -237,6 +262,7 @@ impl Source for AnySource {
     async fn next(&mut self, wait: Duration) -> Result<Event> {
         match self {
             AnySource::Postgres(s) => s.next(wait).await,
+            AnySource::Mysql(s) => s.next(wait).await,
             AnySource::Datagen(s) => s.next(wait).await,
         }
     }
@@ -244,6 +270,7 @@ impl Source for AnySource {
     fn acknowledge(&mut self, position: u64) {
         match self {
             AnySource::Postgres(s) => s.acknowledge(position),
+            AnySource::Mysql(s) => s.acknowledge(position),
             AnySource::Datagen(s) => s.acknowledge(position),
         }
     }
@@ -251,6 +278,7 @@ impl Source for AnySource {
     async fn close(&mut self) -> Result<()> {
         match self {
             AnySource::Postgres(s) => s.close().await,
+            AnySource::Mysql(s) => s.close().await,
             AnySource::Datagen(s) => s.close().await,
         }
     }

@@ -45,8 +45,12 @@ pub fn report(outcomes: &[crate::service::Outcome]) -> anyhow::Result<()> {
                     match outcome.view.kind {
                         inlet_config::SourceKind::Postgres =>
                             format!("LSN {}", Lsn(summary.acknowledged)),
-                        inlet_config::SourceKind::Datagen =>
-                            format!("position {}", summary.acknowledged),
+                        _ => outcome
+                            .view
+                            .status
+                            .get()
+                            .position
+                            .unwrap_or_else(|| summary.acknowledged.to_string()),
                     }
                 );
                 for (table, reason) in &summary.skipped {

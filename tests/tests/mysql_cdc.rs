@@ -2,6 +2,8 @@
 //! `mariadbd --log-bin --binlog-format=ROW --binlog-row-metadata=FULL`): so far the prerequisite
 //! checks and the discovery of tables.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use anyhow::ensure;
@@ -274,7 +276,10 @@ async fn every_type_converts_the_same_from_select_and_from_the_binlog() -> anyho
             a.to_data() == b.to_data(),
             "column {name} differs:\nselect {a:?}\nbinlog {b:?}"
         );
-        ensure!(name == "id" || b.is_null(2), "column {name}: NULL did not stay null");
+        ensure!(
+            name == "id" || b.is_null(2),
+            "column {name}: NULL did not stay null"
+        );
         arrays.insert(name, b);
     }
     // And they are the values the server holds, at the edges of each range.
@@ -311,5 +316,302 @@ async fn every_type_converts_the_same_from_select_and_from_the_binlog() -> anyho
         );
     }
     ensure!(text("j", 0).contains("\"k\"") && text("tx", 0).len() == 3000);
+    Ok(())
+}
+
+/// The configuration of a pipeline reading `server` into `lake`.
+fn mysql_config(server: &MariaDbServer, lake: &std::path::Path, extra: &str) -> String {
+    format!(
+        "[admin]\nlisten = \"off\"\n\n[source]\nkind = \"mysql\"\nconnection = \"{}\"\n\
+         include = [\"shop.*\"]\n\n[sink]\nbase_uri = {:?}\nbuckets = 2\n\n\
+         [batch]\nmax_delay = \"200ms\"\n\n{extra}",
+        server.url(),
+        lake.display().to_string()
+    )
+}
+
+/// Commits a change to `shop.inlet_fence` and returns the binlog position after it: once a
+/// pipeline has processed it, every earlier transaction is in the lake.
+async fn fence(conn: &mut mysql_async::Conn) -> anyhow::Result<u64> {
+    conn.query_drop(
+        "INSERT INTO shop.inlet_fence VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)",
+    )
+    .await?;
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .expect("status");
+    let file: String = row.get(0).expect("file");
+    let offset: u64 = row.get(1).expect("position");
+    let number: u64 = file.rsplit('.').next().unwrap_or("0").parse()?;
+    Ok(number << 32 | offset)
+}
+
+/// Waits until the lake's fence table holds position `target` (the pipeline runs elsewhere).
+async fn wait_for(lake: &std::path::Path, target: u64) -> anyhow::Result<()> {
+    let uri = lake.join("shop/inlet_fence").display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(table) = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await
+            && let Some(c) = inlet_ingest::pipeline::table_checkpoint(&table).await?
+            && c.position >= target
+        {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the lake did not reach {target}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Canonical rows of `SELECT *` of a source table, converted as inlet converts them.
+async fn source_rows(
+    conn: &mut mysql_async::Conn,
+    table: &str,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    use inlet_ingest::mysql::types::{ColumnBuilder, Conv};
+    let (tables, _) = catalog::discover(conn, |t| t == table, &BTreeMap::new()).await?;
+    let columns = &tables[0].columns;
+    let mut builders: Vec<ColumnBuilder> = columns
+        .iter()
+        .map(|c| ColumnBuilder::new(Conv::of(c).for_select()))
+        .collect();
+    let rows: Vec<mysql_async::Row> = conn.query(format!("SELECT * FROM {table}")).await?;
+    for row in rows {
+        for (i, b) in builders.iter_mut().enumerate() {
+            let v: mysql_async::Value = row.get(i).expect("value");
+            b.append(&v).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+    }
+    let fields: Vec<arrow::datatypes::Field> = columns
+        .iter()
+        .zip(&builders)
+        .map(|(c, _)| arrow::datatypes::Field::new(&c.name, Conv::of(c).data_type(), true))
+        .collect();
+    let arrays = builders.iter_mut().map(|b| b.finish()).collect();
+    let batch = arrow::array::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        arrays,
+    )?;
+    let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let rows = if batch.num_rows() == 0 {
+        Vec::new()
+    } else {
+        inlet_tests::canonical::rows(&[batch], &names)?
+    };
+    Ok((rows, names))
+}
+
+/// The lake table of `shop.<name>` equals the source, with our reader and with hudi-rs.
+async fn assert_matches(
+    conn: &mut mysql_async::Conn,
+    lake: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<()> {
+    let (expected, columns) = source_rows(conn, &format!("shop.{name}")).await?;
+    let uri = lake.join("shop").join(name).display().to_string();
+    let ours = inlet_tests::harness::cdc::lake_rows(&uri, &columns).await?;
+    inlet_tests::canonical::assert_same_rows(
+        &ours,
+        &expected,
+        &format!("shop.{name} (our reader)"),
+    );
+    let theirs = common::hudi_rs(
+        &uri,
+        &[("s".to_string(), serde_json::json!({}))],
+        &columns,
+        &[],
+    )?;
+    inlet_tests::canonical::assert_same_rows(
+        &theirs["s"],
+        &expected,
+        &format!("shop.{name} (hudi-rs)"),
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> anyhow::Result<()> {
+    use inlet_tests::harness::cdc::run_until;
+    let server = MariaDbServer::start()?;
+    let mut conn = server.connect().await?;
+    conn.query_drop(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.orders (id INT UNSIGNED PRIMARY KEY, note VARCHAR(20), amount DECIMAL(10,2),
+                                   at DATETIME(6), k TINYINT, big BIGINT UNSIGNED);
+         CREATE TABLE shop.lines (o INT, n INT, v TEXT, PRIMARY KEY (o, n));
+         INSERT INTO shop.lines VALUES (1, 1, 'a'), (1, 2, 'Köln'), (2, 1, NULL);",
+    )
+    .await?;
+    // More rows than one snapshot chunk (MariaDB's sequence engine needs a current database).
+    conn.query_drop("USE shop").await?;
+    for start in (0..25_000).step_by(5_000) {
+        conn.query_drop(format!(
+            "INSERT INTO shop.orders SELECT seq, CONCAT('n', seq), seq / 100, \
+             '2024-01-01 00:00:00' + INTERVAL seq SECOND, CAST(seq % 100 AS SIGNED) - 50, 18446744073709551615 - seq \
+             FROM seq_{}_to_{}",
+            start + 1,
+            start + 5_000
+        ))
+        .await?;
+    }
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = mysql_config(&server, &lake, "");
+    let target = fence(&mut conn).await?;
+    let summary = run_until(&config, target).await?;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    for table in ["orders", "lines"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
+
+    // Streamed: updates, deletes, a key change, a multi-table transaction, across a rotation.
+    conn.query_drop(
+        "UPDATE shop.orders SET note = 'updated', amount = amount + 1 WHERE id % 7 = 0;
+         DELETE FROM shop.orders WHERE id % 11 = 0;
+         FLUSH BINARY LOGS;
+         UPDATE shop.lines SET n = n + 100 WHERE o = 1;
+         BEGIN; INSERT INTO shop.orders (id, note) VALUES (100000, 'new'); DELETE FROM shop.lines WHERE o = 2; COMMIT;
+         INSERT INTO shop.lines VALUES (3, 1, REPEAT('x', 60000));",
+    )
+    .await?;
+    let target = fence(&mut conn).await?;
+    run_until(&config, target).await?;
+    for table in ["orders", "lines"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
+    // They came from the binlog (not from a second copy): operations and positions say so.
+    let uri = lake.join("shop/orders").display().to_string();
+    let ops = inlet_tests::harness::cdc::lake_rows(&uri, &["id".into(), "_cdc_op".into()]).await?;
+    for (id, op) in [(7, "u"), (1, "r"), (100000, "c")] {
+        let row = format!("{{\"id\":{id},\"_cdc_op\":\"{op}\"}}");
+        ensure!(ops.contains(&row), "{row} not in the lake");
+    }
+
+    // Column changes mid-stream (the pipeline running): an added column evolves the lake
+    // table, a widened integer widens it, a dropped column stays (null from then on).
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = inlet_tests::harness::cdc::spawn_until_shutdown(&config, shutdown.clone());
+    for step in [
+        "ALTER TABLE shop.orders ADD COLUMN extra VARCHAR(10);
+         UPDATE shop.orders SET extra = 'x' WHERE id <= 3;",
+        "ALTER TABLE shop.lines MODIFY n BIGINT;
+         INSERT INTO shop.lines VALUES (5, 5000000000, 'wide');",
+        "ALTER TABLE shop.orders DROP COLUMN big;
+         INSERT INTO shop.orders (id, note, extra) VALUES (100002, 'no big', 'y');",
+    ] {
+        conn.query_drop(step).await?;
+        let target = fence(&mut conn).await?;
+        wait_for(&lake, target).await?;
+    }
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    let summary = running
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    for table in ["orders", "lines"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
+
+    // A restart with more changes: each table resumes after its checkpoint, nothing twice.
+    conn.query_drop(
+        "UPDATE shop.orders SET k = 0 WHERE id < 100; DELETE FROM shop.lines WHERE o = 3;
+         FLUSH BINARY LOGS; INSERT INTO shop.orders (id, note) VALUES (100001, 'after restart');",
+    )
+    .await?;
+    let target = fence(&mut conn).await?;
+    run_until(&config, target).await?;
+    for table in ["orders", "lines"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_reestablished_and_a_purged_position_is_an_error() -> anyhow::Result<()>
+{
+    let server = MariaDbServer::start()?;
+    let mut conn = server.connect().await?;
+    conn.query_drop(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(10));
+         INSERT INTO shop.t VALUES (1, 'a');",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = mysql_config(&server, &lake, "");
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = inlet_tests::harness::cdc::spawn_until_shutdown(&config, shutdown.clone());
+    conn.query_drop("INSERT INTO shop.t VALUES (2, 'b')")
+        .await?;
+    let target = fence(&mut conn).await?;
+    wait_for(&lake, target).await?;
+    // The server drops the binlog connection (as a restart or a network cut would).
+    let dumps: Vec<u64> = conn
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+        .await?;
+    ensure!(!dumps.is_empty(), "no binlog dump thread");
+    for id in dumps {
+        conn.query_drop(format!("KILL {id}")).await?;
+    }
+    conn.query_drop("INSERT INTO shop.t VALUES (3, 'c'); UPDATE shop.t SET v = 'A' WHERE id = 1")
+        .await?;
+    let target = fence(&mut conn).await?;
+    wait_for(&lake, target).await?;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    let summary = running
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_matches(&mut conn, &lake, "t").await?;
+
+    // While inlet is stopped, the binlogs it needs are purged: the restart says so.
+    conn.query_drop("INSERT INTO shop.t VALUES (4, 'd'); FLUSH BINARY LOGS")
+        .await?;
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .expect("status");
+    let current: String = row.get(0).expect("file");
+    // A dump thread of the stopped pipeline lingers until the server next writes to it; it
+    // would keep its file from being purged.
+    let dumps: Vec<u64> = conn
+        .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+        .await?;
+    for id in dumps {
+        let _ = conn.query_drop(format!("KILL {id}")).await;
+    }
+    // MariaDB keeps a file until its transactions are flushed (its binlog checkpoint): retry.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        conn.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
+            .await?;
+        let left: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
+        let left: Vec<String> = left.iter().filter_map(|r| r.get(0)).collect();
+        if left == vec![current.clone()] {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "not purged: {left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let err = format!(
+        "{:#}",
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            inlet_tests::harness::cdc::run_until(&config, u64::MAX)
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the restart did not fail"))?
+        .expect_err("purged")
+    );
+    ensure!(
+        err.contains("is gone from the server") && err.contains("binlog"),
+        "{err}"
+    );
     Ok(())
 }

@@ -6,7 +6,10 @@
 //! stream come next; until then `[source] kind = "mysql"` is not accepted.
 
 pub mod catalog;
+pub mod source;
 pub mod types;
+
+pub use source::{MysqlOptions, MysqlSource};
 
 use mysql_async::{Conn, Opts, OptsBuilder};
 

@@ -6,30 +6,14 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch, new_null_array};
 use arrow::compute::{cast, concat, concat_batches};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 
-use crate::change::{RowBatch, TableId, Unresolved};
+use crate::change::{RowBatch, TableId, Unresolved, cdc_fields, with_cdc_columns};
 use crate::error::{Error, Result};
-use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
-
-/// The CDC columns' fields.
-pub fn cdc_fields() -> [Field; 3] {
-    [
-        Field::new(CDC_OP, DataType::Utf8, false),
-        Field::new(CDC_POSITION, DataType::Int64, true),
-        Field::new(
-            CDC_COMMIT_TS,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ),
-    ]
-}
 
 /// An empty batch with `data` columns and the CDC columns.
 pub fn empty_with_cdc(data: &Schema) -> Result<RecordBatch> {
-    let mut fields: Vec<Field> = data.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.extend(cdc_fields());
-    Ok(RecordBatch::new_empty(Arc::new(Schema::new(fields))))
+    Ok(RecordBatch::new_empty(with_cdc_columns(data)))
 }
 
 /// Concatenates `batches`; `None` if there are none.

@@ -7,12 +7,11 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 
 use super::types::{ColumnBuilder, Conv};
 use crate::change::{Rejected, RowBatch, TableId, Unresolved};
 use crate::error::{Error, Result};
-use crate::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION};
 
 /// One value of a row being appended.
 #[derive(Debug, Clone, Copy)]
@@ -63,13 +62,7 @@ impl RowBuilder {
             .iter()
             .map(|c| Field::new(&c.name, c.conv.data_type(), true))
             .collect();
-        fields.push(Field::new(CDC_OP, DataType::Utf8, false));
-        fields.push(Field::new(CDC_POSITION, DataType::Int64, true));
-        fields.push(Field::new(
-            CDC_COMMIT_TS,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ));
+        fields.extend(crate::change::cdc_fields());
         RowBuilder {
             columns: specs.iter().map(|c| ColumnBuilder::new(&c.conv)).collect(),
             table,

@@ -1,0 +1,873 @@
+//! The MySQL/MariaDB source: an initial snapshot copied in primary-key chunks inside one
+//! consistent-snapshot transaction (MariaDB's lock-free `binlog_snapshot_file/position` gives the
+//! binlog position it matches), then the binlog from there (file/position), ROW events decoded
+//! with the TABLE_MAP's full metadata, each transaction delivered whole at its XID.
+//!
+//! Positions are `file number << 32 | offset` (the end of the event), so they increase across
+//! file rotation; a table's checkpoint is the end of the last transaction it holds, which is
+//! where the binlog is read again after a restart (each table skipping what it has).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use futures::StreamExt;
+use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
+
+use super::MysqlConnect;
+use super::catalog::{self, MysqlTable};
+use super::types::{ColumnBuilder, Conv, Refused};
+use crate::change::{
+    Checkpoint, Event, Rejected, RowBatch, SchemaChange, SnapshotState, Source, TableId, TableInfo,
+    with_cdc_columns,
+};
+use crate::error::{Error, Result};
+
+/// Whether the (upper-cased) statement names table `id` (unqualified names are in `schema`).
+fn names_table(statement: &str, schema: &str, id: &TableId) -> bool {
+    let name = id.name.to_ascii_uppercase();
+    let qualified = format!("{}.{}", id.schema, id.name).to_ascii_uppercase();
+    let words: Vec<String> = statement
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .map(|w| w.replace('`', ""))
+        .collect();
+    words.contains(&qualified) || (id.schema == schema && words.contains(&name))
+}
+
+/// `@master_heartbeat_period`: how often an idle server sends a heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Silence after which the connection counts as dead.
+const SILENCE: Duration = Duration::from_secs(20);
+
+/// Rows per snapshot chunk.
+const CHUNK_ROWS: usize = 10_000;
+
+/// What the MySQL source needs to know.
+#[derive(Debug, Clone)]
+pub struct MysqlOptions {
+    pub connect: MysqlConnect,
+    /// The replica id this reader registers with (unique among the server's replicas).
+    pub server_id: u32,
+    pub snapshot: bool,
+    /// Configured key columns of tables without a primary key, by `database.table`.
+    pub keys: BTreeMap<String, Vec<String>>,
+}
+
+/// A captured table: its columns' conversions (as the binlog carries them).
+#[derive(Debug, Clone)]
+struct Captured {
+    table: MysqlTable,
+    convs: Vec<Conv>,
+    schema: SchemaRef,
+}
+
+impl Captured {
+    fn new(table: MysqlTable) -> Self {
+        let convs: Vec<Conv> = table.columns.iter().map(Conv::of).collect();
+        for (c, conv) in table.columns.iter().zip(&convs) {
+            if *conv == Conv::Other {
+                tracing::warn!(table = %table.id, column = %c.name, column_type = %c.column_type, "No mapping for this type: written as text.");
+            }
+        }
+        let schema = Arc::new(Schema::new(
+            table
+                .columns
+                .iter()
+                .zip(&convs)
+                .map(|(c, conv)| Field::new(&c.name, conv.data_type(), true))
+                .collect::<Vec<_>>(),
+        ));
+        Captured {
+            table,
+            convs,
+            schema,
+        }
+    }
+}
+
+/// Rows of one table in the open transaction.
+#[derive(Debug)]
+struct Rows {
+    columns: Vec<ColumnBuilder>,
+    op: StringBuilder,
+    position: Int64Builder,
+    commit_ts: TimestampMicrosecondBuilder,
+    deletes: Vec<bool>,
+    rejected: Vec<Rejected>,
+}
+
+impl Rows {
+    fn new(convs: &[Conv]) -> Self {
+        Rows {
+            columns: convs.iter().cloned().map(ColumnBuilder::new).collect(),
+            op: StringBuilder::new(),
+            position: Int64Builder::new(),
+            commit_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            deletes: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+
+    fn append(
+        &mut self,
+        captured: &Captured,
+        values: &[Value],
+        op: &str,
+        position: i64,
+        commit_ts: Option<i64>,
+    ) -> Result<()> {
+        let row = self.deletes.len();
+        for (i, builder) in self.columns.iter_mut().enumerate() {
+            let value = values.get(i).unwrap_or(&Value::NULL);
+            let name = &captured.table.columns[i].name;
+            match builder.append(value) {
+                Ok(()) => {}
+                Err(Refused::NoRepresentation(reason)) => self.rejected.push(Rejected {
+                    row,
+                    column: name.clone(),
+                    value: super::types::render(value),
+                    reason,
+                }),
+                Err(Refused::Bad(reason)) => {
+                    return Err(Error::SchemaChange {
+                        table: captured.table.id.to_string(),
+                        reason: format!("column {name}: {reason}"),
+                    });
+                }
+            }
+        }
+        self.op.append_value(op);
+        self.position.append_value(position);
+        self.commit_ts.append_option(commit_ts);
+        self.deletes.push(op == "d");
+        Ok(())
+    }
+
+    fn finish(mut self, captured: &Captured) -> Result<RowBatch> {
+        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
+        arrays.push(Arc::new(self.op.finish()));
+        arrays.push(Arc::new(self.position.finish()));
+        arrays.push(Arc::new(self.commit_ts.finish()));
+        Ok(RowBatch {
+            table: captured.table.id.clone(),
+            batch: RecordBatch::try_new(with_cdc_columns(&captured.schema), arrays)?,
+            deletes: BooleanArray::from(self.deletes),
+            unresolved: Vec::new(),
+            rejected: self.rejected,
+        })
+    }
+}
+
+/// A table being copied.
+#[derive(Debug)]
+struct Copy {
+    table: TableId,
+    /// The key of the last row copied.
+    after: Option<Vec<Value>>,
+}
+
+/// Where the source is.
+enum Phase {
+    NotStarted,
+    /// Copying tables inside one consistent snapshot (as of `position`); then streaming from
+    /// `stream_from`.
+    Snapshot {
+        conn: Conn,
+        copies: VecDeque<Copy>,
+        position: u64,
+        stream_from: u64,
+    },
+    Streaming(Box<BinlogStream>),
+    Closed,
+}
+
+impl std::fmt::Debug for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::NotStarted => "NotStarted",
+            Phase::Snapshot { .. } => "Snapshot",
+            Phase::Streaming(_) => "Streaming",
+            Phase::Closed => "Closed",
+        })
+    }
+}
+
+/// The open binlog transaction.
+#[derive(Debug, Default)]
+struct Txn {
+    commit_ts: Option<i64>,
+    rows: BTreeMap<TableId, Rows>,
+}
+
+/// Binlog capture from MySQL/MariaDB.
+#[derive(Debug)]
+pub struct MysqlSource {
+    options: MysqlOptions,
+    tables: BTreeMap<TableId, Captured>,
+    skipped: Vec<(TableId, String)>,
+    /// The binlog file name without its number (`binlog` of `binlog.000003`).
+    prefix: String,
+    file: u64,
+    phase: Phase,
+    queue: VecDeque<Event>,
+    skip: HashMap<TableId, u64>,
+    txn: Option<Txn>,
+    /// The end of the last transaction delivered: where a reconnection reads again.
+    delivered: u64,
+    last_event: tokio::time::Instant,
+}
+
+impl MysqlSource {
+    pub fn new(options: MysqlOptions) -> Self {
+        MysqlSource {
+            options,
+            tables: BTreeMap::new(),
+            skipped: Vec::new(),
+            prefix: String::new(),
+            file: 0,
+            phase: Phase::NotStarted,
+            queue: VecDeque::new(),
+            skip: HashMap::new(),
+            txn: None,
+            delivered: 0,
+            last_event: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Checks the server and lists the tables `selects` picks (it gets `database.table`);
+    /// tables without a key are skipped (see [`MysqlSource::skipped`]), and none left is an error.
+    pub async fn discover(&mut self, selects: impl Fn(&str) -> bool) -> Result<Vec<TableInfo>> {
+        let mut conn = self.options.connect.connect().await?;
+        catalog::check(&mut conn).await?;
+        let (tables, skipped) = catalog::discover(&mut conn, &selects, &self.options.keys).await?;
+        if tables.is_empty() {
+            return Err(Error::Config {
+                field: "source.include".to_string(),
+                reason: if skipped.is_empty() {
+                    "matches no table".to_string()
+                } else {
+                    let list: Vec<String> =
+                        skipped.iter().map(|(t, r)| format!("{t}: {r}")).collect();
+                    format!(
+                        "no selected table can be captured:\n  {}",
+                        list.join("\n  ")
+                    )
+                },
+            });
+        }
+        self.skipped = skipped;
+        for table in tables {
+            self.tables.insert(table.id.clone(), Captured::new(table));
+        }
+        let _ = conn.disconnect().await;
+        Ok(self.infos())
+    }
+
+    /// Reads a table's columns again (after `ALTER TABLE`, or when the binlog's table map no
+    /// longer matches them) and tells the pipeline, which evolves the lake table or stops it.
+    async fn refresh(&mut self, id: &TableId) -> Result<()> {
+        let mut conn = self.options.connect.connect().await?;
+        let (tables, _) =
+            catalog::discover(&mut conn, |t| t == id.to_string(), &self.options.keys).await?;
+        let _ = conn.disconnect().await;
+        let Some(table) = tables.into_iter().next() else {
+            tracing::warn!(table = %id, "The table is gone from the source (dropped or renamed): no more changes are captured for it.");
+            self.tables.remove(id);
+            return Ok(());
+        };
+        let captured = Captured::new(table);
+        tracing::info!(table = %id, columns = captured.convs.len(), "Columns changed in the source.");
+        self.queue.push_back(Event::Schema(SchemaChange {
+            table: id.clone(),
+            schema: captured.schema.clone(),
+        }));
+        self.tables.insert(id.clone(), captured);
+        Ok(())
+    }
+
+    /// Selected tables that are not captured, with the reason.
+    pub fn skipped(&self) -> &[(TableId, String)] {
+        &self.skipped
+    }
+
+    fn infos(&self) -> Vec<TableInfo> {
+        self.tables
+            .values()
+            .map(|c| TableInfo {
+                id: c.table.id.clone(),
+                schema: c.schema.clone(),
+                key_columns: c.table.key.clone(),
+            })
+            .collect()
+    }
+
+    fn mysql_err(context: &str) -> impl Fn(mysql_async::Error) -> Error + '_ {
+        move |source| Error::Mysql {
+            context: context.to_string(),
+            source,
+        }
+    }
+
+    /// The binlog file holding position `position`.
+    fn file_name(&self, position: u64) -> String {
+        format!("{}.{:06}", self.prefix, position >> 32)
+    }
+
+    /// Reads `binlog.000003` into the prefix and number.
+    fn set_file(&mut self, name: &str) {
+        // The artificial ROTATE before the format description carries 4 checksum bytes.
+        let name: String = name.chars().take_while(|c| c.is_ascii_graphic()).collect();
+        if let Some((prefix, number)) = name.rsplit_once('.') {
+            let digits: String = number
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .take(6)
+                .collect();
+            if let Ok(n) = digits.parse() {
+                self.prefix = prefix.to_string();
+                self.file = n;
+            }
+        }
+    }
+
+    async fn start_streaming(&mut self, position: u64) -> Result<()> {
+        let mut conn = self.options.connect.connect().await?;
+        let file = self.file_name(position);
+        let offset = (position & 0xFFFF_FFFF).max(4);
+        // A position the server has purged is an error that names it, not an empty stream.
+        let logs: Vec<mysql_async::Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(Self::mysql_err("listing the binlog files"))?;
+        let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+        if !names.contains(&file) {
+            return Err(Error::Protocol(format!(
+                "the binlog position {file}:{offset} that the lake tables need is gone from the \
+                 server (its binlogs start at {}): changes since are lost. Recreate the lake \
+                 tables to take a new snapshot, and keep binlogs longer (binlog_expire_logs_seconds)",
+                names.first().map_or("nothing", String::as_str)
+            )));
+        }
+        // Heartbeats from an idle server, so that silence means a dead connection.
+        conn.query_drop(format!(
+            "SET @master_heartbeat_period = {}",
+            HEARTBEAT.as_nanos()
+        ))
+        .await
+        .map_err(Self::mysql_err("setting the heartbeat period"))?;
+        tracing::info!(from = %format!("{file}:{offset}"), "Streaming the binlog.");
+        let stream = conn
+            .get_binlog_stream(
+                BinlogStreamRequest::new(self.options.server_id)
+                    .with_filename(file.as_bytes())
+                    .with_pos(offset),
+            )
+            .await
+            .map_err(Self::mysql_err("starting the binlog stream"))?;
+        self.file = position >> 32;
+        self.delivered = position;
+        self.last_event = tokio::time::Instant::now();
+        self.phase = Phase::Streaming(Box::new(stream));
+        Ok(())
+    }
+
+    /// The connection was lost (an error, or silence beyond the heartbeats): the open
+    /// transaction is dropped (it comes again) and the stream restarts after the last
+    /// transaction delivered, with backoff between attempts.
+    async fn reconnect(&mut self, why: &str) -> Result<()> {
+        self.txn = None;
+        if let Phase::Streaming(stream) = std::mem::replace(&mut self.phase, Phase::NotStarted) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
+        }
+        let mut delay = Duration::from_millis(500);
+        loop {
+            tracing::warn!(
+                reason = why,
+                delay_ms = delay.as_millis() as u64,
+                "Binlog connection lost; reconnecting."
+            );
+            tokio::time::sleep(delay).await;
+            match self.start_streaming(self.delivered).await {
+                Ok(()) => return Ok(()),
+                Err(e @ (Error::Mysql { .. } | Error::Stopped)) => {
+                    tracing::warn!(error = %e, "Reconnecting failed; trying again.");
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Copies the next chunk of the table being copied into the queue.
+    async fn copy_chunk(&mut self) -> Result<()> {
+        let Phase::Snapshot {
+            conn,
+            copies,
+            position,
+            stream_from,
+        } = &mut self.phase
+        else {
+            return Ok(());
+        };
+        let (position, stream_from) = (*position, *stream_from);
+        let Some(copy) = copies.front_mut() else {
+            let mut conn = match std::mem::replace(&mut self.phase, Phase::NotStarted) {
+                Phase::Snapshot { conn, .. } => conn,
+                _ => return Ok(()),
+            };
+            conn.query_drop("COMMIT")
+                .await
+                .map_err(Self::mysql_err("ending the snapshot"))?;
+            let _ = conn.disconnect().await;
+            return self.start_streaming(stream_from).await;
+        };
+        let captured = &self.tables[&copy.table];
+        let key = &captured.table.key;
+        let quoted: Vec<String> = key
+            .iter()
+            .map(|k| format!("`{}`", k.replace('`', "``")))
+            .collect();
+        let columns: Vec<String> = captured
+            .table
+            .columns
+            .iter()
+            .map(|c| format!("`{}`", c.name.replace('`', "``")))
+            .collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            catalog::quote(&copy.table)
+        );
+        let params = match &copy.after {
+            Some(after) => {
+                sql.push_str(&format!(
+                    " WHERE ({}) > ({})",
+                    quoted.join(", "),
+                    vec!["?"; key.len()].join(", ")
+                ));
+                after.clone()
+            }
+            None => Vec::new(),
+        };
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {CHUNK_ROWS}",
+            quoted.join(", ")
+        ));
+        let rows: Vec<mysql_async::Row> = conn
+            .exec(sql, params)
+            .await
+            .map_err(Self::mysql_err("copying a snapshot chunk"))?;
+        let selected: Vec<Conv> = captured.convs.iter().map(Conv::for_select).collect();
+        let select = Captured {
+            convs: selected.clone(),
+            ..captured.clone()
+        };
+        let mut out = Rows::new(&selected);
+        let key_index: Vec<usize> = key
+            .iter()
+            .filter_map(|k| captured.table.columns.iter().position(|c| &c.name == k))
+            .collect();
+        let mut last = None;
+        let count = rows.len();
+        for row in rows {
+            let values: Vec<Value> = row.unwrap();
+            out.append(&select, &values, "r", 0, None)?;
+            last = Some(
+                key_index
+                    .iter()
+                    .map(|&i| values[i].clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let table = copy.table.clone();
+        if count > 0 {
+            self.queue.push_back(Event::Rows(out.finish(&select)?));
+        }
+        match last {
+            Some(after) if count == CHUNK_ROWS => {
+                let after_key = after.iter().map(super::types::render).collect();
+                copy.after = Some(after);
+                self.queue.push_back(Event::SnapshotProgress {
+                    table,
+                    after_key,
+                    position,
+                });
+            }
+            _ => {
+                copies.pop_front();
+                self.queue.push_back(Event::SnapshotDone {
+                    table,
+                    position,
+                    consistent_from: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads binlog events until something is queued or `wait` passes.
+    async fn step(&mut self, wait: Duration) -> Result<()> {
+        let Phase::Streaming(stream) = &mut self.phase else {
+            return Ok(());
+        };
+        let event = match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) => {
+                if self.last_event.elapsed() > SILENCE {
+                    return self.reconnect("no heartbeat").await;
+                }
+                self.queue.push_back(Event::Idle);
+                return Ok(());
+            }
+            Ok(None) => return self.reconnect("the server closed the stream").await,
+            Ok(Some(Err(e))) => return self.reconnect(&e.to_string()).await,
+            Ok(Some(Ok(event))) => event,
+        };
+        self.last_event = tokio::time::Instant::now();
+        let log_pos = u64::from(event.header().log_pos());
+        let timestamp = i64::from(event.header().timestamp()) * 1_000_000;
+        let data = event
+            .read_data()
+            .map_err(|e| Error::Protocol(format!("decoding a binlog event: {e}")))?;
+        let position = |file: u64| file << 32 | log_pos;
+        match data {
+            Some(EventData::RotateEvent(rotate)) => {
+                let name = rotate.name().to_string();
+                self.set_file(&name);
+            }
+            Some(EventData::QueryEvent(query)) => {
+                let text = query.query().trim().to_string();
+                let upper = text.to_ascii_uppercase();
+                if upper == "BEGIN" {
+                    self.txn = Some(Txn {
+                        commit_ts: Some(timestamp),
+                        rows: BTreeMap::new(),
+                    });
+                } else if upper == "COMMIT" {
+                    self.commit(position(self.file), timestamp)?;
+                } else if upper.starts_with("TRUNCATE") {
+                    let schema = query.schema().to_string();
+                    let truncated: Vec<TableId> = self
+                        .tables
+                        .keys()
+                        .filter(|id| names_table(&upper, &schema, id))
+                        .cloned()
+                        .collect();
+                    if !truncated.is_empty() {
+                        self.queue.push_back(Event::Truncate(truncated));
+                        self.queue.push_back(Event::Commit {
+                            position: position(self.file),
+                            commit_ts: timestamp,
+                        });
+                        self.delivered = position(self.file);
+                    }
+                } else if upper.starts_with("ALTER TABLE")
+                    || upper.starts_with("RENAME TABLE")
+                    || upper.starts_with("DROP TABLE")
+                {
+                    let schema = query.schema().to_string();
+                    let named: Vec<TableId> = self
+                        .tables
+                        .keys()
+                        .filter(|id| names_table(&upper, &schema, id))
+                        .cloned()
+                        .collect();
+                    for id in named {
+                        self.refresh(&id).await?;
+                    }
+                }
+            }
+            Some(EventData::RowsEvent(rows)) => {
+                let Some(tme) = stream.get_tme(rows.table_id()) else {
+                    return Ok(());
+                };
+                let id = TableId::new(
+                    tme.database_name().to_string(),
+                    tme.table_name().to_string(),
+                );
+                let Some(captured) = self.tables.get(&id) else {
+                    return Ok(());
+                };
+
+                let at = position(self.file);
+                if self.skip.get(&id).is_some_and(|&s| at <= s) {
+                    return Ok(());
+                }
+                let txn = self.txn.get_or_insert_with(|| Txn {
+                    commit_ts: Some(timestamp),
+                    rows: BTreeMap::new(),
+                });
+                let out = txn
+                    .rows
+                    .entry(id.clone())
+                    .or_insert_with(|| Rows::new(&captured.convs));
+                let tme = tme.clone();
+                let key_index: Vec<usize> = captured
+                    .table
+                    .key
+                    .iter()
+                    .filter_map(|k| captured.table.columns.iter().position(|c| &c.name == k))
+                    .collect();
+                for row in rows.rows(&tme) {
+                    let (before, after) =
+                        row.map_err(|e| Error::Protocol(format!("decoding rows of {id}: {e}")))?;
+                    // Columns are matched by name (the table map's full metadata): an event
+                    // written before a column was added has no value for it (null), one written
+                    // before a column was dropped has a value inlet can no longer place.
+                    let values =
+                        |image: &mysql_async::binlog::row::BinlogRow| -> Result<Vec<Value>> {
+                            let names: Vec<String> = image
+                                .columns_ref()
+                                .iter()
+                                .map(|c| c.name_str().into_owned())
+                                .collect();
+                            for (i, name) in names.iter().enumerate() {
+                                let known = captured.table.columns.iter().any(|c| &c.name == name);
+                                let valued = !matches!(
+                                    image.as_ref(i),
+                                    None | Some(BinlogValue::Value(Value::NULL))
+                                );
+                                if !known && valued {
+                                    return Err(Error::SchemaChange {
+                                        table: id.to_string(),
+                                        reason: format!(
+                                            "the binlog holds values of column {name}, which the table \
+                                         no longer has (it was dropped after this change, and \
+                                         inlet started behind the drop): recreate the lake table"
+                                        ),
+                                    });
+                                }
+                            }
+                            captured
+                                .table
+                                .columns
+                                .iter()
+                                .map(|c| {
+                                    match names
+                                        .iter()
+                                        .position(|n| n == &c.name)
+                                        .and_then(|i| image.as_ref(i))
+                                    {
+                                        Some(BinlogValue::Value(v)) => Ok(v.clone()),
+                                        Some(BinlogValue::Jsonb(j)) => Ok(Value::Bytes(
+                                            serde_json::Value::try_from(j.clone())
+                                                .map(|v| v.to_string())
+                                                .unwrap_or_default()
+                                                .into_bytes(),
+                                        )),
+                                        Some(other) => Err(Error::Protocol(format!(
+                                            "{id}: a value the binlog cannot give whole ({other:?})"
+                                        ))),
+                                        None => Ok(Value::NULL),
+                                    }
+                                })
+                                .collect()
+                        };
+                    let ts = txn.commit_ts;
+                    match (&rows, before, after) {
+                        (
+                            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_),
+                            _,
+                            Some(a),
+                        ) => {
+                            out.append(captured, &values(&a)?, "c", at as i64, ts)?;
+                        }
+                        (
+                            RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_),
+                            Some(b),
+                            _,
+                        ) => {
+                            out.append(captured, &values(&b)?, "d", at as i64, ts)?;
+                        }
+                        (_, Some(b), Some(a)) => {
+                            let (b, a) = (values(&b)?, values(&a)?);
+                            // A changed key: the old key is deleted first.
+                            if key_index.iter().any(|&i| b.get(i) != a.get(i)) {
+                                out.append(captured, &b, "d", at as i64, ts)?;
+                            }
+                            out.append(captured, &a, "u", at as i64, ts)?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Some(EventData::XidEvent(_)) => self.commit(position(self.file), timestamp)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The open transaction's rows, then its commit.
+    fn commit(&mut self, position: u64, timestamp: i64) -> Result<()> {
+        let txn = self.txn.take().unwrap_or_default();
+        for (id, rows) in txn.rows {
+            if let Some(captured) = self.tables.get(&id) {
+                self.queue.push_back(Event::Rows(rows.finish(captured)?));
+            }
+        }
+        self.queue.push_back(Event::Commit {
+            position,
+            commit_ts: txn.commit_ts.unwrap_or(timestamp),
+        });
+        self.delivered = position;
+        Ok(())
+    }
+
+    /// The server's current binlog position.
+    async fn master_position(&mut self, conn: &mut Conn) -> Result<u64> {
+        let row: Option<mysql_async::Row> = conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .map_err(Self::mysql_err("reading the binlog position"))?;
+        let row =
+            row.ok_or_else(|| Error::Protocol("SHOW MASTER STATUS returned nothing".into()))?;
+        let file: String = row.get(0).unwrap_or_default();
+        let offset: u64 = row.get(1).unwrap_or(4);
+        self.set_file(&file);
+        Ok(self.file << 32 | offset)
+    }
+}
+
+impl Source for MysqlSource {
+    fn kind(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn display(&self, position: u64) -> String {
+        format!("{}:{}", self.file_name(position), position & 0xFFFF_FFFF)
+    }
+
+    async fn tables(&mut self) -> Result<Vec<TableInfo>> {
+        if self.tables.is_empty() {
+            return self.discover(|_| true).await;
+        }
+        Ok(self.infos())
+    }
+
+    async fn start(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
+        let mut conn = self.options.connect.connect().await?;
+        let current = self.master_position(&mut conn).await?;
+        for captured in self.tables.values() {
+            self.queue.push_back(Event::Schema(SchemaChange {
+                table: captured.table.id.clone(),
+                schema: captured.schema.clone(),
+            }));
+        }
+        let copies: Vec<TableId> = self
+            .tables
+            .keys()
+            .filter(|id| {
+                !matches!(
+                    checkpoints.get(*id).map(|c| &c.snapshot),
+                    Some(SnapshotState::Done)
+                )
+            })
+            .cloned()
+            .collect();
+        self.skip = checkpoints
+            .iter()
+            .map(|(t, c)| (t.clone(), c.position))
+            .collect();
+        let resume = checkpoints
+            .values()
+            .filter(|c| c.snapshot == SnapshotState::Done)
+            .map(|c| c.position)
+            .min();
+        if copies.is_empty() || !self.options.snapshot {
+            for table in copies {
+                self.skip.insert(table.clone(), current);
+                self.queue.push_back(Event::SnapshotDone {
+                    table,
+                    position: current,
+                    consistent_from: 0,
+                });
+            }
+            let _ = conn.disconnect().await;
+            return self.start_streaming(resume.unwrap_or(current)).await;
+        }
+        // One transaction sees every table as of one binlog position, without a lock.
+        conn.query_drop(
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+             START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        )
+        .await
+        .map_err(Self::mysql_err("starting the snapshot"))?;
+        let status: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .map_err(Self::mysql_err("reading the snapshot's binlog position"))?;
+        let file = status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_file"));
+        let offset = status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_position"));
+        let position = match (file, offset) {
+            (Some((_, file)), Some((_, offset))) => {
+                self.set_file(file);
+                self.file << 32 | offset.parse::<u64>().unwrap_or(4)
+            }
+            _ => {
+                return Err(Error::Config {
+                    field: "source.snapshot".to_string(),
+                    reason: "the server gives no binlog_snapshot_file/position (MariaDB does; \
+                             MySQL needs the chunked snapshot, which comes later): use \
+                             snapshot = \"never\""
+                        .to_string(),
+                });
+            }
+        };
+        for table in &copies {
+            self.skip.insert(table.clone(), position);
+        }
+        // Streaming later starts at the oldest position any table needs.
+        let start = resume.map_or(position, |r| r.min(position));
+        tracing::info!(tables = copies.len(), at = %self.display(position), "Copying the snapshot.");
+        self.phase = Phase::Snapshot {
+            conn,
+            copies: copies
+                .into_iter()
+                .map(|table| Copy { table, after: None })
+                .collect(),
+            position,
+            stream_from: start,
+        };
+        Ok(())
+    }
+
+    async fn next(&mut self, wait: Duration) -> Result<Event> {
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Ok(event);
+            }
+            match &self.phase {
+                Phase::Snapshot { .. } => self.copy_chunk().await?,
+                Phase::Streaming(_) => self.step(wait).await?,
+                Phase::NotStarted | Phase::Closed => return Err(Error::Stopped),
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, _position: u64) {
+        // The binlog keeps no reader state: the checkpoints in the lake are the position.
+    }
+
+    async fn close(&mut self) -> Result<()> {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Streaming(stream) => {
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.close()).await;
+            }
+            Phase::Snapshot { conn, .. } => {
+                let _ = conn.disconnect().await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
