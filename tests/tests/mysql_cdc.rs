@@ -615,3 +615,79 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_is_an_error() 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+    let server = MariaDbServer::start()?;
+    let mut conn = server.connect().await?;
+    conn.query_drop(
+        "CREATE DATABASE shop; USE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.big (id INT PRIMARY KEY, v VARCHAR(40));
+         INSERT INTO shop.big SELECT seq, MD5(seq) FROM seq_1_to_60000;",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config =
+        mysql_config(&server, &lake, "").replace("[batch]\n", "[batch]\nmax_rows = 10000\n");
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    // Killed once the first chunks are committed.
+    let mut child = Command::new(inlet_tests::harness::inlet_bin())
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let timeline = lake.join("shop/big/.hoodie");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let commits = std::fs::read_dir(&timeline)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".commit"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if commits >= 2 {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "no snapshot commits");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill()?;
+    child.wait()?;
+    let uri = lake.join("shop/big").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
+        .await?
+        .expect("checkpoint");
+    ensure!(
+        matches!(&checkpoint.snapshot, inlet_ingest::change::SnapshotState::After(k) if !k.is_empty()),
+        "the copy was not interrupted midway: {checkpoint:?}"
+    );
+    // Changes while inlet is down, in the copied and in the uncopied range.
+    conn.query_drop(
+        "UPDATE shop.big SET v = 'changed' WHERE id IN (1, 5000, 59999);
+         DELETE FROM shop.big WHERE id IN (2, 59998);
+         INSERT INTO shop.big VALUES (200000, 'new');",
+    )
+    .await?;
+    // The restart copies the rest, then replays the binlog from where the first rows were
+    // copied; a fence written after it started tells when that is done.
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = inlet_tests::harness::cdc::spawn_until_shutdown(&config, shutdown.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let target = fence(&mut conn).await?;
+    wait_for(&lake, target).await?;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    let summary = running
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_matches(&mut conn, &lake, "big").await?;
+    Ok(())
+}

@@ -171,17 +171,21 @@ struct Copy {
     table: TableId,
     /// The key of the last row copied.
     after: Option<Vec<Value>>,
+    /// The position the copy stands for: the snapshot's, or for a copy resumed after a crash,
+    /// the earlier one its first rows were copied at (the binlog replays from there).
+    position: u64,
+    /// A resumed copy: changes below this position replay over newer rows (see
+    /// [`Event::SnapshotDone`]); 0 otherwise.
+    consistent_from: u64,
 }
 
 /// Where the source is.
 enum Phase {
     NotStarted,
-    /// Copying tables inside one consistent snapshot (as of `position`); then streaming from
-    /// `stream_from`.
+    /// Copying tables inside one consistent snapshot; then streaming from `stream_from`.
     Snapshot {
         conn: Conn,
         copies: VecDeque<Copy>,
-        position: u64,
         stream_from: u64,
     },
     Streaming(Box<BinlogStream>),
@@ -410,13 +414,12 @@ impl MysqlSource {
         let Phase::Snapshot {
             conn,
             copies,
-            position,
             stream_from,
         } = &mut self.phase
         else {
             return Ok(());
         };
-        let (position, stream_from) = (*position, *stream_from);
+        let stream_from = *stream_from;
         let Some(copy) = copies.front_mut() else {
             let mut conn = match std::mem::replace(&mut self.phase, Phase::NotStarted) {
                 Phase::Snapshot { conn, .. } => conn,
@@ -497,15 +500,16 @@ impl MysqlSource {
                 self.queue.push_back(Event::SnapshotProgress {
                     table,
                     after_key,
-                    position,
+                    position: copy.position,
                 });
             }
             _ => {
+                let (position, consistent_from) = (copy.position, copy.consistent_from);
                 copies.pop_front();
                 self.queue.push_back(Event::SnapshotDone {
                     table,
                     position,
-                    consistent_from: 0,
+                    consistent_from,
                 });
             }
         }
@@ -823,19 +827,43 @@ impl Source for MysqlSource {
                 });
             }
         };
-        for table in &copies {
-            self.skip.insert(table.clone(), position);
+        let mut start = resume.map_or(position, |r| r.min(position));
+        let mut planned = VecDeque::new();
+        for table in copies {
+            match checkpoints.get(&table).map(|c| (&c.snapshot, c.position)) {
+                // A copy interrupted after some chunks: it goes on after the last key copied.
+                // Rows up to there were copied at `earlier`: the binlog replays from there over
+                // the rest (copied now), which converges by position.
+                Some((SnapshotState::After(key), earlier)) if !key.is_empty() => {
+                    tracing::info!(table = %table, after = ?key, "Resuming the snapshot after the last copied key.");
+                    self.skip.insert(table.clone(), earlier);
+                    start = start.min(earlier);
+                    planned.push_back(Copy {
+                        table,
+                        after: Some(
+                            key.iter()
+                                .map(|k| Value::Bytes(k.clone().into_bytes()))
+                                .collect(),
+                        ),
+                        position: earlier,
+                        consistent_from: position,
+                    });
+                }
+                _ => {
+                    self.skip.insert(table.clone(), position);
+                    planned.push_back(Copy {
+                        table,
+                        after: None,
+                        position,
+                        consistent_from: 0,
+                    });
+                }
+            }
         }
-        // Streaming later starts at the oldest position any table needs.
-        let start = resume.map_or(position, |r| r.min(position));
-        tracing::info!(tables = copies.len(), at = %self.display(position), "Copying the snapshot.");
+        tracing::info!(tables = planned.len(), at = %self.display(position), "Copying the snapshot.");
         self.phase = Phase::Snapshot {
             conn,
-            copies: copies
-                .into_iter()
-                .map(|table| Copy { table, after: None })
-                .collect(),
-            position,
+            copies: planned,
             stream_from: start,
         };
         Ok(())
