@@ -347,6 +347,38 @@ async fn fence(conn: &mut mysql_async::Conn) -> anyhow::Result<u64> {
     Ok(number << 32 | offset)
 }
 
+/// A pipeline running on a thread of its own until [`Running::stop`].
+struct Running {
+    shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<anyhow::Result<inlet_ingest::RunSummary>>,
+}
+
+impl Running {
+    fn start(config: &str) -> Self {
+        let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = inlet_tests::harness::cdc::spawn_until_shutdown(config, shutdown.clone());
+        Running { shutdown, thread }
+    }
+
+    /// Stops it (as SIGTERM does); an error when a table failed.
+    fn stop(self) -> anyhow::Result<()> {
+        self.shutdown
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let summary = self
+            .thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
+        ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+        Ok(())
+    }
+}
+
+/// Fences, then waits until a running pipeline has everything committed so far.
+async fn synced(conn: &mut mysql_async::Conn, lake: &std::path::Path) -> anyhow::Result<()> {
+    let target = fence(conn).await?;
+    wait_for(lake, target).await
+}
+
 /// Waits until the lake's fence table holds position `target` (the pipeline runs elsewhere).
 async fn wait_for(lake: &std::path::Path, target: u64) -> anyhow::Result<()> {
     let uri = lake.join("shop/inlet_fence").display().to_string();
@@ -493,8 +525,7 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
 
     // Column changes mid-stream (the pipeline running): an added column evolves the lake
     // table, a widened integer widens it, a dropped column stays (null from then on).
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = inlet_tests::harness::cdc::spawn_until_shutdown(&config, shutdown.clone());
+    let running = Running::start(&config);
     for step in [
         "ALTER TABLE shop.orders ADD COLUMN extra VARCHAR(10);
          UPDATE shop.orders SET extra = 'x' WHERE id <= 3;",
@@ -504,14 +535,9 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
          INSERT INTO shop.orders (id, note, extra) VALUES (100002, 'no big', 'y');",
     ] {
         conn.query_drop(step).await?;
-        let target = fence(&mut conn).await?;
-        wait_for(&lake, target).await?;
+        synced(&mut conn, &lake).await?;
     }
-    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
-    let summary = running
-        .join()
-        .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
-    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    running.stop()?;
     for table in ["orders", "lines"] {
         assert_matches(&mut conn, &lake, table).await?;
     }
@@ -545,12 +571,10 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_is_an_error() 
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config = mysql_config(&server, &lake, "");
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = inlet_tests::harness::cdc::spawn_until_shutdown(&config, shutdown.clone());
+    let running = Running::start(&config);
     conn.query_drop("INSERT INTO shop.t VALUES (2, 'b')")
         .await?;
-    let target = fence(&mut conn).await?;
-    wait_for(&lake, target).await?;
+    synced(&mut conn, &lake).await?;
     // The server drops the binlog connection (as a restart or a network cut would).
     let dumps: Vec<u64> = conn
         .query("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
@@ -561,13 +585,8 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_is_an_error() 
     }
     conn.query_drop("INSERT INTO shop.t VALUES (3, 'c'); UPDATE shop.t SET v = 'A' WHERE id = 1")
         .await?;
-    let target = fence(&mut conn).await?;
-    wait_for(&lake, target).await?;
-    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
-    let summary = running
-        .join()
-        .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
-    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    synced(&mut conn, &lake).await?;
+    running.stop()?;
     assert_matches(&mut conn, &lake, "t").await?;
 
     // While inlet is stopped, the binlogs it needs are purged: the restart says so.
@@ -678,16 +697,10 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
     .await?;
     // The restart copies the rest, then replays the binlog from where the first rows were
     // copied; a fence written after it started tells when that is done.
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = inlet_tests::harness::cdc::spawn_until_shutdown(&config, shutdown.clone());
+    let running = Running::start(&config);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let target = fence(&mut conn).await?;
-    wait_for(&lake, target).await?;
-    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
-    let summary = running
-        .join()
-        .map_err(|_| anyhow::anyhow!("pipeline thread"))??;
-    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    synced(&mut conn, &lake).await?;
+    running.stop()?;
     assert_matches(&mut conn, &lake, "big").await?;
     Ok(())
 }
