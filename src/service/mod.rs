@@ -133,7 +133,7 @@ async fn run_pipeline(
         view.status.clone(),
     )
     .await
-    .map_err(|e| fail(&e))?;
+    .map_err(|e| fail(&with_prefix(e, &prefix)))?;
     for (table, reason) in prepared.skipped() {
         tracing::warn!(pipeline = %view.name, %table, "Not captured: {reason}");
     }
@@ -181,7 +181,8 @@ async fn run_pipeline(
     let background = services.spawn();
     let result = prepared
         .run(shutdown.clone(), None, Some(services.clone()))
-        .await;
+        .await
+        .map_err(|e| with_prefix(e, &prefix));
     // The table services stop with their pipeline.
     shutdown_services(&services, &shutdown);
     for mut task in background {
@@ -196,6 +197,20 @@ async fn run_pipeline(
         }
     }
     result.map_err(|e| fail(&e))
+}
+
+/// A configuration error of a pipeline, naming the field as the file spells it
+/// (`pipelines.<name>.tables."s.t".columns`).
+fn with_prefix(error: inlet_ingest::Error, prefix: &str) -> inlet_ingest::Error {
+    match error {
+        inlet_ingest::Error::Config { field, reason } if !prefix.is_empty() => {
+            inlet_ingest::Error::Config {
+                field: format!("{prefix}{field}"),
+                reason,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Lets the background tasks of a stopped pipeline end: they finish what they do, then stop.

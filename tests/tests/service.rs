@@ -515,11 +515,25 @@ slot = "broken"
 
 [pipelines.broken.sink]
 base_uri = {other:?}
+
+[pipelines.badcols.source]
+kind = "postgres"
+connection = "{connection}"
+slot = "badcols"
+publication = "badcols"
+include = ["public.orders"]
+
+[pipelines.badcols.sink]
+base_uri = {third:?}
+
+[pipelines.badcols.tables."public.orders"]
+columns = ["id", "nope"]
 "#,
         connection = pg.connection_string(),
         broken = pg.connection_string_for("nope"),
         lake = lake.display().to_string(),
         other = dir.path().join("broken").display().to_string(),
+        third = dir.path().join("badcols").display().to_string(),
     );
     let config_path = dir.path().join("inlet.toml");
     std::fs::write(&config_path, config)?;
@@ -629,6 +643,14 @@ base_uri = {other:?}
         by_name("broken")["reason"]
             .as_str()
             .is_some_and(|r| r.contains("nope")),
+        "{pipelines}"
+    );
+    // A configuration error found at start names the field as the file spells it.
+    ensure!(
+        by_name("badcols")["state"] == "failed"
+            && by_name("badcols")["reason"].as_str().is_some_and(|r| r
+                .contains("pipelines.badcols.tables.\"public.orders\".columns")
+                && r.contains("\"nope\"")),
         "{pipelines}"
     );
     let (status, body) = get(&address, "/readyz", None)?;
