@@ -444,23 +444,7 @@ async fn assert_matches(
 ) -> anyhow::Result<()> {
     let (expected, columns) = source_rows(conn, &format!("shop.{name}")).await?;
     let uri = lake.join("shop").join(name).display().to_string();
-    let ours = inlet_tests::harness::cdc::lake_rows(&uri, &columns).await?;
-    inlet_tests::canonical::assert_same_rows(
-        &ours,
-        &expected,
-        &format!("shop.{name} (our reader)"),
-    );
-    let theirs = common::hudi_rs(
-        &uri,
-        &[("s".to_string(), serde_json::json!({}))],
-        &columns,
-        &[],
-    )?;
-    inlet_tests::canonical::assert_same_rows(
-        &theirs["s"],
-        &expected,
-        &format!("shop.{name} (hudi-rs)"),
-    );
+    common::assert_lake_equals(&uri, &columns, &expected, &format!("shop.{name}")).await?;
     Ok(())
 }
 

@@ -46,19 +46,7 @@ async fn assert_table_matches(
         .display()
         .to_string();
     let (expected, columns) = expected_rows(client, schema, table).await?;
-    let ours = lake_rows(&uri, &columns).await?;
-    canonical::assert_same_rows(&ours, &expected, &format!("{schema}.{table} (our reader)"));
-    let theirs = common::hudi_rs(
-        &uri,
-        &[("snapshot".to_string(), serde_json::json!({}))],
-        &columns,
-        &[],
-    )?;
-    canonical::assert_same_rows(
-        &theirs["snapshot"],
-        &expected,
-        &format!("{schema}.{table} (hudi-rs)"),
-    );
+    common::assert_lake_equals(&uri, &columns, &expected, &format!("{schema}.{table}")).await?;
     // No key twice.
     let batches = lake_batches(&uri).await?;
     let mut seen = HashSet::new();

@@ -119,21 +119,6 @@ async fn generated_rows(
     Ok(rows)
 }
 
-/// The lake table equals `expected` with our reader and with hudi-rs.
-async fn assert_lake_equals(uri: &str, expected: &[String], what: &str) -> anyhow::Result<()> {
-    let columns: Vec<String> = GENERATED.iter().map(|c| c.to_string()).collect();
-    let ours = inlet_tests::harness::cdc::lake_rows(uri, &columns).await?;
-    canonical::assert_same_rows(&ours, expected, &format!("{what} (our reader)"));
-    let theirs = common::hudi_rs(
-        uri,
-        &[("snapshot".to_string(), serde_json::json!({}))],
-        &columns,
-        &[],
-    )?;
-    canonical::assert_same_rows(&theirs["snapshot"], expected, &format!("{what} (hudi-rs)"));
-    Ok(())
-}
-
 /// The demo's generator, as `src/cli/demo.rs` configures it.
 fn demo_generator() -> DatagenConfig {
     DatagenConfig {
@@ -289,7 +274,8 @@ async fn the_demo_serves_live_tables_with_background_compaction_in_chromium() ->
             "{table}: only {} rows",
             expected.len()
         );
-        assert_lake_equals(uri, &expected, table).await?;
+        let columns: Vec<String> = GENERATED.iter().map(|c| c.to_string()).collect();
+        common::assert_lake_equals(uri, &columns, &expected, table).await?;
     }
     Ok(())
 }
@@ -376,23 +362,11 @@ async fn assert_matches_source(
     lake: &Path,
     table: &str,
 ) -> anyhow::Result<()> {
-    use inlet_tests::harness::cdc::{expected_rows, lake_rows};
+    use inlet_tests::harness::cdc::expected_rows;
     let uri = lake.join("public").join(table).display().to_string();
     let (expected, columns) = expected_rows(client, "public", table).await?;
     ensure!(!expected.is_empty(), "{table} is empty in the source");
-    let ours = lake_rows(&uri, &columns).await?;
-    canonical::assert_same_rows(&ours, &expected, &format!("{table} (our reader)"));
-    let theirs = common::hudi_rs(
-        &uri,
-        &[("snapshot".to_string(), serde_json::json!({}))],
-        &columns,
-        &[],
-    )?;
-    canonical::assert_same_rows(
-        &theirs["snapshot"],
-        &expected,
-        &format!("{table} (hudi-rs)"),
-    );
+    common::assert_lake_equals(&uri, &columns, &expected, table).await?;
     Ok(())
 }
 

@@ -399,3 +399,18 @@ pub async fn compare_with_hudi_rs(
     }
     Ok(queries.len())
 }
+
+/// The table at `uri` holds exactly `expected` (canonical rows over `columns`), read by our
+/// reader and by hudi-rs; `what` names it in failures.
+pub async fn assert_lake_equals(
+    uri: &str,
+    columns: &[String],
+    expected: &[String],
+    what: &str,
+) -> anyhow::Result<()> {
+    let ours = inlet_tests::harness::cdc::lake_rows(uri, columns).await?;
+    canonical::assert_same_rows(&ours, expected, &format!("{what} (our reader)"));
+    let theirs = hudi_rs(uri, &[("snapshot".to_string(), json!({}))], columns, &[])?;
+    canonical::assert_same_rows(&theirs["snapshot"], expected, &format!("{what} (hudi-rs)"));
+    Ok(())
+}
