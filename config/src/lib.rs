@@ -256,11 +256,28 @@ pub struct MysqlConfig {
     pub server_id: Option<u32>,
     #[serde(default)]
     pub snapshot: SnapshotMode,
+    /// Key ranges of the initial snapshot copied at once: one connection each.
+    #[serde(default = "default_snapshot_parallelism")]
+    pub snapshot_parallelism: usize,
+    /// Rows per key range of the initial snapshot (what one range holds in memory).
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: usize,
+    /// What to do when the binlog a table's checkpoint needs has been purged: `fail` or
+    /// `resnapshot` (empty those tables and copy them again).
+    #[serde(default)]
+    pub on_gap: OnGap,
     /// `database.table` patterns (`*` and `?` wildcards) of the tables to capture.
     #[serde(default = "default_mysql_include")]
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+}
+
+/// Rows per key range of a MySQL snapshot.
+pub const DEFAULT_CHUNK_SIZE: usize = 10_000;
+
+fn default_chunk_size() -> usize {
+    DEFAULT_CHUNK_SIZE
 }
 
 fn default_mysql_include() -> Vec<String> {
@@ -300,6 +317,14 @@ impl MysqlConfig {
         }
         if self.server_id == Some(0) {
             return Err(Error::invalid(field("server_id"), "must be at least 1"));
+        }
+        for (name, value) in [
+            ("snapshot_parallelism", self.snapshot_parallelism),
+            ("chunk_size", self.chunk_size),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(field(name), "must be at least 1"));
+            }
         }
         for (name, patterns) in [("include", &self.include), ("exclude", &self.exclude)] {
             for (i, p) in patterns.iter().enumerate() {

@@ -175,6 +175,25 @@ fn the_example_configuration_is_valid() {
 }
 
 #[test]
+fn the_example_mysql_configuration_is_valid() {
+    let c = one(include_str!("../../examples/mysql.toml"));
+    let SourceConfig::Mysql(my) = &c.source else {
+        panic!("not a mysql source: {:?}", c.source)
+    };
+    assert_eq!((my.snapshot_parallelism, my.chunk_size), (2, 10_000));
+    assert_eq!(my.on_gap, OnGap::Fail);
+    assert!(c.source.selects("shop.orders") && !c.source.selects("shop.tmp_x"));
+    assert_eq!(
+        c.table_uri("shop", "orders"),
+        "/var/lib/inlet/lake/shop/orders"
+    );
+    let zero =
+        include_str!("../../examples/mysql.toml").replace("chunk_size = 10000", "chunk_size = 0");
+    let err = Config::parse(&zero, "inlet.toml").unwrap_err().to_string();
+    assert!(err.contains("source.chunk_size"), "{err}");
+}
+
+#[test]
 fn source_names_stay_one_directory_inside_the_base() {
     let text = "[source]\nkind = \"postgres\"\nconnection = \"host=x\"\ninclude = [\"public.*\"]\n\n\
                 [sink]\nbase_uri = \"/lake/\"\n";

@@ -93,6 +93,9 @@ pub async fn prepare(
                 )?,
                 server_id: my.server_id_for(name),
                 snapshot: my.snapshot == SnapshotMode::Initial,
+                on_gap: my.on_gap,
+                snapshot_parallelism: my.snapshot_parallelism,
+                chunk_rows: my.chunk_size,
                 keys: config
                     .tables
                     .iter()

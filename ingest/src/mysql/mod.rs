@@ -1,17 +1,16 @@
-//! Change capture from MySQL 8.0+ and MariaDB 10.6+ (binlog, `mysql_async` with `binlog`).
-//!
-//! So far: connecting, the prerequisite checks (each problem names what to run), the
-//! discovery of the captured tables with their keys and columns, and the conversion of their
-//! values into Arrow ([`types`]). The snapshot and the binlog
-//! stream come next; until then `[source] kind = "mysql"` is not accepted.
+//! Change capture from MySQL 8.0+ and MariaDB 10.6+ (binlog, `mysql_async` with `binlog`):
+//! the prerequisite checks and the discovery of the captured tables ([`catalog`]), the
+//! conversion of their values into Arrow ([`types`]), the initial snapshot in key ranges
+//! (`snapshot`) and the binlog stream ([`source`]).
 
 pub mod catalog;
+mod snapshot;
 pub mod source;
 pub mod types;
 
 pub use source::{MysqlOptions, MysqlSource};
 
-use mysql_async::{Conn, Opts, OptsBuilder};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use crate::error::{Error, Result};
 
@@ -38,6 +37,15 @@ impl MysqlConnect {
         Ok(MysqlConnect {
             opts: builder.into(),
         })
+    }
+
+    /// A pool of at most `max` connections.
+    pub fn pool(&self, max: usize) -> Pool {
+        let constraints = PoolConstraints::new(0, max.max(1)).unwrap_or_default();
+        Pool::new(
+            OptsBuilder::from_opts(self.opts.clone())
+                .pool_opts(PoolOpts::default().with_constraints(constraints)),
+        )
     }
 
     /// A new connection.

@@ -1,7 +1,6 @@
-//! The MySQL/MariaDB source: an initial snapshot copied in primary-key chunks inside one
-//! consistent-snapshot transaction (MariaDB's lock-free `binlog_snapshot_file/position` gives the
-//! binlog position it matches), then the binlog from there (file/position), ROW events decoded
-//! with the TABLE_MAP's full metadata, each transaction delivered whole at its XID.
+//! The MySQL/MariaDB source: an initial snapshot copied in primary-key ranges (`snapshot`),
+//! then the binlog from the position taken before it (file/position), ROW events decoded with the
+//! TABLE_MAP's full metadata, each transaction delivered whole at its XID.
 //!
 //! Positions are `file number << 32 | offset` (the end of the event), so they increase across
 //! file rotation; a table's checkpoint is the end of the last transaction it holds, which is
@@ -16,14 +15,16 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use futures::StreamExt;
+use inlet_config::OnGap;
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
+use tokio::sync::mpsc;
 
-use super::MysqlConnect;
 use super::catalog::{self, MysqlTable};
 use super::types::{ColumnBuilder, Conv, Refused};
+use super::{MysqlConnect, snapshot};
 use crate::change::{
     Checkpoint, Event, Rejected, RowBatch, SchemaChange, SnapshotState, Source, TableId, TableInfo,
     with_cdc_columns,
@@ -46,9 +47,6 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Silence after which the connection counts as dead.
 const SILENCE: Duration = Duration::from_secs(20);
 
-/// Rows per snapshot chunk.
-const CHUNK_ROWS: usize = 10_000;
-
 /// What the MySQL source needs to know.
 #[derive(Debug, Clone)]
 pub struct MysqlOptions {
@@ -56,16 +54,22 @@ pub struct MysqlOptions {
     /// The replica id this reader registers with (unique among the server's replicas).
     pub server_id: u32,
     pub snapshot: bool,
+    /// What to do when the binlog a table's checkpoint needs is purged.
+    pub on_gap: OnGap,
+    /// Snapshot ranges copied at once.
+    pub snapshot_parallelism: usize,
+    /// Rows per snapshot range.
+    pub chunk_rows: usize,
     /// Configured key columns of tables without a primary key, by `database.table`.
     pub keys: BTreeMap<String, Vec<String>>,
 }
 
 /// A captured table: its columns' conversions (as the binlog carries them).
 #[derive(Debug, Clone)]
-struct Captured {
-    table: MysqlTable,
-    convs: Vec<Conv>,
-    schema: SchemaRef,
+pub(super) struct Captured {
+    pub(super) table: MysqlTable,
+    pub(super) convs: Vec<Conv>,
+    pub(super) schema: SchemaRef,
 }
 
 impl Captured {
@@ -94,7 +98,7 @@ impl Captured {
 
 /// Rows of one table in the open transaction.
 #[derive(Debug)]
-struct Rows {
+pub(super) struct Rows {
     columns: Vec<ColumnBuilder>,
     op: StringBuilder,
     position: Int64Builder,
@@ -104,7 +108,7 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(convs: &[Conv]) -> Self {
+    pub(super) fn new(convs: &[Conv]) -> Self {
         Rows {
             columns: convs.iter().cloned().map(ColumnBuilder::new).collect(),
             op: StringBuilder::new(),
@@ -115,7 +119,7 @@ impl Rows {
         }
     }
 
-    fn append(
+    pub(super) fn append(
         &mut self,
         captured: &Captured,
         values: &[Value],
@@ -150,7 +154,7 @@ impl Rows {
         Ok(())
     }
 
-    fn finish(mut self, captured: &Captured) -> Result<RowBatch> {
+    pub(super) fn finish(mut self, captured: &Captured) -> Result<RowBatch> {
         let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
         arrays.push(Arc::new(self.op.finish()));
         arrays.push(Arc::new(self.position.finish()));
@@ -165,27 +169,13 @@ impl Rows {
     }
 }
 
-/// A table being copied.
-#[derive(Debug)]
-struct Copy {
-    table: TableId,
-    /// The key of the last row copied.
-    after: Option<Vec<Value>>,
-    /// The position the copy stands for: the snapshot's, or for a copy resumed after a crash,
-    /// the earlier one its first rows were copied at (the binlog replays from there).
-    position: u64,
-    /// A resumed copy: changes below this position replay over newer rows (see
-    /// [`Event::SnapshotDone`]); 0 otherwise.
-    consistent_from: u64,
-}
-
 /// Where the source is.
 enum Phase {
     NotStarted,
-    /// Copying tables inside one consistent snapshot; then streaming from `stream_from`.
+    /// Copying tables (`snapshot`); then streaming from `stream_from`.
     Snapshot {
-        conn: Conn,
-        copies: VecDeque<Copy>,
+        events: mpsc::Receiver<Result<Event>>,
+        copier: tokio::task::JoinHandle<()>,
         stream_from: u64,
     },
     Streaming(Box<BinlogStream>),
@@ -326,18 +316,9 @@ impl MysqlSource {
 
     /// Reads `binlog.000003` into the prefix and number.
     fn set_file(&mut self, name: &str) {
-        // The artificial ROTATE before the format description carries 4 checksum bytes.
-        let name: String = name.chars().take_while(|c| c.is_ascii_graphic()).collect();
-        if let Some((prefix, number)) = name.rsplit_once('.') {
-            let digits: String = number
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .take(6)
-                .collect();
-            if let Ok(n) = digits.parse() {
-                self.prefix = prefix.to_string();
-                self.file = n;
-            }
+        if let Some((prefix, number)) = parse_file(name) {
+            self.prefix = prefix;
+            self.file = number;
         }
     }
 
@@ -354,8 +335,9 @@ impl MysqlSource {
         if !names.contains(&file) {
             return Err(Error::Protocol(format!(
                 "the binlog position {file}:{offset} that the lake tables need is gone from the \
-                 server (its binlogs start at {}): changes since are lost. Recreate the lake \
-                 tables to take a new snapshot, and keep binlogs longer (binlog_expire_logs_seconds)",
+                 server (its binlogs start at {}): changes since are lost. Set source.on_gap = \
+                 \"resnapshot\" to copy the tables again, and keep binlogs longer \
+                 (binlog_expire_logs_seconds)",
                 names.first().map_or("nothing", String::as_str)
             )));
         }
@@ -407,113 +389,6 @@ impl MysqlSource {
                 Err(e) => return Err(e),
             }
         }
-    }
-
-    /// Copies the next chunk of the table being copied into the queue.
-    async fn copy_chunk(&mut self) -> Result<()> {
-        let Phase::Snapshot {
-            conn,
-            copies,
-            stream_from,
-        } = &mut self.phase
-        else {
-            return Ok(());
-        };
-        let stream_from = *stream_from;
-        let Some(copy) = copies.front_mut() else {
-            let mut conn = match std::mem::replace(&mut self.phase, Phase::NotStarted) {
-                Phase::Snapshot { conn, .. } => conn,
-                _ => return Ok(()),
-            };
-            conn.query_drop("COMMIT")
-                .await
-                .map_err(Self::mysql_err("ending the snapshot"))?;
-            let _ = conn.disconnect().await;
-            return self.start_streaming(stream_from).await;
-        };
-        let captured = &self.tables[&copy.table];
-        let key = &captured.table.key;
-        let quoted: Vec<String> = key
-            .iter()
-            .map(|k| format!("`{}`", k.replace('`', "``")))
-            .collect();
-        let columns: Vec<String> = captured
-            .table
-            .columns
-            .iter()
-            .map(|c| format!("`{}`", c.name.replace('`', "``")))
-            .collect();
-        let mut sql = format!(
-            "SELECT {} FROM {}",
-            columns.join(", "),
-            catalog::quote(&copy.table)
-        );
-        let params = match &copy.after {
-            Some(after) => {
-                sql.push_str(&format!(
-                    " WHERE ({}) > ({})",
-                    quoted.join(", "),
-                    vec!["?"; key.len()].join(", ")
-                ));
-                after.clone()
-            }
-            None => Vec::new(),
-        };
-        sql.push_str(&format!(
-            " ORDER BY {} LIMIT {CHUNK_ROWS}",
-            quoted.join(", ")
-        ));
-        let rows: Vec<mysql_async::Row> = conn
-            .exec(sql, params)
-            .await
-            .map_err(Self::mysql_err("copying a snapshot chunk"))?;
-        let selected: Vec<Conv> = captured.convs.iter().map(Conv::for_select).collect();
-        let select = Captured {
-            convs: selected.clone(),
-            ..captured.clone()
-        };
-        let mut out = Rows::new(&selected);
-        let key_index: Vec<usize> = key
-            .iter()
-            .filter_map(|k| captured.table.columns.iter().position(|c| &c.name == k))
-            .collect();
-        let mut last = None;
-        let count = rows.len();
-        for row in rows {
-            let values: Vec<Value> = row.unwrap();
-            out.append(&select, &values, "r", 0, None)?;
-            last = Some(
-                key_index
-                    .iter()
-                    .map(|&i| values[i].clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let table = copy.table.clone();
-        if count > 0 {
-            self.queue.push_back(Event::Rows(out.finish(&select)?));
-        }
-        match last {
-            Some(after) if count == CHUNK_ROWS => {
-                let after_key = after.iter().map(super::types::render).collect();
-                copy.after = Some(after);
-                self.queue.push_back(Event::SnapshotProgress {
-                    table,
-                    after_key,
-                    position: copy.position,
-                });
-            }
-            _ => {
-                let (position, consistent_from) = (copy.position, copy.consistent_from);
-                copies.pop_front();
-                self.queue.push_back(Event::SnapshotDone {
-                    table,
-                    position,
-                    consistent_from,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Reads binlog events until something is queued or `wait` passes.
@@ -723,19 +598,140 @@ impl MysqlSource {
         Ok(())
     }
 
+    /// A binlog position that every later read sees whole: MariaDB's `binlog_snapshot_position`
+    /// of a consistent-snapshot transaction (the transactions before it are committed, which
+    /// `SHOW MASTER STATUS` does not promise: a transaction is in the binlog before it commits).
+    async fn snapshot_position(&mut self, conn: &mut Conn) -> Result<u64> {
+        conn.query_drop(
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+             START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        )
+        .await
+        .map_err(Self::mysql_err("starting the snapshot"))?;
+        let status: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .await
+            .map_err(Self::mysql_err("reading the snapshot's binlog position"))?;
+        conn.query_drop("COMMIT")
+            .await
+            .map_err(Self::mysql_err("ending the snapshot transaction"))?;
+        let value = |name: &str| {
+            status
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        match (
+            value("binlog_snapshot_file"),
+            value("binlog_snapshot_position"),
+        ) {
+            (Some(file), Some(offset)) if !file.is_empty() => {
+                self.set_file(&file);
+                Ok(self.file << 32 | offset.parse::<u64>().unwrap_or(4))
+            }
+            _ => Err(Error::Config {
+                field: "source.snapshot".to_string(),
+                reason: "the server gives no binlog_snapshot_file/position, the binlog position \
+                         a lock-free snapshot starts from (MariaDB does; MySQL does not, and \
+                         inlet does not take a global read lock): use snapshot = \"never\" and \
+                         load the existing rows another way"
+                    .to_string(),
+            }),
+        }
+    }
+
+    /// Tables whose checkpoint lies in a binlog file the server has purged miss changes. Fails
+    /// naming them, or with `on_gap = "resnapshot"` empties them and copies them again.
+    async fn check_gap(
+        &mut self,
+        conn: &mut Conn,
+        checkpoints: &mut BTreeMap<TableId, Checkpoint>,
+        current: u64,
+    ) -> Result<()> {
+        let logs: Vec<mysql_async::Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(Self::mysql_err("listing the binlog files"))?;
+        let Some((first_name, first)) = logs
+            .first()
+            .and_then(|r| r.get::<String, _>(0))
+            .and_then(|name| Some((name.clone(), parse_file(&name)?.1)))
+        else {
+            return Ok(());
+        };
+        let affected: Vec<TableId> = checkpoints
+            .iter()
+            .filter(|(t, c)| self.tables.contains_key(*t) && c.position >> 32 < first)
+            .map(|(t, _)| t.clone())
+            .collect();
+        if affected.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = affected
+            .iter()
+            .map(|t| format!("{t} (at {})", self.display(checkpoints[t].position)))
+            .collect();
+        if self.options.on_gap == OnGap::Fail || !self.options.snapshot {
+            return Err(Error::Protocol(format!(
+                "the binlog positions that {} need are gone from the server (its binlogs \
+                 start at {first_name}): changes since are lost. Set source.on_gap = \
+                 \"resnapshot\" (with snapshot = \"initial\") to copy those tables again, or remove \
+                 their lake tables; and keep binlogs longer (binlog_expire_logs_seconds)",
+                names.join(", ")
+            )));
+        }
+        tracing::warn!(tables = %names.join(", "), first = %first_name, "The binlog lost changes the lake tables need: emptying and copying them again.");
+        for table in &affected {
+            checkpoints.remove(table);
+        }
+        self.queue.push_back(Event::Truncate(affected.clone()));
+        // Until their copies are done these tables are snapshotting: the emptying commit
+        // records a copy to redo.
+        for table in affected {
+            self.queue.push_back(Event::SnapshotProgress {
+                table,
+                after_key: Vec::new(),
+                position: current,
+            });
+        }
+        Ok(())
+    }
+
     /// The server's current binlog position.
     async fn master_position(&mut self, conn: &mut Conn) -> Result<u64> {
-        let row: Option<mysql_async::Row> = conn
-            .query_first("SHOW MASTER STATUS")
-            .await
-            .map_err(Self::mysql_err("reading the binlog position"))?;
-        let row =
-            row.ok_or_else(|| Error::Protocol("SHOW MASTER STATUS returned nothing".into()))?;
-        let file: String = row.get(0).unwrap_or_default();
-        let offset: u64 = row.get(1).unwrap_or(4);
+        let (file, position) = binlog_position(conn).await?;
         self.set_file(&file);
-        Ok(self.file << 32 | offset)
+        Ok(position)
     }
+}
+
+/// `binlog.000003` as its prefix and number.
+fn parse_file(name: &str) -> Option<(String, u64)> {
+    // The artificial ROTATE before the format description carries 4 checksum bytes.
+    let name: String = name.chars().take_while(|c| c.is_ascii_graphic()).collect();
+    let (prefix, number) = name.rsplit_once('.')?;
+    let digits: String = number
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(6)
+        .collect();
+    Some((prefix.to_string(), digits.parse().ok()?))
+}
+
+/// The server's current binlog file and position (`file number << 32 | offset`).
+pub(super) async fn binlog_position(conn: &mut Conn) -> Result<(String, u64)> {
+    let row: Option<mysql_async::Row> = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .map_err(MysqlSource::mysql_err("reading the binlog position"))?;
+    let row = row.ok_or_else(|| {
+        Error::Protocol("SHOW MASTER STATUS returned nothing: is log_bin on?".into())
+    })?;
+    let file: String = row.get(0).unwrap_or_default();
+    let offset: u64 = row.get(1).unwrap_or(4);
+    let (_, number) = parse_file(&file)
+        .ok_or_else(|| Error::Protocol(format!("an unexpected binlog file name {file:?}")))?;
+    Ok((file, number << 32 | offset))
 }
 
 impl Source for MysqlSource {
@@ -754,7 +750,7 @@ impl Source for MysqlSource {
         Ok(self.infos())
     }
 
-    async fn start(&mut self, checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
+    async fn start(&mut self, mut checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
         let mut conn = self.options.connect.connect().await?;
         let current = self.master_position(&mut conn).await?;
         for captured in self.tables.values() {
@@ -763,6 +759,7 @@ impl Source for MysqlSource {
                 schema: captured.schema.clone(),
             }));
         }
+        self.check_gap(&mut conn, &mut checkpoints, current).await?;
         let copies: Vec<TableId> = self
             .tables
             .keys()
@@ -795,75 +792,43 @@ impl Source for MysqlSource {
             let _ = conn.disconnect().await;
             return self.start_streaming(resume.unwrap_or(current)).await;
         }
-        // One transaction sees every table as of one binlog position, without a lock.
-        conn.query_drop(
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-             START TRANSACTION WITH CONSISTENT SNAPSHOT",
-        )
-        .await
-        .map_err(Self::mysql_err("starting the snapshot"))?;
-        let status: Vec<(String, String)> = conn
-            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            .await
-            .map_err(Self::mysql_err("reading the snapshot's binlog position"))?;
-        let file = status
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_file"));
-        let offset = status
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_position"));
-        let position = match (file, offset) {
-            (Some((_, file)), Some((_, offset))) => {
-                self.set_file(file);
-                self.file << 32 | offset.parse::<u64>().unwrap_or(4)
-            }
-            _ => {
-                return Err(Error::Config {
-                    field: "source.snapshot".to_string(),
-                    reason: "the server gives no binlog_snapshot_file/position (MariaDB does; \
-                             MySQL needs the chunked snapshot, which comes later): use \
-                             snapshot = \"never\""
-                        .to_string(),
-                });
-            }
-        };
+        let position = self.snapshot_position(&mut conn).await?;
+        let _ = conn.disconnect().await;
         let mut start = resume.map_or(position, |r| r.min(position));
-        let mut planned = VecDeque::new();
+        let mut jobs = Vec::new();
         for table in copies {
-            match checkpoints.get(&table).map(|c| (&c.snapshot, c.position)) {
-                // A copy interrupted after some chunks: it goes on after the last key copied.
-                // Rows up to there were copied at `earlier`: the binlog replays from there over
-                // the rest (copied now), which converges by position.
+            let after = match checkpoints.get(&table).map(|c| (&c.snapshot, c.position)) {
+                // A copy interrupted after some ranges: it goes on after the last key copied.
+                // Rows up to there were copied after `earlier`: the binlog replays from there.
                 Some((SnapshotState::After(key), earlier)) if !key.is_empty() => {
                     tracing::info!(table = %table, after = ?key, "Resuming the snapshot after the last copied key.");
-                    self.skip.insert(table.clone(), earlier);
                     start = start.min(earlier);
-                    planned.push_back(Copy {
-                        table,
-                        after: Some(
-                            key.iter()
-                                .map(|k| Value::Bytes(k.clone().into_bytes()))
-                                .collect(),
-                        ),
-                        position: earlier,
-                        consistent_from: position,
-                    });
+                    Some((key.clone(), earlier))
                 }
-                _ => {
-                    self.skip.insert(table.clone(), position);
-                    planned.push_back(Copy {
-                        table,
-                        after: None,
-                        position,
-                        consistent_from: 0,
-                    });
-                }
-            }
+                _ => None,
+            };
+            let position = after.as_ref().map_or(position, |(_, earlier)| *earlier);
+            self.skip.insert(table.clone(), position);
+            jobs.push(snapshot::Job {
+                table: self.tables[&table].clone(),
+                after: after.map(|(key, _)| key),
+                position,
+            });
         }
-        tracing::info!(tables = planned.len(), at = %self.display(position), "Copying the snapshot.");
+        tracing::info!(tables = jobs.len(), from = %self.display(position), parallelism = self.options.snapshot_parallelism, "Copying the snapshot.");
+        let (tx, events) = mpsc::channel(4 * self.options.snapshot_parallelism.max(1));
+        let copier = tokio::spawn(snapshot::run(
+            self.options
+                .connect
+                .pool(self.options.snapshot_parallelism + 1),
+            jobs,
+            self.options.snapshot_parallelism,
+            self.options.chunk_rows,
+            tx,
+        ));
         self.phase = Phase::Snapshot {
-            conn,
-            copies: planned,
+            events,
+            copier,
             stream_from: start,
         };
         Ok(())
@@ -874,8 +839,18 @@ impl Source for MysqlSource {
             if let Some(event) = self.queue.pop_front() {
                 return Ok(event);
             }
-            match &self.phase {
-                Phase::Snapshot { .. } => self.copy_chunk().await?,
+            match &mut self.phase {
+                Phase::Snapshot {
+                    events,
+                    stream_from,
+                    ..
+                } => match events.recv().await {
+                    Some(event) => return event,
+                    None => {
+                        let from = *stream_from;
+                        self.start_streaming(from).await?;
+                    }
+                },
                 Phase::Streaming(_) => self.step(wait).await?,
                 Phase::NotStarted | Phase::Closed => return Err(Error::Stopped),
             }
@@ -891,9 +866,7 @@ impl Source for MysqlSource {
             Phase::Streaming(stream) => {
                 let _ = tokio::time::timeout(Duration::from_secs(5), stream.close()).await;
             }
-            Phase::Snapshot { conn, .. } => {
-                let _ = conn.disconnect().await;
-            }
+            Phase::Snapshot { copier, .. } => copier.abort(),
             _ => {}
         }
         Ok(())

@@ -506,6 +506,112 @@ pub fn render(value: &Value) -> String {
     }
 }
 
+/// A key value as the snapshot keeps it between ranges and in its checkpoints (text), `None`
+/// for null. [`key_param`] turns it back into a statement parameter that the server compares
+/// exactly as it orders the column, which keyset paging needs (a range that compared otherwise
+/// would skip rows): integers as integers rather than strings (which compare as doubles, losing
+/// bigints past 2^53), decimals cast to their own type, bytes as hex, enums and sets by their
+/// number (as `ORDER BY` sorts them), times as times.
+pub fn key_text(conv: &Conv, value: &Value) -> Option<String> {
+    Some(match (conv, value) {
+        (_, Value::NULL) => return None,
+        (Conv::Binary | Conv::FixedBinary(_) | Conv::Bits | Conv::Geometry, Value::Bytes(b)) => {
+            b.iter().map(|byte| format!("{byte:02x}")).collect()
+        }
+        (_, Value::Time(negative, days, h, m, s, us)) => format!(
+            "{}{}:{m:02}:{s:02}.{us:06}",
+            if *negative { "-" } else { "" },
+            *days * 24 + u32::from(*h)
+        ),
+        // Display of a float is the shortest text that parses back to the same bits.
+        (_, Value::Float(f)) => f.to_string(),
+        (_, Value::Double(f)) => f.to_string(),
+        (_, other) => render(other),
+    })
+}
+
+/// The placeholder and parameter of a key value kept as [`key_text`].
+pub fn key_param(conv: &Conv, text: &str) -> (String, Value) {
+    let bytes = || Value::Bytes(text.as_bytes().to_vec());
+    let plain = |value: Value| ("?".to_string(), value);
+    match conv {
+        Conv::Int8
+        | Conv::Int16
+        | Conv::Int24
+        | Conv::Int32
+        | Conv::Int64
+        | Conv::Unsigned64
+        | Conv::Year => plain(match (text.parse::<i64>(), text.parse::<u64>()) {
+            (Ok(i), _) => Value::Int(i),
+            (_, Ok(u)) => Value::UInt(u),
+            _ => bytes(),
+        }),
+        Conv::Decimal { precision, scale } => {
+            (format!("CAST(? AS DECIMAL({precision}, {scale}))"), bytes())
+        }
+        Conv::Float32 => plain(text.parse().map_or_else(|_| bytes(), Value::Float)),
+        Conv::Float64 => plain(text.parse().map_or_else(|_| bytes(), Value::Double)),
+        Conv::Binary | Conv::FixedBinary(_) | Conv::Geometry => ("UNHEX(?)".to_string(), bytes()),
+        Conv::Bit1 | Conv::Bits => ("CAST(CONV(?, 16, 10) AS UNSIGNED)".to_string(), bytes()),
+        Conv::Date | Conv::DateTime | Conv::Timestamp => {
+            plain(parse_datetime(text).unwrap_or_else(bytes))
+        }
+        Conv::Time => plain(parse_time(text).unwrap_or_else(bytes)),
+        Conv::Enum(labels) => plain(
+            labels
+                .iter()
+                .position(|l| l == text)
+                .map_or_else(bytes, |i| Value::UInt(i as u64 + 1)),
+        ),
+        Conv::Set(labels) => plain(
+            text.split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| labels.iter().position(|x| x == l).map(|i| 1u64 << i))
+                .sum::<Option<u64>>()
+                .map_or_else(bytes, Value::UInt),
+        ),
+        Conv::Text { .. } | Conv::Json | Conv::Other => plain(bytes()),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff` (as [`render`] writes a date or time stamp).
+fn parse_datetime(text: &str) -> Option<Value> {
+    let (date, time) = text.split_once(' ').unwrap_or((text, "00:00:00"));
+    let mut d = date.splitn(3, '-').map(str::parse::<u32>);
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, us) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(str::parse::<u8>);
+    let (h, mi, s) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    Some(Value::Date(
+        u16::try_from(y).ok()?,
+        u8::try_from(m).ok()?,
+        u8::try_from(day).ok()?,
+        h,
+        mi,
+        s,
+        us.parse().ok()?,
+    ))
+}
+
+/// `[-]H:MM:SS.ffffff` (as [`key_text`] writes a time), hours past a day carried into days.
+fn parse_time(text: &str) -> Option<Value> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (hms, us) = rest.split_once('.').unwrap_or((rest, "0"));
+    let mut t = hms.splitn(3, ':').map(str::parse::<u32>);
+    let (h, m, s) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    Some(Value::Time(
+        negative,
+        h / 24,
+        u8::try_from(h % 24).ok()?,
+        u8::try_from(m).ok()?,
+        u8::try_from(s).ok()?,
+        us.parse().ok()?,
+    ))
+}
+
 fn int(value: &Value) -> Option<i128> {
     match value {
         Value::Int(i) => Some(i128::from(*i)),
@@ -695,6 +801,108 @@ mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type, TimestampMicrosecondType};
+
+    #[test]
+    fn key_values_come_back_from_their_text_as_parameters_of_their_column_type() {
+        let bytes = |b: &[u8]| Value::Bytes(b.to_vec());
+        let cases: Vec<(Conv, Value, Value, &str)> = vec![
+            // Past 2^53: as a string the server would compare it as a double.
+            (
+                Conv::Int64,
+                Value::Int(9_007_199_254_740_993),
+                Value::Int(9_007_199_254_740_993),
+                "?",
+            ),
+            (Conv::Int64, Value::Int(i64::MIN), Value::Int(i64::MIN), "?"),
+            (
+                Conv::Unsigned64,
+                Value::UInt(u64::MAX),
+                Value::UInt(u64::MAX),
+                "?",
+            ),
+            (Conv::Year, Value::Int(2155), Value::Int(2155), "?"),
+            (
+                Conv::Decimal {
+                    precision: 30,
+                    scale: 10,
+                },
+                bytes(b"-12345678901234567890.0123456789"),
+                bytes(b"-12345678901234567890.0123456789"),
+                "CAST(? AS DECIMAL(30, 10))",
+            ),
+            // Bytes that are not UTF-8 survive as hex.
+            (
+                Conv::Binary,
+                bytes(&[0xff, 0, 0x80]),
+                bytes(b"ff0080"),
+                "UNHEX(?)",
+            ),
+            (
+                Conv::Bits,
+                bytes(&[1, 0]),
+                bytes(b"0100"),
+                "CAST(CONV(?, 16, 10) AS UNSIGNED)",
+            ),
+            (
+                Conv::Float64,
+                Value::Double(0.1 + 0.2),
+                Value::Double(0.1 + 0.2),
+                "?",
+            ),
+            (
+                Conv::Float32,
+                Value::Float(f32::MIN_POSITIVE),
+                Value::Float(f32::MIN_POSITIVE),
+                "?",
+            ),
+            (
+                Conv::DateTime,
+                Value::Date(2024, 2, 29, 23, 59, 59, 999_999),
+                Value::Date(2024, 2, 29, 23, 59, 59, 999_999),
+                "?",
+            ),
+            (
+                Conv::Date,
+                Value::Date(1, 1, 1, 0, 0, 0, 0),
+                Value::Date(1, 1, 1, 0, 0, 0, 0),
+                "?",
+            ),
+            (
+                Conv::Time,
+                Value::Time(true, 34, 22, 59, 59, 5),
+                Value::Time(true, 34, 22, 59, 59, 5),
+                "?",
+            ),
+            // Enums and sets order by their number, so they are compared by it.
+            (
+                Conv::Enum(vec!["b".into(), "a".into()]),
+                bytes(b"a"),
+                Value::UInt(2),
+                "?",
+            ),
+            (
+                Conv::Set(vec!["x".into(), "y".into(), "z".into()]),
+                bytes(b"x,z"),
+                Value::UInt(5),
+                "?",
+            ),
+            (
+                Conv::Text { latin1: false },
+                bytes("Köln, 1".as_bytes()),
+                bytes("Köln, 1".as_bytes()),
+                "?",
+            ),
+        ];
+        for (conv, value, param, placeholder) in cases {
+            let text = key_text(&conv, &value).unwrap();
+            assert_eq!(
+                key_param(&conv, &text),
+                (placeholder.to_string(), param),
+                "{conv:?} {text}"
+            );
+        }
+        assert_eq!(key_text(&Conv::Int32, &Value::NULL), None);
+    }
 
     fn column(data_type: &str, column_type: &str) -> Column {
         Column {
