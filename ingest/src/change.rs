@@ -165,6 +165,8 @@ pub struct Checkpoint {
     /// The kind of source whose position this is ([`Source::kind`]); `None` in checkpoints
     /// written without one (`inlet write`, earlier versions).
     pub source: Option<String>,
+    /// The server the position was read from ([`Source::origin`]), when the source tells.
+    pub origin: Option<String>,
 }
 
 /// How far the table's initial snapshot got.
@@ -195,6 +197,9 @@ impl Checkpoint {
         if self.consistent_from > self.position {
             value["consistent_from"] = json!(self.consistent_from);
         }
+        if let Some(origin) = &self.origin {
+            value["origin"] = json!(origin);
+        }
         value.to_string()
     }
 
@@ -223,11 +228,16 @@ impl Checkpoint {
             .map(str::to_string)
             // Checkpoints written before the kind was recorded came from PostgreSQL.
             .or_else(|| value.get("lsn").map(|_| "postgres".to_string()));
+        let origin = value
+            .get("origin")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         Some(Checkpoint {
             position,
             snapshot,
             consistent_from,
             source,
+            origin,
         })
     }
 }
@@ -257,6 +267,12 @@ pub trait Source: Send {
     /// The kind of source (`postgres`, `mysql`, `datagen`), recorded in checkpoints: positions
     /// of different kinds cannot be compared.
     fn kind(&self) -> &'static str;
+
+    /// The server positions are read from (e.g. `server_id 3`), recorded in checkpoints: a
+    /// source that finds another server's positions there does not read its own at them.
+    fn origin(&self) -> Option<String> {
+        None
+    }
 
     /// A position as people read it (an LSN, a binlog file and offset), for logs and checkpoints.
     fn display(&self, position: u64) -> String {
@@ -294,12 +310,14 @@ mod tests {
                 snapshot: SnapshotState::Done,
                 consistent_from: 0,
                 source: Some("postgres".into()),
+                origin: None,
             },
             Checkpoint {
                 position: 7,
                 snapshot: SnapshotState::After(vec!["42".into(), "x".into()]),
                 consistent_from: 9,
-                source: Some("datagen".into()),
+                source: Some("mysql".into()),
+                origin: Some("server_id 3".into()),
             },
         ] {
             let kind = cp.source.clone().unwrap_or_default();
@@ -313,6 +331,7 @@ mod tests {
             snapshot: SnapshotState::Done,
             consistent_from: 0,
             source: None,
+            origin: None,
         }
         .to_json("postgres", "1/A0");
         assert!(
@@ -326,6 +345,7 @@ mod tests {
                 snapshot: SnapshotState::Done,
                 consistent_from: 0,
                 source: None,
+                origin: None,
             })
         );
         // Checkpoints of earlier versions carried an LSN: PostgreSQL's.

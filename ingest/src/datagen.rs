@@ -546,6 +546,7 @@ mod tests {
             snapshot: crate::change::SnapshotState::Done,
             consistent_from: 0,
             source: Some("datagen".into()),
+            origin: None,
         };
         let mut again = DatagenSource::new(config(&["s.a", "s.b"])).unwrap();
         again

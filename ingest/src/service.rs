@@ -238,6 +238,14 @@ impl Source for AnySource {
         }
     }
 
+    fn origin(&self) -> Option<String> {
+        match self {
+            AnySource::Mysql(s) => s.origin(),
+            AnySource::Postgres(s) => s.origin(),
+            AnySource::Datagen(s) => s.origin(),
+        }
+    }
+
     fn display(&self, position: u64) -> String {
         match self {
             AnySource::Postgres(s) => s.display(position),

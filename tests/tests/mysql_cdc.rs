@@ -649,6 +649,85 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_fails_or_resna
     Ok(())
 }
 
+/// Binlog positions of one server mean nothing in another's binlog (a failover to a replica,
+/// or the connection moved to another database): the lake tables' checkpoints name the server
+/// they were read from, and a restart on another one fails saying so, or with
+/// `on_gap = "resnapshot"` copies the tables again from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Result<()> {
+    use inlet_tests::harness::cdc::run_until;
+    use inlet_tests::harness::mariadb::BINLOG_ARGS;
+    let schema = "CREATE DATABASE shop;
+                  CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+                  CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(10));";
+    let first = MariaDbServer::start()?;
+    let mut a = first.connect().await?;
+    a.query_drop(format!(
+        "{schema} INSERT INTO shop.t VALUES (1, 'a'), (2, 'b'), (3, 'c');"
+    ))
+    .await?;
+    let second = MariaDbServer::start_with(&[BINLOG_ARGS, &["--server-id=2"]].concat())?;
+    let mut b = second.connect().await?;
+    b.query_drop(format!(
+        "{schema} INSERT INTO shop.t VALUES (2, 'B'), (5, 'e');"
+    ))
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let on_a = mysql_config(&first, &lake, "");
+    let target = fence(&mut a).await?;
+    run_until(&on_a, target).await?;
+    assert_matches(&mut a, &lake, "t").await?;
+
+    // A server that tells no difference (MariaDB's server_id is all it has, and 1 is the
+    // default) but cannot serve the position: an error, not reconnecting forever.
+    let third = MariaDbServer::start()?;
+    let mut c = third.connect().await?;
+    c.query_drop(format!("{schema} INSERT INTO shop.t VALUES (9, REPEAT('x', 10));"))
+        .await?;
+    let err = format!(
+        "{:#}",
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            run_until(&mysql_config(&third, &lake, ""), u64::MAX)
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the start at a position the server lacks did not fail"))?
+        .expect_err("no such position")
+    );
+    ensure!(err.contains("cannot send its binlog from binlog.000001:"), "{err}");
+
+    let on_b = mysql_config(&second, &lake, "");
+    let err = format!(
+        "{:#}",
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            run_until(&on_b, u64::MAX)
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the start on another server did not fail"))?
+        .expect_err("another server")
+    );
+    ensure!(
+        err.contains("server_id 1") && err.contains("server_id 2") && err.contains("on_gap"),
+        "{err}"
+    );
+    let on_b = on_b.replace(
+        "include = [\"shop.*\"]\n",
+        "include = [\"shop.*\"]\non_gap = \"resnapshot\"\n",
+    );
+    let target = fence(&mut b).await?;
+    let summary = run_until(&on_b, target).await?;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    assert_matches(&mut b, &lake, "t").await?;
+    b.query_drop("UPDATE shop.t SET v = 'after' WHERE id = 5; DELETE FROM shop.t WHERE id = 2")
+        .await?;
+    let target = fence(&mut b).await?;
+    run_until(&on_b, target).await?;
+    assert_matches(&mut b, &lake, "t").await?;
+    Ok(())
+}
+
 /// Tables copied in many small key ranges, three at once, while a writer updates, deletes,
 /// inserts and moves keys in them: once the binlog has caught up, the lake equals the source.
 /// The keys are those a range would skip if the server compared them other than it orders them:

@@ -25,6 +25,10 @@ pub struct ServerInfo {
     pub binlog_expire_seconds: u64,
     /// The account inlet connected as, `user@host`.
     pub current_user: String,
+    /// Which server this is, for checkpoints (binlog positions of another server mean nothing
+    /// here): MySQL's `server_uuid`, MariaDB's `server_id` (it has no uuid; replicas of one
+    /// primary must differ in it).
+    pub identity: String,
 }
 
 impl ServerInfo {
@@ -80,8 +84,21 @@ pub async fn server(conn: &mut Conn) -> Result<ServerInfo> {
         .query_first("SELECT CURRENT_USER()")
         .await
         .map_err(query_err("reading the current user"))?;
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    let identity = if mariadb {
+        format!(
+            "server_id {}",
+            variable(conn, "server_id").await?.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "server_uuid {}",
+            variable(conn, "server_uuid").await?.unwrap_or_default()
+        )
+    };
     Ok(ServerInfo {
-        mariadb: version.to_ascii_lowercase().contains("mariadb"),
+        mariadb,
+        identity,
         version,
         log_bin,
         binlog_format,
@@ -338,6 +355,7 @@ mod tests {
             binlog_row_metadata: Some("FULL".into()),
             binlog_expire_seconds: 0,
             current_user: "inlet@%".into(),
+            identity: "server_id 1".into(),
         }
     }
 

@@ -42,6 +42,10 @@ fn names_table(statement: &str, schema: &str, id: &TableId) -> bool {
     words.contains(&qualified) || (id.schema == schema && words.contains(&name))
 }
 
+/// The server's answer to a binlog request it cannot serve (a purged file, a position that is
+/// not the start of an event).
+const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
+
 /// `@master_heartbeat_period`: how often an idle server sends a heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Silence after which the connection counts as dead.
@@ -215,6 +219,8 @@ pub struct MysqlSource {
     txn: Option<Txn>,
     /// The end of the last transaction delivered: where a reconnection reads again.
     delivered: u64,
+    /// Which server this is ([`catalog::ServerInfo::identity`]).
+    identity: Option<String>,
     last_event: tokio::time::Instant,
 }
 
@@ -231,6 +237,7 @@ impl MysqlSource {
             skip: HashMap::new(),
             txn: None,
             delivered: 0,
+            identity: None,
             last_event: tokio::time::Instant::now(),
         }
     }
@@ -239,7 +246,7 @@ impl MysqlSource {
     /// tables without a key are skipped (see [`MysqlSource::skipped`]), and none left is an error.
     pub async fn discover(&mut self, selects: impl Fn(&str) -> bool) -> Result<Vec<TableInfo>> {
         let mut conn = self.options.connect.connect().await?;
-        catalog::check(&mut conn).await?;
+        self.identity = Some(catalog::check(&mut conn).await?.identity);
         let (tables, skipped) = catalog::discover(&mut conn, &selects, &self.options.keys).await?;
         if tables.is_empty() {
             return Err(Error::Config {
@@ -405,6 +412,17 @@ impl MysqlSource {
                 return Ok(());
             }
             Ok(None) => return self.reconnect("the server closed the stream").await,
+            // The server cannot send from this position (purged, or not the start of an
+            // event): reconnecting would get the same answer forever.
+            Ok(Some(Err(mysql_async::Error::Server(e))))
+                if e.code == ER_MASTER_FATAL_ERROR_READING_BINLOG =>
+            {
+                return Err(Error::Protocol(format!(
+                    "the server cannot send its binlog from {}: {}",
+                    self.display(self.delivered),
+                    e.message
+                )));
+            }
             Ok(Some(Err(e))) => return self.reconnect(&e.to_string()).await,
             Ok(Some(Ok(event))) => event,
         };
@@ -640,8 +658,9 @@ impl MysqlSource {
         }
     }
 
-    /// Tables whose checkpoint lies in a binlog file the server has purged miss changes. Fails
-    /// naming them, or with `on_gap = "resnapshot"` empties them and copies them again.
+    /// Tables whose checkpoint lies in a binlog file the server has purged, or was read from
+    /// another server, miss changes. Fails naming them, or with `on_gap = "resnapshot"` empties
+    /// them and copies them again.
     async fn check_gap(
         &mut self,
         conn: &mut Conn,
@@ -659,10 +678,23 @@ impl MysqlSource {
         else {
             return Ok(());
         };
+        // Positions read from another server (a failover, or the connection moved to another
+        // database) mean nothing in this server's binlog.
+        let foreign: Vec<(TableId, String)> = checkpoints
+            .iter()
+            .filter(|(t, _)| self.tables.contains_key(*t))
+            .filter_map(|(t, c)| match (&c.origin, &self.identity) {
+                (Some(theirs), Some(ours)) if theirs != ours => Some((t.clone(), theirs.clone())),
+                _ => None,
+            })
+            .collect();
         let affected: Vec<TableId> = checkpoints
             .iter()
             .filter(|(t, c)| self.tables.contains_key(*t) && c.position >> 32 < first)
             .map(|(t, _)| t.clone())
+            .chain(foreign.iter().map(|(t, _)| t.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
         if affected.is_empty() {
             return Ok(());
@@ -672,15 +704,25 @@ impl MysqlSource {
             .map(|t| format!("{t} (at {})", self.display(checkpoints[t].position)))
             .collect();
         if self.options.on_gap == OnGap::Fail || !self.options.snapshot {
+            let advice = "Set source.on_gap = \"resnapshot\" (with snapshot = \"initial\") to \
+                          copy those tables again, or remove their lake tables";
+            if let Some((_, theirs)) = foreign.first() {
+                return Err(Error::Protocol(format!(
+                    "the lake tables {} hold binlog positions of the server with {theirs}, and \
+                     this is the server with {} (a failover, or another database): binlog \
+                     positions do not carry over between servers. {advice}",
+                    names.join(", "),
+                    self.identity.as_deref().unwrap_or("?")
+                )));
+            }
             return Err(Error::Protocol(format!(
                 "the binlog positions that {} need are gone from the server (its binlogs \
-                 start at {first_name}): changes since are lost. Set source.on_gap = \
-                 \"resnapshot\" (with snapshot = \"initial\") to copy those tables again, or remove \
-                 their lake tables; and keep binlogs longer (binlog_expire_logs_seconds)",
+                 start at {first_name}): changes since are lost. {advice}; and keep binlogs \
+                 longer (binlog_expire_logs_seconds)",
                 names.join(", ")
             )));
         }
-        tracing::warn!(tables = %names.join(", "), first = %first_name, "The binlog lost changes the lake tables need: emptying and copying them again.");
+        tracing::warn!(tables = %names.join(", "), first = %first_name, "The lake tables miss changes (their binlog is purged, or their positions are of another server): emptying and copying them again.");
         for table in &affected {
             checkpoints.remove(table);
         }
@@ -737,6 +779,10 @@ pub(super) async fn binlog_position(conn: &mut Conn) -> Result<(String, u64)> {
 impl Source for MysqlSource {
     fn kind(&self) -> &'static str {
         "mysql"
+    }
+
+    fn origin(&self) -> Option<String> {
+        self.identity.clone()
     }
 
     fn display(&self, position: u64) -> String {

@@ -501,6 +501,13 @@ impl<S: Source> Pipeline<S> {
                 position,
             } => {
                 if let Some(state) = self.tables.get_mut(&table) {
+                    if after_key.is_empty() {
+                        // A copy starting over (the table was emptied because the source lost
+                        // changes it needs): what the table held before counts no more, and
+                        // positions of another server may be lower than its old ones.
+                        state.durable = position;
+                        state.floor = position;
+                    }
                     state.snapshot = Some((position, after_key));
                     state.closed = state.pending.len();
                     if state.rows >= self.options.max_rows || state.bytes >= self.options.max_bytes
@@ -688,18 +695,21 @@ impl<S: Source> Pipeline<S> {
         let Some(writer) = state.writer.as_mut() else {
             return Ok(());
         };
+        let origin = self.source.origin();
         let checkpoint = match &state.snapshot {
             Some((position, after)) => Checkpoint {
                 position: *position,
                 snapshot: SnapshotState::After(after.clone()),
                 consistent_from: 0,
                 source: None,
+                origin,
             },
             None => Checkpoint {
                 position: state.durable.max(processed),
                 snapshot: SnapshotState::Done,
                 consistent_from: state.consistent_from,
                 source: None,
+                origin,
             },
         };
         let (kind, source) = (self.source.kind(), &self.source);
@@ -734,6 +744,7 @@ impl<S: Source> Pipeline<S> {
                     snapshot: SnapshotState::Done,
                     consistent_from: state.consistent_from,
                     source: None,
+                    origin: checkpoint.origin.clone(),
                 }
             };
             // A replace commit of every file group: no table data is read.
