@@ -2,6 +2,8 @@
 //! selection, and the output formats of `inlet read` (JSON lines, CSV, a text table).
 
 mod output;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use output::{BatchWriter, Format, write_batches};
 
@@ -24,6 +26,8 @@ pub enum Error {
     UnknownColumn { column: String, available: String },
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    #[error("{0}")]
+    Sql(String),
     #[error("cannot write {format}: {reason}")]
     Output {
         format: &'static str,

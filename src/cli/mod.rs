@@ -5,6 +5,7 @@ mod read;
 mod run;
 mod savepoint;
 mod services;
+mod sql;
 mod table;
 pub(crate) mod timeline;
 mod write;
@@ -28,6 +29,8 @@ enum Command {
     Write(write::WriteArgs),
     /// Read a table: snapshot, time travel (--as-of) or incremental (--from/--to).
     Read(read::ReadArgs),
+    /// Query tables with SQL (DataFusion): --table NAME=URI, --lake BASE_URI or --config FILE.
+    Sql(sql::SqlArgs),
     /// Show the table's timeline: instants, their state and what each commit wrote.
     Timeline(timeline::TimelineArgs),
     /// Compact a merge-on-read table: schedule a plan, then fold log files into new base files.
@@ -46,7 +49,7 @@ enum Command {
     Restore(savepoint::RestoreArgs),
     /// Run the service on generated changes: two tables, background compaction, the admin page.
     Demo(demo::DemoArgs),
-    /// Capture PostgreSQL changes into lake tables until SIGINT/SIGTERM (see examples/inlet.toml).
+    /// Capture PostgreSQL or MySQL changes into lake tables until SIGINT/SIGTERM (see examples/).
     Run(run::RunArgs),
 }
 
@@ -79,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Table(command) => table::run(command).await,
         Command::Write(args) => write::run(args).await,
         Command::Read(args) => read::run(args).await,
+        Command::Sql(args) => sql::run(args).await,
         Command::Timeline(args) => timeline::run(args).await,
         Command::Compact(args) => services::compact(args).await,
         Command::Clean(args) => services::clean(args).await,

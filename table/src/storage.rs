@@ -349,6 +349,25 @@ impl Storage {
         }
     }
 
+    /// The names of the directories directly inside a table-relative directory.
+    pub async fn subdirs(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.path(dir)?;
+        if let Some(root) = &self.local_root
+            && !root.join(dir).exists()
+        {
+            return Ok(Vec::new());
+        }
+        match self.store.list_with_delimiter(Some(&path)).await {
+            Ok(listing) => Ok(listing
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect()),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(Error::storage(&path, e)),
+        }
+    }
+
     fn entry(&self, meta: ObjectMeta) -> Entry {
         Entry {
             path: self.relative(&meta.location),

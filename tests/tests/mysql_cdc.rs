@@ -683,8 +683,10 @@ async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Re
     // default) but cannot serve the position: an error, not reconnecting forever.
     let third = MariaDbServer::start()?;
     let mut c = third.connect().await?;
-    c.query_drop(format!("{schema} INSERT INTO shop.t VALUES (9, REPEAT('x', 10));"))
-        .await?;
+    c.query_drop(format!(
+        "{schema} INSERT INTO shop.t VALUES (9, REPEAT('x', 10));"
+    ))
+    .await?;
     let err = format!(
         "{:#}",
         tokio::time::timeout(
@@ -695,7 +697,10 @@ async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Re
         .map_err(|_| anyhow::anyhow!("the start at a position the server lacks did not fail"))?
         .expect_err("no such position")
     );
-    ensure!(err.contains("cannot send its binlog from binlog.000001:"), "{err}");
+    ensure!(
+        err.contains("cannot send its binlog from binlog.000001:"),
+        "{err}"
+    );
 
     let on_b = mysql_config(&second, &lake, "");
     let err = format!(

@@ -814,12 +814,12 @@ impl<S: Source> Pipeline<S> {
                         )
                     }
                 };
-            let batch = toast::resolve(
+            let (batch, deletes) = toast::resolve(
                 writer,
                 id,
                 &state.key,
                 batch,
-                &deletes,
+                deletes,
                 unresolved,
                 state.consistent_from,
             )

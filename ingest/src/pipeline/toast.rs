@@ -40,12 +40,12 @@ pub async fn resolve(
     id: &TableId,
     key_columns: &[String],
     batch: RecordBatch,
-    deletes: &BooleanArray,
+    deletes: BooleanArray,
     mut unresolved: Vec<Unresolved>,
     consistent_from: u64,
-) -> Result<RecordBatch> {
+) -> Result<(RecordBatch, BooleanArray)> {
     if unresolved.is_empty() {
-        return Ok(batch);
+        return Ok((batch, deletes));
     }
     unresolved.sort_by_key(|u| (u.row, u.column));
     let key_arrays = key_columns
@@ -146,6 +146,8 @@ pub async fn resolve(
         lake = Some((stored, index));
     }
     let mut source: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
+    // Rows not written (see below).
+    let mut ghosts: HashSet<usize> = HashSet::new();
     for (&(row, column), o) in &origin {
         let from = match o {
             Origin::Batch(r) => (0, *r),
@@ -159,15 +161,20 @@ pub async fn resolve(
                     // Replaying over a snapshot taken later: the previous image may be gone
                     // from it (deleted, or moved to this row's new key, before the snapshot).
                     // The snapshot's version of this row's own key holds the value as of the
-                    // snapshot; if that is gone too, a later change (its delete) follows and
-                    // the cell stays null meanwhile.
+                    // snapshot. If that is gone too, the row itself was gone by then: a later
+                    // change (its delete, or a move to another key) follows. The row is not
+                    // written: with nulls in the lake, a move in a later commit would copy
+                    // them to the new key over the snapshot's full row.
                     let own = lake
                         .as_ref()
                         .and_then(|(_, index)| index.get(&row_keys[row]))
                         .copied();
                     match own {
                         Some(r) => Some(r),
-                        None => continue,
+                        None => {
+                            ghosts.insert(row);
+                            continue;
+                        }
                     }
                 } else {
                     found
@@ -203,5 +210,17 @@ pub async fn resolve(
         columns[column] =
             arrow::compute::interleave(&[current.as_ref(), stored.as_ref()], &indices)?;
     }
-    Ok(RecordBatch::try_new(schema, columns)?)
+    let batch = RecordBatch::try_new(schema, columns)?;
+    if ghosts.is_empty() {
+        return Ok((batch, deletes));
+    }
+    let keep: BooleanArray = (0..batch.num_rows())
+        .map(|row| Some(!ghosts.contains(&row)))
+        .collect();
+    Ok((
+        arrow::compute::filter_record_batch(&batch, &keep)?,
+        arrow::compute::filter(&deletes, &keep)?
+            .as_boolean()
+            .clone(),
+    ))
 }

@@ -282,10 +282,11 @@ async fn read_unrecorded(
         window,
         read_optimized,
     };
-    let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(&slices)
-        .map(|slice| async move {
-            Ok::<_, Error>((slice.base_instant.clone(), reader.read(slice).await?))
-        })
+    // By index: a closure taking `&FileSlice` makes rustc ask the future to be `Send` for every
+    // lifetime, which it cannot prove (SQL reads run on spawned tasks).
+    let slices = &slices;
+    let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(0..slices.len())
+        .map(|i| read_slice(reader, &slices[i]))
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;
@@ -309,6 +310,14 @@ async fn read_unrecorded(
         }
     }
     Ok(ReadResult { schema, batches })
+}
+
+/// A slice's rows, with the instant of its base file.
+async fn read_slice(
+    reader: SliceRead<'_>,
+    slice: &FileSlice<'_>,
+) -> Result<(InstantTime, Vec<RecordBatch>)> {
+    Ok((slice.base_instant.clone(), reader.read(slice).await?))
 }
 
 /// Keeps rows whose `_hoodie_commit_time` lies in `(from, to]`.

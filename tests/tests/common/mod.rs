@@ -224,7 +224,7 @@ pub fn hudi_rs(
 }
 
 /// `columns` of a batch read by another reader, found by their names in files.
-fn written_names(batch: &RecordBatch, columns: &[String]) -> anyhow::Result<RecordBatch> {
+pub fn written_names(batch: &RecordBatch, columns: &[String]) -> anyhow::Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
     for column in columns {
