@@ -77,6 +77,53 @@ async fn s3_tables_read_back_through_hudi_rs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `inlet sql` finds the tables under an S3 base and reads them as the model has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_over_s3_reads_what_the_model_holds() -> anyhow::Result<()> {
+    let moto = MotoServer::start()?;
+    moto.create_bucket("lake")?;
+    let shape = Shape {
+        merge_on_read: true,
+        event_time: true,
+        partitioned: true,
+        composite_key: false,
+        buckets: 2,
+        hive_style: false,
+    };
+    let uri = "s3://lake/base/s/t";
+    let table = Table::create(uri, config(&moto), common::properties(&shape)).await?;
+    let mut model = model::Model::new(shape);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(5);
+    common::write_random_commits(&table, &mut model, &mut rng, 3, 30).await?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out.parquet");
+    let mut args: Vec<String> = [
+        "sql",
+        "SELECT * FROM s.t",
+        "--lake",
+        "s3://lake/base",
+        "--meta",
+        "--format",
+        "parquet",
+        "--output",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(out.display().to_string());
+    for (k, v) in moto.storage_options() {
+        args.push("--storage-option".into());
+        args.push(format!("{k}={v}"));
+    }
+    common::cli::ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let got = inlet_tests::canonical::rows(
+        &inlet_tests::canonical::read_parquet(&out)?,
+        &model::canonical_columns(),
+    )?;
+    assert!(!got.is_empty());
+    assert_eq!(got, model::canonical(&model.records));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_write_on_s3_is_rolled_back() -> anyhow::Result<()> {
     let moto = MotoServer::start()?;
