@@ -398,6 +398,16 @@ async fn wait_for(lake: &std::path::Path, target: u64) -> anyhow::Result<()> {
     }
 }
 
+/// The error of a pipeline that must fail at start (within 20 s), with its causes.
+async fn start_fails(config: &str, what: &str) -> anyhow::Result<String> {
+    let run = inlet_tests::harness::cdc::run_until(config, u64::MAX);
+    match tokio::time::timeout(std::time::Duration::from_secs(20), run).await {
+        Ok(Err(e)) => Ok(format!("{e:#}")),
+        Ok(Ok(_)) => anyhow::bail!("{what}: it ran"),
+        Err(_) => anyhow::bail!("{what}: no error within 20 s"),
+    }
+}
+
 /// Canonical rows of `SELECT *` of a source table, converted as inlet converts them.
 async fn source_rows(
     conn: &mut mysql_async::Conn,
@@ -617,16 +627,7 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_fails_or_resna
         ensure!(std::time::Instant::now() < deadline, "not purged: {left:?}");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let err = format!(
-        "{:#}",
-        tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            inlet_tests::harness::cdc::run_until(&config, u64::MAX)
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("the restart did not fail"))?
-        .expect_err("purged")
-    );
+    let err = start_fails(&config, "the restart after the purge").await?;
     ensure!(
         err.contains("gone from the server") && err.contains("on_gap") && err.contains("shop.t"),
         "{err}"
@@ -687,32 +688,18 @@ async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Re
         "{schema} INSERT INTO shop.t VALUES (9, REPEAT('x', 10));"
     ))
     .await?;
-    let err = format!(
-        "{:#}",
-        tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            run_until(&mysql_config(&third, &lake, ""), u64::MAX)
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("the start at a position the server lacks did not fail"))?
-        .expect_err("no such position")
-    );
+    let err = start_fails(
+        &mysql_config(&third, &lake, ""),
+        "the start at a position the server lacks",
+    )
+    .await?;
     ensure!(
         err.contains("cannot send its binlog from binlog.000001:"),
         "{err}"
     );
 
     let on_b = mysql_config(&second, &lake, "");
-    let err = format!(
-        "{:#}",
-        tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            run_until(&on_b, u64::MAX)
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("the start on another server did not fail"))?
-        .expect_err("another server")
-    );
+    let err = start_fails(&on_b, "the start on another server").await?;
     ensure!(
         err.contains("server_id 1") && err.contains("server_id 2") && err.contains("on_gap"),
         "{err}"
