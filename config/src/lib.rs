@@ -559,6 +559,11 @@ pub struct TableOptions {
     /// Cleaning policy of this table, overriding `services.clean`.
     #[serde(default)]
     pub clean: Option<String>,
+    /// Keep a Delta Lake log (`_delta_log/`) beside the table's `.hoodie/`: every commit,
+    /// compaction, rollback and restore becomes a Delta version (merge-on-read tables: their
+    /// read-optimized view). Turned on in the table itself; `inlet mirror --disable` turns it off.
+    #[serde(default)]
+    pub delta_mirror: bool,
     /// Only these source columns are written (the key columns always are).
     #[serde(default)]
     pub columns: Option<Vec<String>>,

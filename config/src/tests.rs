@@ -172,6 +172,8 @@ fn the_example_configuration_is_valid() {
     let text = include_str!("../../examples/inlet.toml");
     let c = one(text);
     assert_eq!(c.table("public", "orders").buckets, Some(16));
+    assert!(c.table("public", "orders").delta_mirror);
+    assert!(!c.table("public", "customers").delta_mirror);
 }
 
 #[test]

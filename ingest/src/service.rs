@@ -10,6 +10,7 @@ use std::time::Duration;
 use inlet_config::{
     Config, PipelineConfig, PostgresConfig, RecoveryKind, SnapshotMode, SourceConfig, TableKind,
 };
+use inlet_table::properties::DELTA_MIRROR;
 use inlet_table::storage::Storage;
 use inlet_table::{Table, TableConfig, TableProperties, TableType};
 
@@ -407,7 +408,39 @@ async fn open_or_create(
         table: uri.clone(),
         source,
     };
-    match Table::open(&uri, table_config.clone()).await {
+    let mut table = open_or_create_table(config, table_config, id, key, &uri).await?;
+    // `delta_mirror = true` turns the mirror on in the table itself, so that every inlet
+    // process writing it (the service, `inlet compact`, …) keeps the mirror current. Turning
+    // it off is `inlet mirror --disable`: leaving it out of the configuration changes nothing.
+    if config.table(&id.schema, &id.name).delta_mirror
+        && table
+            .properties()
+            .other
+            .get(DELTA_MIRROR)
+            .map(String::as_str)
+            != Some("true")
+    {
+        table
+            .set_property(DELTA_MIRROR, Some("true"))
+            .await
+            .map_err(lake)?;
+        tracing::info!(table = %id, uri, "Delta mirror turned on.");
+    }
+    Ok(table)
+}
+
+async fn open_or_create_table(
+    config: &PipelineConfig,
+    table_config: &TableConfig,
+    id: &TableId,
+    key: &[String],
+    uri: &str,
+) -> Result<Table> {
+    let lake = |source| Error::Lake {
+        table: uri.to_string(),
+        source,
+    };
+    match Table::open(uri, table_config.clone()).await {
         Ok(table) => {
             let physical_key: Vec<String> = key
                 .iter()
@@ -440,7 +473,7 @@ async fn open_or_create(
             props.partition_fields = options.partition_by.clone();
             props.hive_style_partitioning = !options.partition_by.is_empty();
             props.buckets = Some(options.buckets.unwrap_or(config.sink.buckets));
-            let table = Table::create(&uri, table_config.clone(), props)
+            let table = Table::create(uri, table_config.clone(), props)
                 .await
                 .map_err(lake)?;
             tracing::info!(table = %id, uri, "Created lake table.");

@@ -1,6 +1,8 @@
 //! Read paths for users of inlet tables: snapshot, time travel and incremental queries with column
 //! selection, and the output formats of `inlet read` (JSON lines, CSV, a text table).
 
+#[cfg(feature = "delta")]
+pub mod mirror;
 mod output;
 #[cfg(feature = "sql")]
 pub mod sql;
@@ -28,6 +30,8 @@ pub enum Error {
     InvalidQuery(String),
     #[error("{0}")]
     Sql(String),
+    #[error("{0}")]
+    Mirror(String),
     #[error("cannot write {format}: {reason}")]
     Output {
         format: &'static str,

@@ -1,6 +1,7 @@
 //! Command-line arguments and the commands they run.
 
 mod demo;
+mod mirror;
 mod read;
 mod run;
 mod savepoint;
@@ -47,6 +48,8 @@ enum Command {
     Savepoints(savepoint::SavepointsArgs),
     /// Restore the table to a savepoint: every write after it is rolled back.
     Restore(savepoint::RestoreArgs),
+    /// Sync the table's Delta Lake mirror (_delta_log beside .hoodie), or show how far it is.
+    Mirror(mirror::MirrorArgs),
     /// Run the service on generated changes: two tables, background compaction, the admin page.
     Demo(demo::DemoArgs),
     /// Capture PostgreSQL or MySQL changes into lake tables until SIGINT/SIGTERM (see examples/).
@@ -66,9 +69,16 @@ impl StorageArgs {
     fn table_config(&self) -> TableConfig {
         TableConfig {
             storage_options: self.storage_options.clone(),
+            hooks: hooks(),
             ..Default::default()
         }
     }
+}
+
+/// The post-commit hooks of every table the binary opens: the Delta mirror (acting only on
+/// tables whose properties turn it on).
+pub(crate) fn hooks() -> inlet_table::commit::transaction::Hooks {
+    vec![std::sync::Arc::new(inlet_query::mirror::DeltaMirrorHook)]
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -91,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Savepoint(args) => savepoint::savepoint(args).await,
         Command::Savepoints(args) => savepoint::savepoints(args).await,
         Command::Restore(args) => savepoint::restore(args).await,
+        Command::Mirror(args) => mirror::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,
     }

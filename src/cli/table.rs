@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
-use inlet_table::properties::LOG_BLOCK_FORMAT;
+use inlet_table::properties::{DELTA_MIRROR, LOG_BLOCK_FORMAT};
 use inlet_table::{Table, TableProperties, TableType};
 
 use super::StorageArgs;
@@ -54,6 +54,10 @@ pub struct CreateArgs {
     /// Data block format of merge-on-read log files (hoodie.logfile.data.block.format).
     #[arg(long, value_enum, default_value = "parquet")]
     log_block_format: BlockFormatArg,
+    /// Keep a Delta Lake log (_delta_log) beside .hoodie: each commit, compaction, rollback and
+    /// restore becomes a Delta version (merge-on-read tables: the read-optimized view).
+    #[arg(long)]
+    delta_mirror: bool,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -108,6 +112,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         props
             .other
             .insert(LOG_BLOCK_FORMAT.to_string(), "avro".to_string());
+    }
+    if args.delta_mirror {
+        props
+            .other
+            .insert(DELTA_MIRROR.to_string(), "true".to_string());
     }
     Table::create(&args.uri, args.storage.table_config(), props)
         .await

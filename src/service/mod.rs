@@ -129,7 +129,10 @@ async fn run_pipeline(
     let prepared = inlet_ingest::service::prepare(
         &view.name,
         &config,
-        TableConfig::default(),
+        TableConfig {
+            hooks: crate::cli::hooks(),
+            ..TableConfig::default()
+        },
         view.status.clone(),
     )
     .await

@@ -43,6 +43,10 @@ const BUCKET_HASH_FIELD: &str = "hoodie.bucket.index.hash.field";
 /// Hudi's write option for the data block format of log files (`avro` or `parquet`), kept as a
 /// table property so every writer of the table uses the same one.
 pub const LOG_BLOCK_FORMAT: &str = "hoodie.logfile.data.block.format";
+/// inlet's own key: `true` keeps a Delta Lake log (`_delta_log/`) beside `.hoodie/`, brought up
+/// to date after every completed action by whichever inlet process made it. Hudi readers ignore
+/// keys they do not know.
+pub const DELTA_MIRROR: &str = "inlet.delta.mirror";
 
 /// Event-time merging on the ordering (precombine) field: the greatest value wins.
 const EVENT_TIME_PAYLOAD: &str = "org.apache.hudi.common.model.DefaultHoodieRecordPayload";

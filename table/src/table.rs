@@ -116,6 +116,22 @@ impl Table {
         &self.properties
     }
 
+    /// Sets (or with `None` removes) one of the keys of `hoodie.properties` that inlet does not
+    /// model, rewriting the file in one put. Processes that opened the table before see the
+    /// change when they open it again.
+    pub async fn set_property(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        let mut properties = self.properties.clone();
+        match value {
+            Some(value) => properties.other.insert(key.to_string(), value.to_string()),
+            None => properties.other.remove(key),
+        };
+        self.storage
+            .put(PROPERTIES_FILE, Bytes::from(properties.to_file()))
+            .await?;
+        self.properties = properties;
+        Ok(())
+    }
+
     pub fn storage(&self) -> &Storage {
         &self.storage
     }

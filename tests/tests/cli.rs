@@ -311,3 +311,113 @@ fn merge_on_read_tables_through_the_cli() {
 
     assert_hudi_rs_agrees(&uri);
 }
+
+/// `inlet mirror`: an existing table gets a Delta mirror on demand and, once enabled, keeps it
+/// current through later commits of every inlet process; `--disable` stops that; a column whose
+/// type widens stops the mirror with an error naming it, while the Hudi table goes on.
+#[test]
+fn the_delta_mirror_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let uri = dir.path().join("t").display().to_string();
+    ok(&[
+        "table",
+        "create",
+        &uri,
+        "--name",
+        "t",
+        "--type",
+        "cow",
+        "--record-key",
+        "id",
+        "--partition-by",
+        "city",
+    ]);
+    let events = dir.path().join("events.jsonl");
+    let write = |lines: &[&str]| {
+        std::fs::write(&events, lines.join("\n")).expect("events");
+        instant_of(&ok(&["write", &uri, &events.display().to_string()]))
+    };
+    let envelope = |ty: &str, id: i64, city: &str, v: i64| {
+        format!(
+            r#"{{"schema":{{"type":"struct","fields":[{{"type":"struct","optional":true,"field":"after","fields":[{{"type":"int64","field":"id"}},{{"type":"string","optional":true,"field":"city"}},{{"type":"{ty}","optional":true,"field":"v"}}]}}]}},"payload":{{"op":"c","after":{{"id":{id},"city":"{city}","v":{v}}}}}}}"#
+        )
+    };
+    let first = write(&[
+        &envelope("int32", 1, "Köln", 1),
+        &envelope("int32", 2, "a b", 2),
+    ]);
+    let second = write(&[&envelope("int32", 1, "a b", 10)]);
+
+    let status: Value =
+        serde_json::from_str(&ok(&["mirror", &uri, "--status", "--json"])).expect("json");
+    assert_eq!(status["delta_version"], Value::Null, "{status}");
+    assert_eq!(status["enabled"], false, "{status}");
+    assert_eq!(
+        status["behind"],
+        serde_json::json!([first, second]),
+        "{status}"
+    );
+    assert!(!dir.path().join("t/_delta_log").exists());
+
+    let synced = ok(&["mirror", &uri, "--enable"]);
+    assert!(
+        synced.contains(&format!("instant {first} -> Delta version 0"))
+            && synced.contains(&format!("instant {second} -> Delta version 1"))
+            && synced.contains("up to date"),
+        "{synced}"
+    );
+    let properties =
+        std::fs::read_to_string(dir.path().join("t/.hoodie/hoodie.properties")).expect("props");
+    assert!(
+        properties.contains("inlet.delta.mirror=true"),
+        "{properties}"
+    );
+    // Enabled: the next commit is mirrored by `inlet write` itself.
+    let third = write(&[&envelope("int32", 3, "Zürich", 3)]);
+    let status: Value =
+        serde_json::from_str(&ok(&["mirror", &uri, "--status", "--json"])).expect("json");
+    assert_eq!(
+        (
+            &status["delta_version"],
+            &status["instant"],
+            &status["enabled"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(third),
+            &serde_json::json!(true)
+        ),
+        "{status}"
+    );
+    assert_hudi_rs_agrees(&uri);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let compared = runtime
+        .block_on(async {
+            let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+            common::compare_with_delta(&table, &uri, &[]).await
+        })
+        .expect("deltalake agrees");
+    assert_eq!(compared, 3);
+
+    // Disabled: commits go on, the mirror stays where it was and says how far behind it is.
+    ok(&["mirror", &uri, "--disable"]);
+    let fourth = write(&[&envelope("int32", 4, "x", 4)]);
+    let status: Value =
+        serde_json::from_str(&ok(&["mirror", &uri, "--status", "--json"])).expect("json");
+    assert_eq!(status["behind"], serde_json::json!([fourth]), "{status}");
+    assert_eq!(status["enabled"], false, "{status}");
+
+    // A widened column: the Hudi commit stands, the mirror refuses and names the column.
+    ok(&["mirror", &uri, "--enable"]);
+    let widened = write(&[&envelope("int64", 5, "x", 1 << 40)]);
+    let error = fails(&["mirror", &uri]);
+    assert!(
+        error.contains("\"v\"") && error.contains("changed type"),
+        "{error}"
+    );
+    let status: Value =
+        serde_json::from_str(&ok(&["mirror", &uri, "--status", "--json"])).expect("json");
+    assert_eq!(status["behind"], serde_json::json!([widened]), "{status}");
+    let rows = ok(&["read", &uri, "--columns", "id,v"]);
+    assert!(rows.contains(&format!("{}", 1i64 << 40)), "{rows}");
+}

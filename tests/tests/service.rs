@@ -481,6 +481,7 @@ max_delay = "100ms"
 
 [pipelines.shop.tables."public.orders"]
 partition_by = ["region"]
+delta_mirror = true
 
 [pipelines.broken.source]
 kind = "postgres"
@@ -715,6 +716,16 @@ columns = ["id", "nope"]
     for table in ["orders", "customers"] {
         assert_matches_source(&client, &lake, table).await?;
     }
+    // The mirrored table's Delta log kept up with the service's commits and background
+    // compactions, across the crash: PyPI `deltalake` reads each version as our read-optimized
+    // view of its instant.
+    let mirrored = Table::open(&orders, TableConfig::default()).await?;
+    let versions = common::compare_with_delta(&mirrored, &orders, &[]).await?;
+    ensure!(versions >= 2, "only {versions} Delta versions compared");
+    ensure!(
+        !lake.join("public/customers/_delta_log").exists(),
+        "a table without delta_mirror got a mirror"
+    );
     Ok(())
 }
 
