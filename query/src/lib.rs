@@ -1,6 +1,8 @@
 //! Read paths for users of inlet tables: snapshot, time travel and incremental queries with column
 //! selection, and the output formats of `inlet read` (JSON lines, CSV, a text table).
 
+#[cfg(feature = "glue")]
+pub mod catalog;
 #[cfg(feature = "delta")]
 pub mod mirror;
 mod output;
@@ -32,6 +34,8 @@ pub enum Error {
     Sql(String),
     #[error("{0}")]
     Mirror(String),
+    #[error("{0}")]
+    Catalog(String),
     #[error("cannot write {format}: {reason}")]
     Output {
         format: &'static str,

@@ -1,5 +1,6 @@
 //! Command-line arguments and the commands they run.
 
+mod catalog;
 mod demo;
 mod mirror;
 mod read;
@@ -48,6 +49,9 @@ enum Command {
     Savepoints(savepoint::SavepointsArgs),
     /// Restore the table to a savepoint: every write after it is rolled back.
     Restore(savepoint::RestoreArgs),
+    /// Register tables in a catalog (AWS Glue) for Athena, Presto, Trino and Spark.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Sync the table's Delta Lake mirror (_delta_log beside .hoodie), or show how far it is.
     Mirror(mirror::MirrorArgs),
     /// Run the service on generated changes: two tables, background compaction, the admin page.
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Savepoint(args) => savepoint::savepoint(args).await,
         Command::Savepoints(args) => savepoint::savepoints(args).await,
         Command::Restore(args) => savepoint::restore(args).await,
+        Command::Catalog(command) => catalog::run(command).await,
         Command::Mirror(args) => mirror::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Run(args) => run::run(args).await,

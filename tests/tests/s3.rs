@@ -335,3 +335,208 @@ async fn racing_completions_from_the_same_base_have_one_winner_on_local_disk() -
     .await?;
     completion_race(&table, 10).await
 }
+
+/// `inlet catalog sync` registers a merge-on-read table on S3 in Glue (moto) as Hudi's Glue sync
+/// does — `_ro`, `_rt` and plain tables with Hudi's input formats, SerDe, columns by their names
+/// in files, partition keys, one partition per partition directory — and a second sync after new
+/// partitions and a new column adds exactly those; boto3 reads the catalog back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_catalog_sync_registers_tables_and_partitions_as_hudi_does() -> anyhow::Result<()> {
+    use inlet_tests::harness::{inlet_bin, run_python};
+    use rand::SeedableRng;
+
+    let moto = MotoServer::start()?;
+    moto.create_bucket("lake")?;
+    let uri = "s3://lake/glue/orders";
+    let shape = Shape {
+        merge_on_read: true,
+        event_time: true,
+        partitioned: true,
+        composite_key: false,
+        buckets: 2,
+        hive_style: false,
+    };
+    let mut props = common::properties(&shape);
+    props.name = "Orders".to_string();
+    let table = Table::create(uri, config(&moto), props).await?;
+    let mut model = model::Model::new(shape);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    common::write_random_commits(&table, &mut model, &mut rng, 2, 30).await?;
+
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let sync = || -> anyhow::Result<String> {
+        let mut command = std::process::Command::new(inlet_bin());
+        command.args([
+            "catalog",
+            "sync",
+            uri,
+            "--glue-database",
+            "shop",
+            "--endpoint",
+            &moto.endpoint,
+        ]);
+        for (k, v) in moto.storage_options() {
+            command.args(["--storage-option", &format!("{k}={v}")]);
+        }
+        let out = command.envs(env).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "inlet catalog sync failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let catalog = || -> anyhow::Result<serde_json::Value> {
+        let printed = run_python(
+            "glue_read.py",
+            &[&moto.endpoint, "us-east-1", "shop", "test", "test"],
+        )?;
+        Ok(serde_json::from_str(printed.trim())?)
+    };
+    let partitions_on_storage = |table: &Table| {
+        let table = table.clone();
+        async move {
+            let snapshot = table.snapshot().await?;
+            let paths: std::collections::BTreeSet<String> = snapshot
+                .view()
+                .live_file_groups()
+                .map(|g| g.partition.as_str().to_string())
+                .collect();
+            anyhow::Ok(paths)
+        }
+    };
+
+    let printed = sync()?;
+    for name in ["orders_ro", "orders_rt", "orders"] {
+        assert!(
+            printed.contains(&format!("shop.{name}: created")),
+            "{printed}"
+        );
+    }
+    let got = catalog()?;
+    let expected_partitions: Vec<serde_json::Value> = partitions_on_storage(&table)
+        .await?
+        .into_iter()
+        .map(|p| serde_json::json!({"Values": [p.clone()], "Location": format!("{uri}/{p}")}))
+        .collect();
+    assert!(!expected_partitions.is_empty());
+    for (name, input_format, read_optimized) in [
+        (
+            "orders_ro",
+            "org.apache.hudi.hadoop.HoodieParquetInputFormat",
+            "true",
+        ),
+        (
+            "orders_rt",
+            "org.apache.hudi.hadoop.realtime.HoodieParquetRealtimeInputFormat",
+            "false",
+        ),
+        (
+            "orders",
+            "org.apache.hudi.hadoop.realtime.HoodieParquetRealtimeInputFormat",
+            "false",
+        ),
+    ] {
+        let t = &got["tables"][name];
+        assert_eq!(t["TableType"], "EXTERNAL_TABLE", "{t}");
+        assert_eq!(t["Parameters"]["spark.sql.sources.provider"], "hudi", "{t}");
+        assert_eq!(t["Parameters"]["EXTERNAL"], "TRUE", "{t}");
+        let sd = &t["StorageDescriptor"];
+        assert_eq!(sd["Location"], uri, "{t}");
+        assert_eq!(sd["InputFormat"], input_format, "{t}");
+        assert_eq!(
+            sd["OutputFormat"],
+            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+        );
+        assert_eq!(
+            sd["SerdeInfo"]["SerializationLibrary"],
+            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        );
+        assert_eq!(
+            sd["SerdeInfo"]["Parameters"]["hoodie.query.as.ro.table"],
+            read_optimized
+        );
+        let columns: Vec<(String, String)> = sd["Columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .map(|c| {
+                (
+                    c["Name"].as_str().unwrap_or_default().to_string(),
+                    c["Type"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        // Columns by their names in files (what Hive, Trino and Spark read).
+        let value = inlet_table::schema::physical_name(model::VALUE).into_owned();
+        let n = inlet_table::schema::physical_name(model::N).into_owned();
+        assert_eq!(
+            columns,
+            [
+                ("_hoodie_commit_time", "string"),
+                ("_hoodie_commit_seqno", "string"),
+                ("_hoodie_record_key", "string"),
+                ("_hoodie_partition_path", "string"),
+                ("_hoodie_file_name", "string"),
+                ("id", "bigint"),
+                ("ts", "bigint"),
+                (value.as_str(), "string"),
+                (n.as_str(), "double"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+            "{t}"
+        );
+        assert_eq!(
+            t["PartitionKeys"],
+            serde_json::json!([{"Name": "part", "Type": "string", "Comment": ""}]),
+            "{t}"
+        );
+        // Spark reads the schema from the parameters: data columns, then partition columns.
+        let schema: serde_json::Value = serde_json::from_str(
+            t["Parameters"]["spark.sql.sources.schema.part.0"]
+                .as_str()
+                .expect("schema part"),
+        )?;
+        let fields: Vec<&str> = schema["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+        assert_eq!(fields.last(), Some(&"part"), "{schema}");
+        assert_eq!(
+            got["partitions"][name],
+            serde_json::json!(expected_partitions),
+            "{name}"
+        );
+    }
+
+    // Nothing new: nothing changes. Then new partitions: exactly those are added.
+    let again = sync()?;
+    assert!(
+        again.contains("shop.orders_ro: up to date, 0 partitions added"),
+        "{again}"
+    );
+    common::write_random_commits(&table, &mut model, &mut rng, 3, 90).await?;
+    let before = expected_partitions.len();
+    let now = partitions_on_storage(&table).await?;
+    let printed = sync()?;
+    assert!(
+        printed.contains(&format!(
+            "shop.orders_rt: up to date, {} partitions added",
+            now.len() - before
+        )),
+        "{printed} ({before} -> {})",
+        now.len()
+    );
+    let got = catalog()?;
+    assert_eq!(
+        got["partitions"]["orders_rt"].as_array().map(Vec::len),
+        Some(now.len())
+    );
+    Ok(())
+}
