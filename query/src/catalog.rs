@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Schema};
 use aws_sdk_glue::Client;
 use aws_sdk_glue::types::{
     BatchUpdatePartitionRequestEntry, Column, DatabaseInput, PartitionInput, PartitionValueList,
@@ -226,7 +226,7 @@ impl Layout {
         let mut partition_spark = Vec::new();
         for field in physical.fields() {
             let hive = hive_type(field.name(), field.data_type())?;
-            let spark = json!({"name": field.name(), "type": spark_type(field.name(), field.data_type())?, "nullable": true, "metadata": {}});
+            let spark = spark_field(field.name(), field.data_type())?;
             if partition_fields.contains(field.name()) {
                 continue;
             }
@@ -240,7 +240,7 @@ impl Layout {
                 None => "string".to_string(),
             };
             partition_spark.push(match field {
-                Some(f) => json!({"name": name, "type": spark_type(name, f.data_type())?, "nullable": true, "metadata": {}}),
+                Some(f) => spark_field(name, f.data_type())?,
                 None => json!({"name": name, "type": "string", "nullable": false, "metadata": {}}),
             });
             partition_keys.push((name.clone(), hive));
@@ -645,39 +645,10 @@ fn hive_type(column: &str, data_type: &DataType) -> Result<String> {
     })
 }
 
-/// The Spark SQL type of a column in the schema Spark reads from the table parameters.
-fn spark_type(column: &str, data_type: &DataType) -> Result<Value> {
-    Ok(match data_type {
-        DataType::Boolean => json!("boolean"),
-        DataType::Int8 => json!("byte"),
-        DataType::Int16 => json!("short"),
-        DataType::Int32 => json!("integer"),
-        DataType::Int64 => json!("long"),
-        DataType::Float32 => json!("float"),
-        DataType::Float64 => json!("double"),
-        DataType::Utf8 | DataType::LargeUtf8 => json!("string"),
-        DataType::Binary | DataType::LargeBinary => json!("binary"),
-        DataType::Date32 => json!("date"),
-        DataType::Timestamp(_, _) => json!("timestamp"),
-        DataType::Decimal128(p, s) => json!(format!("decimal({p},{s})")),
-        DataType::List(item) => {
-            json!({"type": "array", "elementType": spark_type(column, item.data_type())?, "containsNull": true})
-        }
-        DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => json!({
-                "type": "map",
-                "keyType": spark_type(column, kv[0].data_type())?,
-                "valueType": spark_type(column, kv[1].data_type())?,
-                "valueContainsNull": true,
-            }),
-            other => return Err(unsupported(column, other)),
-        },
-        DataType::Struct(fields) => json!({
-            "type": "struct",
-            "fields": fields.iter().map(|f: &std::sync::Arc<Field>| Ok(json!({"name": f.name(), "type": spark_type(column, f.data_type())?, "nullable": true, "metadata": {}}))).collect::<Result<Vec<_>>>()?,
-        }),
-        other => return Err(unsupported(column, other)),
-    })
+/// A field of the Spark schema Spark reads from the table parameters (zone-less timestamps as
+/// `timestamp`, as Hudi writes them).
+fn spark_field(name: &str, data_type: &DataType) -> Result<Value> {
+    crate::spark::spark_field(name, data_type, "timestamp").map_err(|t| unsupported(name, &t))
 }
 
 fn unsupported(column: &str, data_type: &DataType) -> Error {

@@ -6,6 +6,8 @@ pub mod catalog;
 #[cfg(feature = "delta")]
 pub mod mirror;
 mod output;
+#[cfg(any(feature = "delta", feature = "glue"))]
+mod spark;
 #[cfg(feature = "sql")]
 pub mod sql;
 

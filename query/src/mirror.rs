@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema};
 use async_trait::async_trait;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake::kernel::{Action, StructType, Transaction};
@@ -179,7 +179,7 @@ async fn sync_once(table: &Table) -> Result<Vec<Mirrored>> {
     };
     // Instants older than what the cleaner kept can no longer be read as of themselves: their
     // changes go into the first version still readable.
-    let floor = table.earliest_readable().await?;
+    let floor = inlet_table::read::earliest_readable(table.storage(), snapshot.timeline()).await?;
     let mut metadata_cache: HashMap<InstantTime, Option<CommitMetadata>> = HashMap::new();
     let mut made = Vec::new();
     for instant in &todo {
@@ -615,49 +615,8 @@ fn delta_schema(schema: &Schema) -> Result<StructType> {
 }
 
 fn delta_field(field: &Field) -> Result<Value> {
-    Ok(json!({
-        "name": field.name(),
-        "type": delta_type(field.name(), field.data_type())?,
-        "nullable": true,
-        "metadata": {},
-    }))
-}
-
-fn delta_type(column: &str, data_type: &DataType) -> Result<Value> {
-    Ok(match data_type {
-        DataType::Boolean => json!("boolean"),
-        DataType::Int8 => json!("byte"),
-        DataType::Int16 => json!("short"),
-        DataType::Int32 => json!("integer"),
-        DataType::Int64 => json!("long"),
-        DataType::Float32 => json!("float"),
-        DataType::Float64 => json!("double"),
-        DataType::Utf8 | DataType::LargeUtf8 => json!("string"),
-        DataType::Binary | DataType::LargeBinary => json!("binary"),
-        DataType::Date32 => json!("date"),
-        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => json!("timestamp"),
-        DataType::Timestamp(TimeUnit::Microsecond, None) => json!("timestamp_ntz"),
-        DataType::Decimal128(p, s) if *p <= 38 && *s >= 0 => json!(format!("decimal({p},{s})")),
-        DataType::List(item) => json!({
-            "type": "array",
-            "elementType": delta_type(column, item.data_type())?,
-            "containsNull": true,
-        }),
-        DataType::Map(entries, _) => match entries.data_type() {
-            DataType::Struct(kv) if kv.len() == 2 => json!({
-                "type": "map",
-                "keyType": delta_type(column, kv[0].data_type())?,
-                "valueType": delta_type(column, kv[1].data_type())?,
-                "valueContainsNull": true,
-            }),
-            other => return Err(unsupported(column, other)),
-        },
-        DataType::Struct(fields) => json!({
-            "type": "struct",
-            "fields": fields.iter().map(|f| delta_field(f)).collect::<Result<Vec<_>>>()?,
-        }),
-        other => return Err(unsupported(column, other)),
-    })
+    crate::spark::spark_field(field.name(), field.data_type(), "timestamp_ntz")
+        .map_err(|t| unsupported(field.name(), &t))
 }
 
 fn unsupported(column: &str, data_type: &DataType) -> Error {

@@ -373,29 +373,7 @@ pub async fn compare_with_hudi_rs(
         } else {
             table.read(query).await?
         };
-        let columns: Vec<String> = match theirs.first() {
-            Some(batch) => batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
-            None => Vec::new(),
-        };
-        let expected = canonical::rows(&theirs, &columns)?;
-        // Other readers see columns by their names in files (Avro-valid); ours by the names
-        // they were written with.
-        let ours_in_files = ours
-            .batches
-            .iter()
-            .map(|b| inlet_table::schema::rename(b, &inlet_table::schema::physical(&b.schema())?))
-            .collect::<Result<Vec<_>, _>>()?;
-        let got = if ours.num_rows() == 0 {
-            Vec::new()
-        } else {
-            canonical::rows(&ours_in_files, &columns)?
-        };
-        canonical::assert_same_rows(&got, &expected, &format!("{uri}: {name} {query:?}"));
+        assert_same_as_other_reader(&ours, &theirs, &format!("{uri}: {name} {query:?}"))?;
     }
     Ok(queries.len())
 }
@@ -485,34 +463,46 @@ pub async fn compare_with_delta(
         }
         let theirs = canonical::read_parquet(&out.join(format!("v{number}.parquet")))?;
         let ours = table.read_optimized(&Query::AsOf(instant.clone())).await?;
-        let columns: Vec<String> = match theirs.first() {
-            Some(batch) => batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
-            None => Vec::new(),
-        };
-        let expected = canonical::rows(&theirs, &columns)?;
-        let ours_in_files = ours
-            .batches
-            .iter()
-            .map(|b| inlet_table::schema::rename(b, &inlet_table::schema::physical(&b.schema())?))
-            .collect::<Result<Vec<_>, _>>()?;
-        let got = if ours.num_rows() == 0 {
-            Vec::new()
-        } else {
-            canonical::rows(&ours_in_files, &columns)?
-        };
-        canonical::assert_same_rows(
-            &got,
-            &expected,
+        assert_same_as_other_reader(
+            &ours,
+            &theirs,
             &format!(
                 "{uri}: Delta version {number} against our read-optimized read as of {instant}"
             ),
-        );
+        )?;
         compared += 1;
     }
     Ok(compared)
+}
+
+/// Our read holds the rows another reader returned, on the columns that reader returned. Other
+/// readers see columns by their names in files (Avro-valid); ours by the names they were written
+/// with.
+fn assert_same_as_other_reader(
+    ours: &inlet_table::read::ReadResult,
+    theirs: &[RecordBatch],
+    context: &str,
+) -> anyhow::Result<()> {
+    let columns: Vec<String> = match theirs.first() {
+        Some(batch) => batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    let expected = canonical::rows(theirs, &columns)?;
+    let ours_in_files = ours
+        .batches
+        .iter()
+        .map(|b| inlet_table::schema::rename(b, &inlet_table::schema::physical(&b.schema())?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let got = if ours.num_rows() == 0 {
+        Vec::new()
+    } else {
+        canonical::rows(&ours_in_files, &columns)?
+    };
+    canonical::assert_same_rows(&got, &expected, context);
+    Ok(())
 }
