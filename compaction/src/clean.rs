@@ -153,7 +153,11 @@ pub async fn clean(services: &TableServices, policy: Policy) -> Result<Cleaned> 
             if let Some(base) = slice.base_file {
                 files.push((file_path(&group.partition, &base.file_name()), base.size));
             }
-            for log in slice.log_files {
+            let cdc = group
+                .cdc_files
+                .iter()
+                .filter(|c| &c.base_instant == slice.base_instant);
+            for log in slice.log_files.into_iter().chain(cdc) {
                 files.push((file_path(&group.partition, &log.file_name()), log.size));
             }
         }

@@ -564,6 +564,11 @@ pub struct TableOptions {
     /// read-optimized view). Turned on in the table itself; `inlet mirror --disable` turns it off.
     #[serde(default)]
     pub delta_mirror: bool,
+    /// Change data capture in the table itself (Hudi's `hoodie.table.cdc.enabled`, mode
+    /// `DATA_BEFORE_AFTER`): copy-on-write commits write `.cdc` files with each change's before
+    /// and after image, which `inlet read --changes` and Spark's CDC query read.
+    #[serde(default)]
+    pub cdc: bool,
     /// Only these source columns are written (the key columns always are).
     #[serde(default)]
     pub columns: Option<Vec<String>>,

@@ -174,6 +174,8 @@ fn the_example_configuration_is_valid() {
     assert_eq!(c.table("public", "orders").buckets, Some(16));
     assert!(c.table("public", "orders").delta_mirror);
     assert!(!c.table("public", "customers").delta_mirror);
+    assert!(c.table("public", "orders").cdc);
+    assert!(!c.table("public", "customers").cdc);
 }
 
 #[test]

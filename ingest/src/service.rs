@@ -10,7 +10,7 @@ use std::time::Duration;
 use inlet_config::{
     Config, PipelineConfig, PostgresConfig, RecoveryKind, SnapshotMode, SourceConfig, TableKind,
 };
-use inlet_table::properties::DELTA_MIRROR;
+use inlet_table::properties::{CDC_ENABLED, CDC_MODE, DELTA_MIRROR};
 use inlet_table::storage::Storage;
 use inlet_table::{Table, TableConfig, TableProperties, TableType};
 
@@ -425,6 +425,18 @@ async fn open_or_create(
             .await
             .map_err(lake)?;
         tracing::info!(table = %id, uri, "Delta mirror turned on.");
+    }
+    // `cdc = true` likewise: from the next commit on, copy-on-write commits write `.cdc` files.
+    if config.table(&id.schema, &id.name).cdc && !table.properties().cdc().map_err(lake)? {
+        table
+            .set_property(CDC_ENABLED, Some("true"))
+            .await
+            .map_err(lake)?;
+        table
+            .set_property(CDC_MODE, Some("DATA_BEFORE_AFTER"))
+            .await
+            .map_err(lake)?;
+        tracing::info!(table = %id, uri, "Change data capture (.cdc files) turned on.");
     }
     Ok(table)
 }

@@ -59,11 +59,19 @@ pub struct ReadRequest {
     pub meta: bool,
     /// Base files only (merge-on-read tables: the state as of each file group's latest base file).
     pub read_optimized: bool,
+    /// A change query over `(from, to]`: every change with its before and after image.
+    pub changes: bool,
 }
 
 impl ReadRequest {
     fn query(&self) -> Result<Query> {
         let instant = |s: &str| -> Result<InstantTime> {
+            // Hudi's name for "before every commit" (`hudi_table_changes(…, 'earliest')`).
+            let s = if s.eq_ignore_ascii_case("earliest") {
+                "00000000000000000"
+            } else {
+                s
+            };
             let bad = || {
                 Error::InvalidQuery(format!(
                     "{s:?} is not an instant time (yyyyMMddHHmmssSSS, a real UTC date and time)"
@@ -112,6 +120,13 @@ pub async fn read_stream<'a>(
     request: &ReadRequest,
 ) -> Result<(Arc<Schema>, BoxStream<'a, Result<RecordBatch>>)> {
     let query = request.query()?;
+    if request.changes {
+        let (schema, batches) = read_changes(snapshot, request, &query).await?;
+        return Ok((
+            schema,
+            futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+        ));
+    }
     let stream = snapshot.read_stream(&query, request.read_optimized).await?;
     let indices = projection(&stream.schema, request)?;
     let projected = Arc::new(
@@ -130,6 +145,93 @@ pub async fn read_stream<'a>(
         })
         .boxed();
     Ok((projected, batches))
+}
+
+/// A change query: `op`, `instant`, `before` and `after`, the images narrowed to the selected
+/// columns.
+async fn read_changes(
+    snapshot: &Snapshot,
+    request: &ReadRequest,
+    query: &Query,
+) -> Result<(Arc<Schema>, Vec<RecordBatch>)> {
+    let Query::Incremental { from, to } = query else {
+        return Err(Error::InvalidQuery(
+            "--changes needs --from (and takes --to): the changes of the commits in (from, to]"
+                .into(),
+        ));
+    };
+    if request.meta || request.read_optimized {
+        return Err(Error::InvalidQuery(
+            "--changes returns op, instant, before and after (data columns): it takes neither \
+             --meta nor --read-optimized"
+                .into(),
+        ));
+    }
+    let result = snapshot.read_changes(from, to.as_ref()).await?;
+    let Some(columns) = &request.columns else {
+        return Ok((result.schema, result.batches));
+    };
+    let image = match result
+        .schema
+        .field_with_name(inlet_table::cdc::AFTER)
+        .map(|f| f.data_type())
+    {
+        Ok(arrow::datatypes::DataType::Struct(fields)) => fields.clone(),
+        _ => Default::default(),
+    };
+    let indices = columns
+        .iter()
+        .map(|c| {
+            image
+                .find(c)
+                .map(|(i, _)| i)
+                .ok_or_else(|| Error::UnknownColumn {
+                    column: c.clone(),
+                    available: image
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let narrow = |batch: &RecordBatch| -> Result<RecordBatch> {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(
+                |c| match c.as_any().downcast_ref::<arrow::array::StructArray>() {
+                    Some(image) => {
+                        let fields: arrow::datatypes::Fields =
+                            indices.iter().map(|&i| image.fields()[i].clone()).collect();
+                        let children = indices.iter().map(|&i| image.column(i).clone()).collect();
+                        let nulls = arrow::array::Array::nulls(image).cloned();
+                        arrow::array::StructArray::try_new(fields, children, nulls)
+                            .map(|a| Arc::new(a) as arrow::array::ArrayRef)
+                    }
+                    None => Ok(c.clone()),
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(inlet_table::Error::from)?;
+        let schema = Arc::new(Schema::new(
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(RecordBatch::try_new(schema, columns).map_err(inlet_table::Error::from)?)
+    };
+    let empty = narrow(&RecordBatch::new_empty(result.schema.clone()))?;
+    let batches = result
+        .batches
+        .iter()
+        .map(narrow)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((empty.schema(), batches))
 }
 
 /// The columns a request selects: meta columns only when asked for, selected columns only.

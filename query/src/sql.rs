@@ -4,7 +4,8 @@
 //! so that a query sees exactly what `inlet read` prints. Two table functions read other states
 //! of a registered table: `table_as_of('name', 'INSTANT')` (time travel) and
 //! `table_changes('name', 'FROM'[, 'TO'])` (the latest state of the records changed by the
-//! commits after FROM, up to TO).
+//! commits after FROM, up to TO), or with Hudi's mode argument `table_changes('name', 'cdc',
+//! 'FROM'[, 'TO'])`: every change with `op`, `instant`, `before` and `after`.
 //!
 //! So far every scan reads whole rows through that path and DataFusion projects, filters and
 //! limits them; no filter or projection reaches the files yet.
@@ -80,6 +81,7 @@ impl Lake {
                     .map_err(sql_error)?;
             }
             let provider = LakeTable {
+                schema: table.schema.clone(),
                 table: table.clone(),
                 request: ReadRequest {
                     meta,
@@ -190,12 +192,14 @@ fn sql_error(e: DataFusionError) -> Error {
 struct LakeTable {
     table: Arc<Registered>,
     request: ReadRequest,
+    /// The columns of the read: the table's, or a change query's.
+    schema: SchemaRef,
 }
 
 #[async_trait]
 impl TableProvider for LakeTable {
     fn schema(&self) -> SchemaRef {
-        self.table.schema.clone()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -212,9 +216,10 @@ impl TableProvider for LakeTable {
         let partition = Arc::new(ReadPartition {
             table: self.table.clone(),
             request: self.request.clone(),
+            schema: self.schema.clone(),
         });
         Ok(Arc::new(StreamingTableExec::try_new(
-            self.table.schema.clone(),
+            self.schema.clone(),
             vec![partition],
             projection,
             [],
@@ -229,11 +234,12 @@ impl TableProvider for LakeTable {
 struct ReadPartition {
     table: Arc<Registered>,
     request: ReadRequest,
+    schema: SchemaRef,
 }
 
 impl PartitionStream for ReadPartition {
     fn schema(&self) -> &SchemaRef {
-        &self.table.schema
+        &self.schema
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
@@ -241,11 +247,12 @@ impl PartitionStream for ReadPartition {
         // ahead of the query at most.
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let (table, request) = (self.table.clone(), self.request.clone());
+        let schema = self.schema.clone();
         tokio::spawn(async move {
             let read = async {
                 let (_, mut batches) = crate::read_stream(&table.snapshot, &request).await?;
                 while let Some(batch) = batches.next().await {
-                    let batch = conform(&batch?, &table.schema)?;
+                    let batch = conform(&batch?, &schema)?;
                     if tx.send(Ok(batch)).await.is_err() {
                         break;
                     }
@@ -259,10 +266,7 @@ impl PartitionStream for ReadPartition {
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|batch| (batch, rx))
         });
-        Box::pin(RecordBatchStreamAdapter::new(
-            self.table.schema.clone(),
-            stream,
-        ))
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
 }
 
@@ -324,7 +328,9 @@ impl ReadFunction {
     fn usage(&self) -> &'static str {
         match self.kind {
             FunctionKind::AsOf => "table_as_of('schema.table', 'INSTANT')",
-            FunctionKind::Changes => "table_changes('schema.table', 'FROM'[, 'TO'])",
+            FunctionKind::Changes => {
+                "table_changes('schema.table', ['latest_state' | 'cdc',] 'FROM'[, 'TO'])"
+            }
         }
     }
 }
@@ -346,6 +352,22 @@ impl TableFunctionImpl for ReadFunction {
                 ))),
             })
             .collect::<datafusion::common::Result<_>>()?;
+        // Hudi's `hudi_table_changes('t', 'cdc' | 'latest_state', FROM[, TO])` form: the mode
+        // comes second; without it the records' latest state is read.
+        let mut texts = texts;
+        let cdc = matches!(self.kind, FunctionKind::Changes)
+            && texts.len() > 1
+            && match texts[1].to_ascii_lowercase().as_str() {
+                "cdc" => {
+                    texts.remove(1);
+                    true
+                }
+                "latest_state" => {
+                    texts.remove(1);
+                    false
+                }
+                _ => false,
+            };
         let arity = match self.kind {
             FunctionKind::AsOf => 2..=2,
             FunctionKind::Changes => 2..=3,
@@ -379,15 +401,28 @@ impl TableFunctionImpl for ReadFunction {
             FunctionKind::Changes => {
                 request.from = Some(texts[1].clone());
                 request.to = texts.get(2).cloned();
+                request.changes = cdc;
+                request.meta &= !cdc;
             }
         }
         // A bad instant is an error now, naming it, not an empty result.
         request
             .query()
             .map_err(|e| DataFusionError::Plan(format!("{}: {e}", self.name())))?;
+        let schema = if cdc {
+            let data = table
+                .snapshot
+                .schema()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+            inlet_table::cdc::record_schema(&data, inlet_table::cdc::INSTANT)
+        } else {
+            table.schema.clone()
+        };
         Ok(Arc::new(LakeTable {
             table: table.clone(),
             request,
+            schema,
         }))
     }
 }

@@ -31,6 +31,10 @@ pub struct ReadArgs {
     /// Read base files only: for merge-on-read tables, skip the log files (faster, staler).
     #[arg(long)]
     read_optimized: bool,
+    /// Change query: every change the commits after --from (up to --to) made, as op (i/u/d),
+    /// instant, before and after; --columns narrows the images.
+    #[arg(long, requires = "from")]
+    changes: bool,
     /// Output format: jsonl, csv or table.
     #[arg(long, default_value = "jsonl")]
     format: Format,
@@ -47,6 +51,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         columns: args.columns,
         meta: args.meta,
         read_optimized: args.read_optimized,
+        changes: args.changes,
     };
     // Rows are printed as file slices are read: memory stays bounded by a few file groups.
     let snapshot = table.snapshot().await?;

@@ -58,6 +58,10 @@ pub struct CreateArgs {
     /// restore becomes a Delta version (merge-on-read tables: the read-optimized view).
     #[arg(long)]
     delta_mirror: bool,
+    /// Change data capture (hoodie.table.cdc.enabled, DATA_BEFORE_AFTER): copy-on-write commits
+    /// write .cdc files with each change's before and after image (inlet read --changes).
+    #[arg(long)]
+    cdc: bool,
     #[command(flatten)]
     storage: StorageArgs,
 }
@@ -117,6 +121,9 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         props
             .other
             .insert(DELTA_MIRROR.to_string(), "true".to_string());
+    }
+    if args.cdc {
+        props.enable_cdc();
     }
     Table::create(&args.uri, args.storage.table_config(), props)
         .await

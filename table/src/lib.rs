@@ -3,6 +3,7 @@
 //! and incremental reads. It knows nothing of change-capture sources or of the service.
 
 pub mod bloom;
+pub mod cdc;
 pub mod commit;
 pub mod error;
 pub mod failpoint;

@@ -33,7 +33,11 @@ const PAYLOAD_CLASS: &str = "hoodie.compaction.payload.class";
 const MERGER_STRATEGY: &str = "hoodie.compaction.record.merger.strategy";
 const CREATE_SCHEMA: &str = "hoodie.table.create.schema";
 const METADATA_PARTITIONS: &str = "hoodie.table.metadata.partitions";
-const CDC_ENABLED: &str = "hoodie.table.cdc.enabled";
+/// Hudi's change-data-capture switch: writers add `.cdc` log files with each change's before
+/// and after image (see [`crate::cdc`]).
+pub const CDC_ENABLED: &str = "hoodie.table.cdc.enabled";
+/// What the `.cdc` files hold; inlet writes Hudi's default, `DATA_BEFORE_AFTER`.
+pub const CDC_MODE: &str = "hoodie.table.cdc.supplemental.logging.mode";
 const PARTITION_METAFILE_BASE_FORMAT: &str = "hoodie.partition.metafile.use.base.format";
 const DATABASE: &str = "hoodie.database.name";
 const CHECKSUM: &str = "hoodie.table.checksum";
@@ -120,6 +124,36 @@ impl TableProperties {
             populate_meta_fields: true,
             other: BTreeMap::new(),
         }
+    }
+
+    /// Whether writers keep `.cdc` log files (`hoodie.table.cdc.enabled`), and in which
+    /// supplemental logging mode; an error for a mode inlet does not write.
+    pub fn cdc(&self) -> Result<bool> {
+        if !self
+            .other
+            .get(CDC_ENABLED)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return Ok(false);
+        }
+        match self.other.get(CDC_MODE).map(String::as_str) {
+            // Hudi 0.14+ spelling, its default, and the 0.13 spellings of the same mode.
+            None | Some("DATA_BEFORE_AFTER" | "data_before_after" | "cdc_data_before_after") => {
+                Ok(true)
+            }
+            Some(other) => Err(Error::Unsupported(format!(
+                "{CDC_MODE}={other}: inlet writes and reads change logs in the \
+                 DATA_BEFORE_AFTER mode only"
+            ))),
+        }
+    }
+
+    /// Turns change-data-capture logs on (`DATA_BEFORE_AFTER`) for a new table.
+    pub fn enable_cdc(&mut self) {
+        self.other
+            .insert(CDC_ENABLED.to_string(), "true".to_string());
+        self.other
+            .insert(CDC_MODE.to_string(), "DATA_BEFORE_AFTER".to_string());
     }
 
     /// Hudi's key generator for this key and partition layout.

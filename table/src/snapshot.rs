@@ -115,6 +115,24 @@ impl Snapshot {
         })
     }
 
+    /// The changes of the commits in `(from, to]`, with before and after images (see
+    /// [`read::read_changes`]).
+    pub async fn read_changes(
+        &self,
+        from: &crate::InstantTime,
+        to: Option<&crate::InstantTime>,
+    ) -> Result<ReadResult> {
+        read::read_changes(
+            self.table.storage(),
+            &self.timeline,
+            &self.view,
+            &self.ordering,
+            from,
+            to,
+        )
+        .await
+    }
+
     /// Runs a query on this snapshot as a stream of batches, file slice by file slice (memory
     /// bounded by a few file groups, not by the table).
     pub async fn read_stream(
@@ -234,6 +252,10 @@ impl Snapshot {
             let (partition, name) = path.rsplit_once('/').unwrap_or(("", path));
             self.view
                 .add_file(partition, name, stat.file_size_in_bytes.max(0) as u64);
+            for (cdc, size) in stat.cdc_stats.iter().flatten() {
+                let (partition, name) = cdc.rsplit_once('/').unwrap_or(("", cdc));
+                self.view.add_file(partition, name, (*size).max(0) as u64);
+            }
         }
         for (partition, file_ids) in &metadata.partition_to_replace_file_ids {
             for file_id in file_ids {

@@ -171,6 +171,16 @@ impl Table {
         self.read_with(query, true).await
     }
 
+    /// Every record the commits in `(from, to]` changed: `op` (`i`, `u`, `d`), `instant`,
+    /// `before` and `after` (see [`read::read_changes`]).
+    pub async fn read_changes(
+        &self,
+        from: &crate::InstantTime,
+        to: Option<&crate::InstantTime>,
+    ) -> Result<ReadResult> {
+        self.snapshot().await?.read_changes(from, to).await
+    }
+
     async fn read_with(&self, query: &Query, read_optimized: bool) -> Result<ReadResult> {
         self.snapshot().await?.read(query, read_optimized).await
     }

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 
@@ -65,6 +65,46 @@ pub fn rows(batches: &[RecordBatch], columns: &[String]) -> anyhow::Result<Vec<S
     }
     out.sort();
     Ok(out)
+}
+
+/// `batch` with each struct column replaced by its children, named `struct.child`, null where
+/// the struct is (change query images: `before.id`, `after.id`, …).
+pub fn flatten(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match column.as_struct_opt() {
+            Some(image) => {
+                for (child_field, child) in image.fields().iter().zip(image.columns()) {
+                    let nulls = arrow::buffer::NullBuffer::union(image.nulls(), child.nulls());
+                    let data = child.to_data().into_builder().nulls(nulls).build()?;
+                    fields.push(Field::new(
+                        format!("{}.{}", field.name(), child_field.name()),
+                        child.data_type().clone(),
+                        true,
+                    ));
+                    columns.push(arrow::array::make_array(data));
+                }
+            }
+            None => {
+                fields.push(field.as_ref().clone().with_nullable(true));
+                columns.push(column.clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// Change query results in canonical form: images flattened (see [`flatten`]), rows sorted.
+pub fn change_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<String>> {
+    let flat = batches
+        .iter()
+        .map(flatten)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    rows(&flat, &[])
 }
 
 /// A double as text that tells every bit: the shortest decimal that reads back as it (Rust's

@@ -461,6 +461,97 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The changes the commit at `history[i]` made, as a change query returns them (see
+    /// `inlet_table::read::read_changes`), in the canonical form of
+    /// [`crate::canonical::change_rows`]: per key, `i` (new), `u` (rewritten in its partition),
+    /// `d` (gone), and a `d` plus an `i` for a key that moved to another partition.
+    pub fn changes(&self, i: usize) -> Vec<String> {
+        let (instant, after) = &self.history[i];
+        let empty = BTreeMap::new();
+        let before = i.checked_sub(1).map_or(&empty, |p| &self.history[p].1);
+        let mut out: Vec<(&str, Option<&Row>, Option<&Row>)> = Vec::new();
+        for (key, old) in before {
+            match after.get(key) {
+                None => out.push(("d", Some(&old.row), None)),
+                Some(new) if &new.commit_time == instant => {
+                    if self.shape.partition(&old.row) == self.shape.partition(&new.row) {
+                        out.push(("u", Some(&old.row), Some(&new.row)));
+                    } else {
+                        out.push(("d", Some(&old.row), None));
+                        out.push(("i", None, Some(&new.row)));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for (key, new) in after {
+            if &new.commit_time == instant && !before.contains_key(key) {
+                out.push(("i", None, Some(&new.row)));
+            }
+        }
+        let images = |rows: Vec<Option<&Row>>| rows_batch(&rows);
+        let (old, new) = (
+            images(out.iter().map(|c| c.1).collect()),
+            images(out.iter().map(|c| c.2).collect()),
+        );
+        let mut fields = vec![
+            Field::new("op", DataType::Utf8, true),
+            Field::new("instant", DataType::Utf8, true),
+        ];
+        let mut columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from(
+                out.iter().map(|c| c.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(vec![instant.as_str(); out.len()])),
+        ];
+        for (image, batch) in [("before", &old), ("after", &new)] {
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                fields.push(Field::new(
+                    format!("{image}.{}", field.name()),
+                    field.data_type().clone(),
+                    true,
+                ));
+                columns.push(column.clone());
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .expect("model change batch");
+        crate::canonical::rows(&[batch], &[]).expect("canonical change rows")
+    }
+}
+
+/// Rows of the model schema as a batch, all nulls where a row is missing.
+fn rows_batch(rows: &[Option<&Row>]) -> RecordBatch {
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.map(|r| r.id)).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| r.and_then(|r| r.part.clone()))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter()
+                    .map(|r| r.and_then(|r| r.ts))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| r.and_then(|r| r.value.clone()))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.and_then(|r| r.n)).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("model rows batch")
+}
+
 /// Partition values: plain, non-ASCII, characters that URLs, shells and object stores treat
 /// specially, a leading dot or underscore, the empty string (Hudi's default partition).
 const PARTITION_VALUES: [&str; 14] = [

@@ -9,6 +9,10 @@
 //! (incremental reads across table services and replace commits are checked against hudi-rs
 //! rather than the model).
 //!
+//! Change queries (before and after images) of every commit, and of a window over all of them,
+//! must match the model's changes between consecutive states; half the tables keep Hudi's `.cdc`
+//! files, the others are read by inference from their file slices.
+//!
 //! hudi-rs (PyPI `hudi`) then reads every table the test wrote and must agree with our reader.
 //! Every other table keeps a Delta Lake mirror (the commit hook); PyPI `deltalake` reads each of
 //! its versions equal to our read-optimized read as of the version's instant.
@@ -54,6 +58,7 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
     let mut commits = 0;
     let mut hudi_queries = 0;
     let mut delta_versions = 0;
+    let mut change_queries = 0;
     let (mut compactions, mut cleans, mut rollbacks) = (0, 0, 0);
     let (mut truncates, mut savepoints, mut restores) = (0, 0, 0);
     while cases == 0 || started.elapsed() < budget {
@@ -64,6 +69,11 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
         // completed action; PyPI `deltalake` judges it at the end.
         let mirrored = cases % 2 == 0;
         let mut props = common::properties(&shape);
+        // Half the tables keep Hudi's `.cdc` files (copy-on-write writes them); change queries
+        // on the others are inferred from the file slices, and both must match the model.
+        if cases % 4 < 2 {
+            props.enable_cdc();
+        }
         let mut config = TableConfig::default();
         if mirrored {
             props
@@ -217,6 +227,37 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
                 );
             }
         }
+        // Change queries: each commit's changes since the commit before, and one window over
+        // every commit whose previous state the cleaner kept.
+        let mut window: Vec<String> = Vec::new();
+        let mut window_from: Option<&String> = None;
+        for i in 1..instants.len() {
+            let (from, to) = (&instants[i - 1], &instants[i]);
+            if from.as_str() < retained_from.as_str() {
+                continue;
+            }
+            let got = table
+                .read_changes(&from.parse()?, Some(&to.parse()?))
+                .await?;
+            let expected = model.changes(i);
+            canonical::assert_same_rows(
+                &canonical::change_rows(&got.batches)?,
+                &expected,
+                &format!("changes ({from}, {to}] (seed {seed}, {shape:?})"),
+            );
+            change_queries += 1;
+            window_from.get_or_insert(from);
+            window.extend(expected);
+        }
+        if let Some(from) = window_from {
+            window.sort();
+            let got = table.read_changes(&from.parse()?, None).await?;
+            canonical::assert_same_rows(
+                &canonical::change_rows(&got.batches)?,
+                &window,
+                &format!("changes after {from} (seed {seed}, {shape:?})"),
+            );
+        }
         let uri = dir.path().display().to_string();
         hudi_queries += common::compare_with_hudi_rs(&table, &uri, &[]).await?;
         if mirrored {
@@ -226,8 +267,8 @@ async fn random_changes_match_the_model() -> anyhow::Result<()> {
     println!(
         "property test: {cases} tables, {commits} commits, {compactions} compactions, {cleans} \
          cleans, {rollbacks} rollbacks, {truncates} truncates, {savepoints} savepoints, \
-         {restores} restores, all reads matched the model; hudi-rs agreed on {hudi_queries} \
-         queries; deltalake agreed on {delta_versions} Delta versions"
+         {restores} restores, all reads and {change_queries} change queries matched the model; \
+         hudi-rs agreed on {hudi_queries} queries; deltalake agreed on {delta_versions} Delta versions"
     );
     Ok(())
 }

@@ -483,6 +483,11 @@ max_delay = "100ms"
 partition_by = ["region"]
 delta_mirror = true
 
+[pipelines.shop.tables."public.customers"]
+table_type = "cow"
+cdc = true
+clean = "keep-latest-commits:100"
+
 [pipelines.broken.source]
 kind = "postgres"
 connection = "{broken}"
@@ -726,7 +731,47 @@ columns = ["id", "nope"]
         !lake.join("public/customers/_delta_log").exists(),
         "a table without delta_mirror got a mirror"
     );
+    // Change queries replay onto both tables across the crash: `public.customers` (never
+    // cleaned: from its first commit, the snapshot's inserts included) from the `.cdc` files its
+    // copy-on-write commits wrote (`cdc = true`), `public.orders` (merge-on-read, compacted and
+    // cleaned meanwhile: from the earliest instant still readable) from its file slices.
+    for table in ["orders", "customers"] {
+        let uri = lake.join("public").join(table).display().to_string();
+        let table_now = Table::open(&uri, TableConfig::default()).await?;
+        let replayed = common::assert_changes_replay(&table_now).await?;
+        eprintln!("public.{table}: {replayed} changes replayed");
+        if table == "customers" {
+            ensure!(
+                replayed >= 100,
+                "only {replayed} changes of public.customers"
+            );
+        }
+    }
+    let cdc_files = walkdir(&lake.join("public/customers"))
+        .into_iter()
+        .filter(|p| p.ends_with(".cdc"))
+        .count();
+    ensure!(
+        cdc_files > 0,
+        "public.customers (cdc = true) has no .cdc file"
+    );
     Ok(())
+}
+
+/// Every file under a directory.
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path().display().to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Completed delta commits of a table (0 when it has none yet).

@@ -200,7 +200,7 @@ async fn sql_finds_tables_and_names_what_is_wrong() -> anyhow::Result<()> {
     assert!(err.contains("not an instant time"), "{err}");
     let err = sql("SELECT * FROM table_changes('s.t')");
     assert!(
-        err.contains("table_changes('schema.table', 'FROM'[, 'TO'])"),
+        err.contains("table_changes('schema.table', ['latest_state' | 'cdc',] 'FROM'[, 'TO'])"),
         "{err}"
     );
     let err = sql("SELECT nope FROM s.t");

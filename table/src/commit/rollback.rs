@@ -218,11 +218,18 @@ async fn files_of(storage: &Storage, pending: &Instant) -> Result<Files> {
             continue;
         }
         let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
-        if BaseFile::parse(name).is_some_and(|b| &b.instant == target) {
+        if named_with(name, target) {
             add_file(&mut files, &entry.path);
         }
     }
     Ok(files)
+}
+
+/// Whether a file is one a write at `instant` names with its instant: a base file, or the `.cdc`
+/// log that follows it (change data capture).
+fn named_with(name: &str, instant: &InstantTime) -> bool {
+    BaseFile::parse(name).is_some_and(|b| &b.instant == instant)
+        || LogFile::parse(name).is_some_and(|l| l.cdc && &l.base_instant == instant)
 }
 
 /// Data files to delete per partition: (file id, table-relative path).
@@ -327,7 +334,7 @@ pub(crate) async fn files_written(
     for partition in partitions {
         for entry in storage.list_dir(&partition).await? {
             let name = entry.path.rsplit('/').next().unwrap_or(&entry.path);
-            if BaseFile::parse(name).is_some_and(|b| b.instant == instant.time) {
+            if named_with(name, &instant.time) {
                 add_file(&mut files, &entry.path);
             }
         }

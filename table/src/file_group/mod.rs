@@ -29,6 +29,9 @@ pub struct FileGroup {
     /// Log files whose base instant is a completed write or the pending compaction, in slice
     /// order.
     pub log_files: Vec<LogFile>,
+    /// Change-data-capture logs (`.cdc`) of completed writes: never read as part of a slice,
+    /// cleaned with the slice whose base instant they carry.
+    pub cdc_files: Vec<LogFile>,
     /// A compaction scheduled for this file group and not completed yet: writes go to the slice
     /// it will create, and reads merge that slice's logs on top of the slice being compacted.
     pub pending_compaction: Option<InstantTime>,

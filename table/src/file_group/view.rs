@@ -52,6 +52,7 @@ fn new_group(groups: &mut BTreeMap<GroupKey, FileGroup>, key: GroupKey) -> &mut 
         file_id: key.1,
         base_files: Vec::new(),
         log_files: Vec::new(),
+        cdc_files: Vec::new(),
         pending_compaction: None,
     })
 }
@@ -80,6 +81,7 @@ impl FileSystemView {
             entries.push((partition.to_string(), name.to_string(), entry.size));
         }
         let mut groups: BTreeMap<GroupKey, FileGroup> = BTreeMap::new();
+        let mut cdc_files = Vec::new();
         for (partition, name, size) in entries {
             let key_of = |file_id: &FileId| key_of(&partition, file_id);
             if let Some(mut base_file) = BaseFile::parse(&name) {
@@ -95,12 +97,22 @@ impl FileSystemView {
                 // Blocks inside are filtered by their own instants when read.
                 let pinned =
                     pending.get(&key_of(&log_file.file_id)) == Some(&log_file.base_instant);
-                if log_file.cdc || !(timeline.is_committed(&log_file.base_instant) || pinned) {
+                if !(timeline.is_committed(&log_file.base_instant) || pinned) {
+                    continue;
+                }
+                if log_file.cdc {
+                    cdc_files.push((key_of(&log_file.file_id), log_file));
                     continue;
                 }
                 new_group(&mut groups, key_of(&log_file.file_id))
                     .log_files
                     .push(log_file);
+            }
+        }
+        // A `.cdc` file belongs to the file group of its base file; alone it makes none.
+        for (key, cdc) in cdc_files {
+            if let Some(group) = groups.get_mut(&key) {
+                group.cdc_files.push(cdc);
             }
         }
         for (key, group) in groups.iter_mut() {
@@ -179,9 +191,16 @@ impl FileSystemView {
             group.base_files.push(base_file);
             group.base_files.sort_by(|a, b| a.instant.cmp(&b.instant));
             self.changed(key);
-        } else if let Some(mut log_file) = LogFile::parse(name).filter(|l| !l.cdc) {
+        } else if let Some(mut log_file) = LogFile::parse(name) {
             log_file.size = size;
             let key = key_of(&log_file.file_id);
+            if log_file.cdc {
+                if let Some(group) = self.groups.get_mut(&key) {
+                    group.cdc_files.retain(|l| l.file_name() != name);
+                    group.cdc_files.push(log_file);
+                }
+                return;
+            }
             let group = new_group(&mut self.groups, key.clone());
             group.log_files.retain(|l| l.file_name() != name);
             group.log_files.push(log_file);
@@ -201,6 +220,7 @@ impl FileSystemView {
         if let Some(group) = self.groups.get_mut(&key) {
             group.base_files.retain(|b| b.file_name() != name);
             group.log_files.retain(|l| l.file_name() != name);
+            group.cdc_files.retain(|l| l.file_name() != name);
             if group.base_files.is_empty() && group.log_files.is_empty() {
                 self.groups.remove(&key);
             }

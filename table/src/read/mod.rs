@@ -4,8 +4,10 @@
 //! added columns and widened values.
 
 mod base_file;
+mod changes;
 
 pub use base_file::{read_base_file, read_base_file_schema, read_footer};
+pub use changes::read_changes;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::fmt::Write as _;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, new_null_array,
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, UInt32Array, new_null_array,
 };
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
@@ -21,6 +21,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::parquet::BaseFileWriter;
 use super::plan::Plan;
 use super::plan::incoming_ordering;
+use crate::cdc;
 use crate::error::{Error, Result};
 use crate::merge::{OrderingValues, Version, wins};
 use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
@@ -44,6 +45,9 @@ pub struct MergeContext {
     pub log_schema: Option<String>,
     /// Merge-on-read: Avro data blocks instead of Parquet data blocks.
     pub avro_data_blocks: bool,
+    /// Copy-on-write tables with change data capture: the CDC record schema (Avro JSON) of the
+    /// `.cdc` file each merge writes.
+    pub cdc_schema: Option<String>,
 }
 
 /// One file group to merge.
@@ -71,6 +75,8 @@ pub struct Merged {
     pub inserts: usize,
     pub updates: usize,
     pub deletes: usize,
+    /// The `.cdc` log file of the merge's changes (change data capture tables).
+    pub cdc: Option<Bytes>,
 }
 
 /// Merges, returning `None` when nothing in the file group changes (stale or no-op changes).
@@ -87,6 +93,14 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         new_records: 0,
     };
     let (mut updates, mut deletes) = (0, 0);
+    // Change records (change data capture): each a batch of (op, before, after).
+    let mut changes: Vec<RecordBatch> = Vec::new();
+    let data = ctx.data_schema.as_ref();
+    let incoming_data: Vec<ArrayRef> = data
+        .fields()
+        .iter()
+        .map(|f| column(&ctx.incoming, f.name()).cloned())
+        .collect::<Result<_>>()?;
 
     if let Some((bytes, stored_path)) = &task.stored {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
@@ -104,6 +118,8 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
             };
             // (source, row): source 0 = this stored batch, 1 = incoming.
             let mut picks = Vec::with_capacity(batch.num_rows());
+            // Changed stored rows: (op, stored row, incoming row of an update).
+            let mut changed: Vec<(&str, u32, Option<u32>)> = Vec::new();
             for i in 0..batch.num_rows() {
                 let change = keys
                     .is_valid(i)
@@ -126,12 +142,32 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                     picks.push((0, i));
                 } else if plan.deletes.value(row) {
                     deletes += 1;
+                    changed.push(("d", i as u32, None));
                 } else {
                     updates += 1;
                     picks.push((1, row));
+                    changed.push(("u", i as u32, Some(row as u32)));
                 }
             }
             out.write(Some(&batch), &picks)?;
+            if ctx.cdc_schema.is_some() && !changed.is_empty() {
+                let stored_data: Vec<ArrayRef> = data
+                    .fields()
+                    .iter()
+                    .map(|f| column(&batch, f.name()).cloned())
+                    .collect::<Result<_>>()?;
+                let before: UInt32Array = changed.iter().map(|c| Some(c.1)).collect();
+                let after: UInt32Array = changed.iter().map(|c| c.2).collect();
+                let ops: Vec<&str> = changed.iter().map(|c| c.0).collect();
+                changes.push(cdc::records(
+                    data,
+                    cdc::TS_MS,
+                    ctx.instant.as_str(),
+                    &ops,
+                    cdc::image(data, &stored_data, &before)?,
+                    cdc::image(data, &incoming_data, &after)?,
+                )?);
+            }
         }
     }
     // Keys not found in the file group are inserts (or deletes of nothing), in input order.
@@ -146,10 +182,25 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
     for chunk in inserts.chunks(BATCH_SIZE) {
         let picks: Vec<(usize, usize)> = chunk.iter().map(|&r| (1, r)).collect();
         out.write(None, &picks)?;
+        if ctx.cdc_schema.is_some() {
+            let after: UInt32Array = chunk.iter().map(|&r| Some(r as u32)).collect();
+            changes.push(cdc::records(
+                data,
+                cdc::TS_MS,
+                ctx.instant.as_str(),
+                &vec!["i"; chunk.len()],
+                cdc::no_image(data, chunk.len()),
+                cdc::image(data, &incoming_data, &after)?,
+            )?);
+        }
     }
     let rows = out.writer.rows();
     let key_range = out.writer.key_range();
     let bytes = out.writer.finish()?;
+    let cdc = match &ctx.cdc_schema {
+        Some(schema) => Some(cdc::encode_file(&ctx.instant, schema, data, &changes)?),
+        None => None,
+    };
     Ok(Some(Merged {
         bytes,
         key_range,
@@ -157,6 +208,7 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         inserts: inserts.len(),
         updates,
         deletes,
+        cdc,
     }))
 }
 

@@ -418,6 +418,8 @@ struct Prepared {
     avro_schema: String,
     /// The Avro schema with the meta fields, for log block headers.
     log_schema: String,
+    /// The CDC record schema of copy-on-write change data capture tables.
+    cdc_schema: Option<String>,
     plan: Plan,
 }
 
@@ -462,12 +464,16 @@ fn prepare(table: &Table, current: Option<&SchemaRef>, changes: &Changes) -> Res
     let avro_schema = schema::avro_schema_json(&props.name, &data_schema)?;
     let log_schema =
         schema::avro_schema_json(&props.name, &schema::with_meta_columns(&data_schema))?;
+    let cdc_schema = (props.cdc()? && props.table_type == TableType::CopyOnWrite)
+        .then(|| crate::cdc::avro_schema(&avro_schema))
+        .transpose()?;
     Ok(Prepared {
         batch,
         data_schema,
         logical_schema,
         avro_schema,
         log_schema,
+        cdc_schema,
         plan,
     })
 }
@@ -616,6 +622,8 @@ async fn write_file_groups(
         log_schema: (table.properties().table_type == TableType::MergeOnRead)
             .then_some(prepared.log_schema),
         avro_data_blocks: table.properties().avro_data_blocks()?,
+        // Merge-on-read writes no `.cdc` files (see `crate::cdc`).
+        cdc_schema: prepared.cdc_schema,
     });
     let parallelism = table.config().write_parallelism.max(1);
     // Every rewrite runs to its end even when another fails: a file write already handed to a
@@ -688,8 +696,28 @@ async fn rewrite(storage: &Storage, ctx: Arc<MergeContext>, task: Task) -> Resul
     };
     let size = merged.bytes.len() as u64;
     storage.put(&path, merged.bytes).await?;
+    // The `.cdc` file follows the new base file: named with this commit's instant and the base
+    // file's write token, so that a rollback finds it as it finds the base file.
+    let cdc_stats = match (merged.cdc, &task.file) {
+        (Some(bytes), PlannedFile::Base(base)) => {
+            let log = LogFile {
+                file_id: task.file_id.clone(),
+                base_instant: base.instant.clone(),
+                version: LogFile::FIRST_VERSION,
+                write_token: base.write_token.clone(),
+                cdc: true,
+                size: 0,
+            };
+            let cdc_path = file_path(&task.partition, &log.file_name());
+            let cdc_size = bytes.len() as i64;
+            storage.put(&cdc_path, bytes).await?;
+            Some(BTreeMap::from([(cdc_path, cdc_size)]))
+        }
+        _ => None,
+    };
     let prev = previous.as_ref().map(|b| &b.instant);
     let stat = WriteStat {
+        cdc_stats,
         num_writes: merged.rows as i64,
         num_deletes: merged.deletes as i64,
         num_update_writes: merged.updates as i64,

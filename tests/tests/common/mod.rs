@@ -506,3 +506,92 @@ fn assert_same_as_other_reader(
     canonical::assert_same_rows(&got, &expected, context);
     Ok(())
 }
+
+/// A table's change query replays onto its state: from the earliest instant still readable, the
+/// changes of every later commit, applied in commit order (deletes of a commit first, so that a
+/// key moved between partitions is deleted and then inserted), lead from the state as of that
+/// instant to the latest state — every `before` equal to what the key held, no insert of a key
+/// present, no update or delete of one absent. Returns the number of changes replayed.
+pub async fn assert_changes_replay(table: &Table) -> anyhow::Result<usize> {
+    use inlet_table::InstantTime;
+    use inlet_table::read::Query;
+    let key_fields = table.properties().record_key_fields.clone();
+    let from: InstantTime = match table.earliest_readable().await? {
+        Some(t) => t,
+        None => "00000000000000000".parse()?,
+    };
+    let json_rows = |batches: &[RecordBatch]| -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut writer = arrow_json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow_json::writer::LineDelimited>(Vec::new());
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        let text = String::from_utf8(writer.into_inner())?;
+        Ok(text
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?)
+    };
+    let data = |mut row: serde_json::Value| {
+        if let Some(object) = row.as_object_mut() {
+            object.retain(|k, _| !inlet_table::schema::is_meta_column(k));
+        }
+        row
+    };
+    let key = |row: &serde_json::Value| -> String {
+        key_fields
+            .iter()
+            .map(|f| row[f].to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut state: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    if from.as_str().bytes().any(|b| b != b'0') {
+        for row in json_rows(&table.read(&Query::AsOf(from.clone())).await?.batches)? {
+            let row = data(row);
+            state.insert(key(&row), row);
+        }
+    }
+    let changes = json_rows(&table.read_changes(&from, None).await?.batches)?;
+    let mut by_instant: BTreeMap<String, Vec<&serde_json::Value>> = BTreeMap::new();
+    for change in &changes {
+        by_instant
+            .entry(change["instant"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(change);
+    }
+    for (instant, changes) in by_instant {
+        let (deletes, writes): (Vec<_>, Vec<_>) = changes.into_iter().partition(|c| c["op"] == "d");
+        for change in deletes.into_iter().chain(writes) {
+            let op = change["op"].as_str().unwrap_or_default();
+            let (before, after) = (&change["before"], &change["after"]);
+            let k = key(if op == "i" { after } else { before });
+            let held = state.remove(&k);
+            match op {
+                "i" => anyhow::ensure!(held.is_none(), "{instant}: insert of held key {k}"),
+                _ => anyhow::ensure!(
+                    held.as_ref() == Some(before),
+                    "{instant}: {op} of key {k} whose before {before} is not what it held: {held:?}"
+                ),
+            }
+            if op != "d" {
+                state.insert(k, after.clone());
+            }
+        }
+    }
+    let mut latest: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for row in json_rows(&table.read(&Query::Snapshot).await?.batches)? {
+        let row = data(row);
+        latest.insert(key(&row), row);
+    }
+    anyhow::ensure!(
+        state == latest,
+        "replaying {} changes after {from} does not give the latest state: {} keys vs {}",
+        changes.len(),
+        state.len(),
+        latest.len()
+    );
+    Ok(changes.len())
+}

@@ -173,8 +173,11 @@ pub enum BlockContent {
     AvroData(RecordBatch),
     /// Records stored as a complete Parquet file.
     ParquetData(RecordBatch),
-    /// HFile blocks (metadata table only) and CDC blocks (`.cdc` logs), kept as raw content: a
-    /// snapshot read of a data table needs neither, and the bytes re-encode unchanged.
+    /// Change-data-capture records of a `.cdc` log (`op`, `ts_ms`, `before`, `after`), encoded
+    /// like an Avro data block with the `SCHEMA` header.
+    CdcData(RecordBatch),
+    /// HFile blocks (metadata table only), kept as raw content: a read of a data table never
+    /// needs them, and the bytes re-encode unchanged.
     Undecoded {
         block_type: BlockType,
         content: Vec<u8>,
@@ -235,6 +238,11 @@ impl LogBlock {
         )
     }
 
+    /// Change records written at `instant`, Avro-encoded with `schema` (the CDC record schema).
+    pub fn cdc_data(instant: &InstantTime, schema: &str, records: RecordBatch) -> Self {
+        Self::with_header(data_header(instant, schema), BlockContent::CdcData(records))
+    }
+
     fn with_header(header: BlockMetadata, content: BlockContent) -> Self {
         LogBlock {
             header,
@@ -249,6 +257,7 @@ impl LogBlock {
             BlockContent::Delete(_) => BlockType::Delete,
             BlockContent::AvroData(_) => BlockType::AvroData,
             BlockContent::ParquetData(_) => BlockType::ParquetData,
+            BlockContent::CdcData(_) => BlockType::CdcData,
             BlockContent::Undecoded { block_type, .. } => *block_type,
             BlockContent::Corrupt { .. } => BlockType::Corrupt,
         }

@@ -179,7 +179,11 @@ fn decode_content(
             BlockContent::AvroData(decode_avro_records(content, schema)?)
         }
         BlockType::ParquetData => BlockContent::ParquetData(decode_parquet_records(content)?),
-        BlockType::HFileData | BlockType::CdcData => BlockContent::Undecoded {
+        BlockType::CdcData => {
+            let schema = header.get(HeaderKey::Schema).ok_or("no SCHEMA header")?;
+            BlockContent::CdcData(decode_avro_records(content, schema)?)
+        }
+        BlockType::HFileData => BlockContent::Undecoded {
             block_type,
             content: content.to_vec(),
         },

@@ -36,7 +36,7 @@ pub fn encode_log_block(block: &LogBlock) -> Result<Vec<u8>> {
             content.extend_from_slice(&datum);
             content
         }
-        BlockContent::AvroData(batch) => {
+        BlockContent::AvroData(batch) | BlockContent::CdcData(batch) => {
             let schema = header
                 .get(HeaderKey::Schema)
                 .ok_or_else(|| error("no SCHEMA header to encode the records with".to_string()))?;

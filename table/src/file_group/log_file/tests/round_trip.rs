@@ -368,7 +368,7 @@ fn undecoded_blocks_keep_their_bytes() -> Result<()> {
             "20250101000000000".to_string(),
         )]),
         content: BlockContent::Undecoded {
-            block_type: BlockType::CdcData,
+            block_type: BlockType::HFileData,
             content: vec![1, 2, 3],
         },
         footer: BlockMetadata::from_iter([(HeaderKey::BlockIdentifier, "7".to_string())]),
