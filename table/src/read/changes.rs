@@ -72,18 +72,21 @@ pub async fn read_changes(
         .copied()
         .filter(|i| &i.time > from && i.time <= to && !timeline.is_compaction(&i.time))
         .collect();
-    // Each commit's changes need the table as of the write before it: refuse a window that
-    // starts before what the cleaner kept, rather than answer it from what is left.
-    if let Some(first) = commits.first()
-        && let Some(previous) = before(&first.time)
-        && !timeline.savepoints().any(|s| s.time == previous.time)
-        && let Some(earliest) = earliest_readable(storage, timeline).await?
-        && previous.time < earliest
-    {
-        return Err(Error::Cleaned {
-            at: previous.time.clone(),
-            earliest,
-        });
+    // Each commit's changes need the table as of the write before it (and as of the commit):
+    // refuse a window that starts before what the cleaner kept, rather than answer it from what
+    // is left. Without a write before it on the timeline, the first commit must be readable
+    // itself (older writes may have been archived).
+    if let Some(first) = commits.first() {
+        let at = before(&first.time).map_or(&first.time, |w| &w.time);
+        if !timeline.savepoints().any(|s| &s.time == at)
+            && let Some(earliest) = earliest_readable(storage, timeline).await?
+            && at < &earliest
+        {
+            return Err(Error::Cleaned {
+                at: at.clone(),
+                earliest,
+            });
+        }
     }
     let mut batches = Vec::new();
     for commit in commits {
