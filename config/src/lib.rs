@@ -525,6 +525,32 @@ pub struct SinkConfig {
     pub table_type: TableKind,
     #[serde(default = "default_buckets")]
     pub buckets: u32,
+    /// Where the pipeline registers its tables for Athena, Presto, Trino and Spark.
+    #[serde(default)]
+    pub catalog: Option<CatalogConfig>,
+}
+
+/// A catalog the service keeps current after commits (`[sink.catalog]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    pub kind: CatalogKind,
+    /// The Glue database (created when missing).
+    pub database: String,
+    /// AWS region; `AWS_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Another Glue endpoint (an AWS-compatible stack); AWS's otherwise.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+/// Catalogs the service can sync to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogKind {
+    /// The AWS Glue Data Catalog, as Hudi's Glue sync registers tables.
+    Glue,
 }
 
 fn default_buckets() -> u32 {
@@ -980,6 +1006,14 @@ impl PipelineConfig {
         }
         if self.sink.base_uri.trim().is_empty() {
             return Err(Error::invalid(field("sink.base_uri"), "must not be empty"));
+        }
+        if let Some(catalog) = &self.sink.catalog
+            && catalog.database.trim().is_empty()
+        {
+            return Err(Error::invalid(
+                field("sink.catalog.database"),
+                "must name the Glue database",
+            ));
         }
         if self.sink.buckets == 0 {
             return Err(Error::invalid(field("sink.buckets"), "must be at least 1"));

@@ -121,11 +121,44 @@ fn errors_name_the_field() {
             "unknown variant `always`, expected `initial` or `never`",
         ),
         (FULL.replace("[batch]", "[batch]\nmax_rowz = 3"), "max_rowz"),
+        (
+            FULL.replace(
+                "[batch]",
+                "[sink.catalog]\nkind = \"glue\"\ndatabase = \" \"\n[batch]",
+            ),
+            "sink.catalog.database:",
+        ),
+        (
+            FULL.replace(
+                "[batch]",
+                "[sink.catalog]\nkind = \"hive\"\ndatabase = \"d\"\n[batch]",
+            ),
+            "unknown variant `hive`, expected `glue`",
+        ),
     ];
     for (text, expected) in cases {
         let err = Config::parse(&text, "inlet.toml").unwrap_err().to_string();
         assert!(err.contains(expected), "{expected:?} not in {err:?}");
     }
+}
+
+#[test]
+fn a_glue_catalog_for_the_sink() {
+    let c = one(&FULL.replace(
+        "[batch]",
+        "[sink.catalog]\nkind = \"glue\"\ndatabase = \"lake\"\nregion = \"eu-west-1\"\n[batch]",
+    ));
+    let catalog = c.sink.catalog.expect("catalog");
+    assert_eq!(catalog.kind, CatalogKind::Glue);
+    assert_eq!(
+        (
+            catalog.database.as_str(),
+            catalog.region.as_deref(),
+            catalog.endpoint
+        ),
+        ("lake", Some("eu-west-1"), None)
+    );
+    assert!(one(FULL).sink.catalog.is_none());
 }
 
 #[test]

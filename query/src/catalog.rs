@@ -19,17 +19,19 @@
 //!
 //! A column whose type changes other than int → bigint and float → double is refused, as Hudi
 //! refuses it. Each sync adds partitions Glue lacks, updates those whose location differs and
-//! drops those no longer on storage.
+//! drops those no longer on storage. [`GlueCatalogHook`] runs it after the commits that change
+//! what Glue should hold (`inlet run` with `[sink.catalog]`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use aws_sdk_glue::Client;
 use aws_sdk_glue::types::{
     BatchUpdatePartitionRequestEntry, Column, DatabaseInput, PartitionInput, PartitionValueList,
     SerDeInfo, StorageDescriptor, TableInput,
 };
-use inlet_table::{Snapshot, Table, TableType};
+use inlet_table::commit::transaction::{CommitHook, Completed};
+use inlet_table::{Action as HudiAction, Snapshot, Table, TableType};
 use serde_json::{Value, json};
 
 use crate::{Error, Result};
@@ -115,6 +117,15 @@ pub fn client(target: &GlueTarget) -> Result<Client> {
 
 /// Registers (or brings up to date) the table's Glue tables and partitions.
 pub async fn sync(glue: &Client, table: &Table, target: &GlueTarget) -> Result<Vec<Synced>> {
+    Ok(sync_table(glue, table, target).await?.0)
+}
+
+/// [`sync`], and the schema and partitions it registered.
+async fn sync_table(
+    glue: &Client,
+    table: &Table,
+    target: &GlueTarget,
+) -> Result<(Vec<Synced>, Registered)> {
     let snapshot = Snapshot::load(table).await?;
     let Some(schema) = snapshot.schema().cloned() else {
         return Err(Error::Catalog(format!(
@@ -199,7 +210,114 @@ pub async fn sync(glue: &Client, table: &Table, target: &GlueTarget) -> Result<V
         }
         done.push(synced);
     }
-    Ok(done)
+    Ok((done, Registered { schema, partitions }))
+}
+
+/// What a sync registered of a table.
+#[derive(Debug, Clone)]
+struct Registered {
+    schema: SchemaRef,
+    partitions: BTreeSet<String>,
+}
+
+/// Keeps the Glue tables of every table it is registered on current (the service's
+/// `[sink.catalog] kind = "glue"`): after a completed action that may change what Glue holds —
+/// the table's first commit, a new schema, a partition not registered yet, a replace commit, a
+/// rollback or a restore — it syncs the table as `inlet catalog sync` does. Commits into
+/// registered partitions with the registered schema cost nothing. A failed sync is logged by
+/// the commit path and retried after the next commit (the Hudi commit stands either way).
+#[derive(Debug)]
+pub struct GlueCatalogHook {
+    client: Client,
+    target: GlueTarget,
+    /// What this process registered, per table location.
+    registered: std::sync::Mutex<std::collections::HashMap<String, Registered>>,
+}
+
+impl GlueCatalogHook {
+    /// A hook syncing into `target` (its `table` is ignored: each table keeps its own name);
+    /// fails without AWS credentials.
+    pub fn new(target: GlueTarget) -> Result<Self> {
+        Ok(GlueCatalogHook {
+            client: client(&target)?,
+            target: GlueTarget {
+                table: None,
+                ..target
+            },
+            registered: Default::default(),
+        })
+    }
+
+    /// Whether a completed action leaves Glue as this process registered it.
+    fn current(&self, table: &Table, completed: &Completed<'_>) -> bool {
+        let Some(metadata) = completed.commit else {
+            return false;
+        };
+        if !matches!(
+            completed.instant.action,
+            HudiAction::Commit | HudiAction::DeltaCommit | HudiAction::Compaction
+        ) {
+            return false;
+        }
+        let registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(known) = registered.get(table.storage().uri()) else {
+            return false;
+        };
+        let same_schema = metadata
+            .arrow_schema()
+            .is_none_or(|s| s.fields() == known.schema.fields());
+        same_schema
+            && metadata
+                .partition_to_write_stats
+                .keys()
+                .all(|p| known.partitions.contains(p))
+    }
+}
+
+#[async_trait::async_trait]
+impl CommitHook for GlueCatalogHook {
+    fn name(&self) -> &str {
+        "Glue catalog sync"
+    }
+
+    async fn completed(&self, table: &Table, completed: &Completed<'_>) -> inlet_table::Result<()> {
+        if !matches!(
+            completed.instant.action,
+            HudiAction::Commit
+                | HudiAction::DeltaCommit
+                | HudiAction::ReplaceCommit
+                | HudiAction::Compaction
+                | HudiAction::Rollback
+                | HudiAction::Restore
+        ) || self.current(table, completed)
+        {
+            return Ok(());
+        }
+        let (synced, registered) = sync_table(&self.client, table, &self.target)
+            .await
+            .map_err(|e| inlet_table::Error::Unsupported(format!("Glue catalog sync: {e}")))?;
+        for s in synced.iter().filter(|s| {
+            s.created
+                || s.schema_updated
+                || s.partitions_added + s.partitions_updated + s.partitions_dropped > 0
+        }) {
+            tracing::info!(
+                database = %self.target.database,
+                glue_table = %s.table,
+                created = s.created,
+                schema_updated = s.schema_updated,
+                partitions_added = s.partitions_added,
+                partitions_updated = s.partitions_updated,
+                partitions_dropped = s.partitions_dropped,
+                "Glue catalog synced."
+            );
+        }
+        self.registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(table.storage().uri().to_string(), registered);
+        Ok(())
+    }
 }
 
 /// The Glue shape of a table: columns, partition keys and how partition values are read.

@@ -126,11 +126,27 @@ async fn run_pipeline(
         });
         reason
     };
+    let mut hooks = crate::cli::hooks();
+    if let Some(catalog) = &config.sink.catalog {
+        let target = inlet_query::catalog::GlueTarget {
+            database: catalog.database.clone(),
+            region: catalog.region.clone(),
+            endpoint: catalog.endpoint.clone(),
+            table: None,
+        };
+        let hook = inlet_query::catalog::GlueCatalogHook::new(target).map_err(|e| {
+            fail(&inlet_ingest::Error::Config {
+                field: format!("{prefix}sink.catalog"),
+                reason: e.to_string(),
+            })
+        })?;
+        hooks.push(Arc::new(hook));
+    }
     let prepared = inlet_ingest::service::prepare(
         &view.name,
         &config,
         TableConfig {
-            hooks: crate::cli::hooks(),
+            hooks,
             ..TableConfig::default()
         },
         view.status.clone(),

@@ -591,7 +591,12 @@ fn change_queries_with_before_and_after_images_from_the_command_line() {
 
     // Once the cleaner removed the file versions a window needs, the query is refused (and
     // the `.cdc` files went with their slices).
-    let cdc_files = |dir: &Path| table_files(dir).iter().filter(|f| f.ends_with(".cdc")).count();
+    let cdc_files = |dir: &Path| {
+        table_files(dir)
+            .iter()
+            .filter(|f| f.ends_with(".cdc"))
+            .count()
+    };
     let before_clean = cdc_files(&dir.path().join("t"));
     ok(&["clean", &uri, "--policy", "keep-latest-commits:1"]);
     assert!(cdc_files(&dir.path().join("t")) < before_clean);

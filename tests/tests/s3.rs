@@ -540,3 +540,162 @@ async fn glue_catalog_sync_registers_tables_and_partitions_as_hudi_does() -> any
     );
     Ok(())
 }
+
+/// `inlet run` with `[sink.catalog] kind = "glue"` registers each table as it writes it: after a
+/// run, moto's Glue (read back with boto3) holds every table with exactly the partitions on
+/// storage, and commits into registered partitions cost no sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_keeps_its_tables_registered_in_glue() -> anyhow::Result<()> {
+    use inlet_tests::harness::{inlet_bin, run_python};
+
+    let moto = MotoServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = dir.path().join("inlet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[source]
+kind = "datagen"
+tables = ["shop.orders", "shop.customers"]
+rate = 3000
+key_space = 400
+seed = 11
+
+[sink]
+base_uri = {lake:?}
+table_type = "mor"
+buckets = 2
+
+[sink.catalog]
+kind = "glue"
+database = "lakehouse"
+endpoint = "{endpoint}"
+
+[batch]
+max_delay = "100ms"
+
+[tables."shop.customers"]
+table_type = "cow"
+partition_by = ["region"]
+"#,
+            endpoint = moto.endpoint
+        ),
+    )?;
+    let log = dir.path().join("run.log");
+    let mut child = std::process::Command::new(inlet_bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env(
+            "INLET_LOG",
+            "warn,inlet=info,inlet_ingest=info,inlet_query=info",
+        )
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(dir.path().join("run.err"))?)
+        .spawn()?;
+    let uris = [
+        lake.join("shop/orders").display().to_string(),
+        lake.join("shop/customers").display().to_string(),
+    ];
+    let commits = |uri: &str| {
+        let uri = uri.to_string();
+        async move {
+            match Table::open(&uri, TableConfig::default()).await {
+                Ok(t) => anyhow::Ok(t.timeline().await?.completed_writes().count()),
+                Err(_) => Ok(0),
+            }
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if commits(&uris[0]).await? >= 5 && commits(&uris[1]).await? >= 5 {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!(
+                "inlet run exited with {status}: {}",
+                std::fs::read_to_string(dir.path().join("run.err"))?
+            );
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "too few commits");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    anyhow::ensure!(status.success());
+    anyhow::ensure!(child.wait()?.success(), "inlet run failed");
+
+    let printed = run_python(
+        "glue_read.py",
+        &[&moto.endpoint, "us-east-1", "lakehouse", "test", "test"],
+    )?;
+    let got: serde_json::Value = serde_json::from_str(printed.trim())?;
+    let mut names: Vec<&str> = got["tables"]
+        .as_object()
+        .expect("tables")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "shop_customers",
+            "shop_orders",
+            "shop_orders_ro",
+            "shop_orders_rt"
+        ]
+    );
+    let customers = Table::open(&uris[1], TableConfig::default()).await?;
+    let on_storage: std::collections::BTreeSet<String> = customers
+        .snapshot()
+        .await?
+        .view()
+        .live_file_groups()
+        .map(|g| g.partition.as_str().to_string())
+        .collect();
+    assert!(on_storage.len() > 1, "{on_storage:?}");
+    let registered: std::collections::BTreeSet<String> = got["partitions"]["shop_customers"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| {
+            let value = p["Values"][0].as_str().unwrap_or_default();
+            assert_eq!(p["Location"], format!("{}/region={value}", uris[1]), "{p}");
+            format!("region={value}")
+        })
+        .collect();
+    assert_eq!(registered, on_storage);
+    let t = &got["tables"]["shop_customers"];
+    assert_eq!(
+        t["PartitionKeys"],
+        serde_json::json!([{"Name": "region", "Type": "string", "Comment": ""}]),
+        "{t}"
+    );
+    assert_eq!(
+        t["Parameters"]["last_commit_time_sync"]
+            .as_str()
+            .map(str::len),
+        Some(17),
+        "{t}"
+    );
+    // Syncs happen on the first commit and when a partition or the schema is new, not per
+    // commit.
+    let text =
+        std::fs::read_to_string(&log)? + &std::fs::read_to_string(dir.path().join("run.err"))?;
+    let syncs = text.matches("Glue catalog synced.").count();
+    let total = commits(&uris[0]).await? + commits(&uris[1]).await?;
+    assert!(
+        syncs >= 2 && syncs < total,
+        "{syncs} syncs for {total} commits"
+    );
+    Ok(())
+}
