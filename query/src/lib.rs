@@ -61,6 +61,8 @@ pub struct ReadRequest {
     pub read_optimized: bool,
     /// A change query over `(from, to]`: every change with its before and after image.
     pub changes: bool,
+    /// Only these file groups (`None`: all); a query engine reads the others another way.
+    pub file_groups: Option<Arc<std::collections::HashSet<inlet_table::file_group::GroupKey>>>,
 }
 
 impl ReadRequest {
@@ -127,7 +129,13 @@ pub async fn read_stream<'a>(
             futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
         ));
     }
-    let stream = snapshot.read_stream(&query, request.read_optimized).await?;
+    let stream = snapshot
+        .read_stream_of(
+            &query,
+            request.read_optimized,
+            request.file_groups.as_deref(),
+        )
+        .await?;
     let indices = projection(&stream.schema, request)?;
     let projected = Arc::new(
         stream

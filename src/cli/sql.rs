@@ -31,6 +31,10 @@ pub struct SqlArgs {
     /// Include the _hoodie_* meta columns.
     #[arg(long)]
     meta: bool,
+    /// Read base files only: merge-on-read tables as of each file group's latest compaction
+    /// (Hudi's `_ro` view; faster, staler).
+    #[arg(long)]
+    read_optimized: bool,
     /// Output format: table, jsonl, csv or parquet (parquet needs --output).
     #[arg(long, default_value = "table")]
     format: String,
@@ -80,7 +84,7 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
         !tables.is_empty(),
         "no tables: give --table NAME=URI, --lake BASE_URI or --config FILE"
     );
-    let lake = Lake::new(tables, args.meta).await?;
+    let lake = Lake::with_options(tables, args.meta, args.read_optimized).await?;
     let mut stream = lake.sql(&args.query).await?;
     let schema = stream.schema();
     let mut out: Box<dyn Write + Send> = match &args.output {

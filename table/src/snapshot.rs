@@ -140,6 +140,16 @@ impl Snapshot {
         query: &Query,
         read_optimized: bool,
     ) -> Result<read::ReadStream<'_>> {
+        self.read_stream_of(query, read_optimized, None).await
+    }
+
+    /// [`Snapshot::read_stream`] of some file groups only (`None`: all).
+    pub async fn read_stream_of(
+        &self,
+        query: &Query,
+        read_optimized: bool,
+        only: Option<&std::collections::HashSet<crate::file_group::GroupKey>>,
+    ) -> Result<read::ReadStream<'_>> {
         read::read_stream(
             self.table.storage(),
             &self.timeline,
@@ -147,6 +157,7 @@ impl Snapshot {
             &self.ordering,
             query,
             read_optimized,
+            only,
         )
         .await
     }

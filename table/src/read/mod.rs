@@ -19,7 +19,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
-use crate::file_group::{BlockContent, FileSlice, FileSystemView, SliceRead, read_log_blocks};
+use crate::file_group::{
+    BlockContent, FileSlice, FileSystemView, GroupKey, SliceRead, read_log_blocks,
+};
 use crate::merge::Ordering;
 use crate::schema::{self, COMMIT_TIME};
 use crate::storage::Storage;
@@ -80,6 +82,25 @@ struct Planned<'a> {
 
 /// The slices a query reads (`None`: an incremental read of a table without writes).
 async fn plan<'a>(
+    storage: &Storage,
+    timeline: &Timeline,
+    view: &'a FileSystemView,
+    query: &Query,
+    only: Option<&HashSet<GroupKey>>,
+) -> Result<Option<Planned<'a>>> {
+    let Some(mut planned) = plan_all(storage, timeline, view, query).await? else {
+        return Ok(None);
+    };
+    if let Some(only) = only {
+        planned
+            .slices
+            .retain(|s| only.contains(&(s.partition.clone(), s.file_id.clone())));
+    }
+    Ok(Some(planned))
+}
+
+/// The slices a query reads, of every file group.
+async fn plan_all<'a>(
     storage: &Storage,
     timeline: &Timeline,
     view: &'a FileSystemView,
@@ -159,6 +180,8 @@ async fn recorded_schema(storage: &Storage, timeline: &Timeline) -> Result<Optio
 /// Runs a query as a stream of batches (see [`ReadStream`]). Tables written by other engines,
 /// whose commits record no Arrow schema, are read whole first: their schema is the widening of
 /// every file's.
+///
+/// `only` restricts the read to some file groups (the others are left out).
 pub async fn read_stream<'a>(
     storage: &'a Storage,
     timeline: &'a Timeline,
@@ -166,23 +189,19 @@ pub async fn read_stream<'a>(
     ordering: &'a Ordering,
     query: &Query,
     read_optimized: bool,
+    only: Option<&HashSet<GroupKey>>,
 ) -> Result<ReadStream<'a>> {
-    match recorded_schema(storage, timeline).await? {
-        Some(recorded) => {
-            stream_recorded(
-                storage,
-                timeline,
-                view,
-                ordering,
-                query,
-                read_optimized,
-                recorded,
-            )
-            .await
-        }
+    let recorded = recorded_schema(storage, timeline).await?;
+    let planned = plan(storage, timeline, view, query, only).await?;
+    // Each slice is read as of the query's instant, within its window.
+    let reader = SliceRead {
+        read_optimized,
+        ..SliceRead::latest(storage, timeline, ordering)
+    };
+    match recorded {
+        Some(recorded) => stream_recorded(planned, recorded, reader),
         None => {
-            let read =
-                read_unrecorded(storage, timeline, view, ordering, query, read_optimized).await?;
+            let read = read_unrecorded(planned, reader).await?;
             Ok(ReadStream {
                 schema: read.schema,
                 batches: futures::stream::iter(read.batches.into_iter().map(Ok)).boxed(),
@@ -192,20 +211,16 @@ pub async fn read_stream<'a>(
 }
 
 /// [`read_stream`] of a table whose latest write recorded its Arrow schema.
-async fn stream_recorded<'a>(
-    storage: &'a Storage,
-    timeline: &'a Timeline,
-    view: &'a FileSystemView,
-    ordering: &'a Ordering,
-    query: &Query,
-    read_optimized: bool,
+fn stream_recorded<'a>(
+    planned: Option<Planned<'a>>,
     recorded: Schema,
+    reader: SliceRead<'a>,
 ) -> Result<ReadStream<'a>> {
     // Files name columns physically (Avro-valid); the result has the names they were written
     // with.
     let physical = schema::with_meta_columns(schema::physical(&recorded)?.as_ref());
     let logical = schema::with_meta_columns(&recorded);
-    let Some(planned) = plan(storage, timeline, view, query).await? else {
+    let Some(planned) = planned else {
         return Ok(ReadStream {
             schema: logical,
             batches: futures::stream::empty().boxed(),
@@ -225,12 +240,9 @@ async fn stream_recorded<'a>(
             async move {
                 let (window, as_of) = bounds.as_ref();
                 let reader = SliceRead {
-                    storage,
-                    timeline,
-                    ordering,
                     as_of: as_of.as_ref(),
                     window: window.as_ref().map(|(from, to)| (from, to)),
-                    read_optimized,
+                    ..reader
                 };
                 let mut out = Vec::new();
                 for batch in reader.read(&slice).await? {
@@ -257,18 +269,14 @@ async fn stream_recorded<'a>(
 
 /// A query on a table written by another engine: every file's schema counts, the newest first.
 async fn read_unrecorded(
-    storage: &Storage,
-    timeline: &Timeline,
-    view: &FileSystemView,
-    ordering: &Ordering,
-    query: &Query,
-    read_optimized: bool,
+    planned: Option<Planned<'_>>,
+    reader: SliceRead<'_>,
 ) -> Result<ReadResult> {
     let Some(Planned {
         slices,
         window,
         as_of,
-    }) = plan(storage, timeline, view, query).await?
+    }) = planned
     else {
         return Ok(ReadResult {
             schema: Arc::new(Schema::empty()),
@@ -277,12 +285,9 @@ async fn read_unrecorded(
     };
     let window = window.as_ref().map(|(from, to)| (from, to));
     let reader = SliceRead {
-        storage,
-        timeline,
-        ordering,
         as_of: as_of.as_ref(),
         window,
-        read_optimized,
+        ..reader
     };
     // By index: a closure taking `&FileSlice` makes rustc ask the future to be `Send` for every
     // lifetime, which it cannot prove (SQL reads run on spawned tasks).

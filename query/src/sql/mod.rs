@@ -7,8 +7,10 @@
 //! commits after FROM, up to TO), or with Hudi's mode argument `table_changes('name', 'cdc',
 //! 'FROM'[, 'TO'])`: every change with `op`, `instant`, `before` and `after`.
 //!
-//! So far every scan reads whole rows through that path and DataFusion projects, filters and
-//! limits them; no filter or projection reaches the files yet.
+//! A scan of a table's latest state is planned by [`scan`]: file groups pruned by partition and
+//! bucket, base-file slices through DataFusion's Parquet scan (projection, row-group and page
+//! pruning), slices with log files through inlet's merge; the table functions read through
+//! inlet's read path.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use datafusion::catalog::{MemorySchemaProvider, Session, TableFunctionImpl, Tabl
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
@@ -31,6 +33,8 @@ use inlet_table::{Snapshot, Table, TableConfig};
 
 use crate::{Error, ReadRequest, Result};
 
+mod scan;
+
 /// The schema tables without a dot in their name are registered in.
 pub const DEFAULT_SCHEMA: &str = "public";
 
@@ -40,6 +44,7 @@ struct Registered {
     snapshot: Arc<Snapshot>,
     schema: SchemaRef,
     meta: bool,
+    read_optimized: bool,
 }
 
 /// A DataFusion session over lake tables.
@@ -53,12 +58,24 @@ impl Lake {
     /// [`DEFAULT_SCHEMA`]), each pinned at its latest completed commit; `meta` shows the
     /// `_hoodie_*` columns.
     pub async fn new(tables: Vec<(String, Table)>, meta: bool) -> Result<Lake> {
+        Self::with_options(tables, meta, false).await
+    }
+
+    /// [`Lake::new`]; with `read_optimized`, every table is read from its base files only
+    /// (merge-on-read tables: the state as of each file group's latest compaction, as Hudi's
+    /// `_ro` tables).
+    pub async fn with_options(
+        tables: Vec<(String, Table)>,
+        meta: bool,
+        read_optimized: bool,
+    ) -> Result<Lake> {
         let ctx = SessionContext::new();
         let mut registered = BTreeMap::new();
         for (name, table) in tables {
             let snapshot = Arc::new(table.snapshot().await?);
             let request = ReadRequest {
                 meta,
+                read_optimized,
                 ..ReadRequest::default()
             };
             // The schema a read of the snapshot has (for a table another engine wrote, that
@@ -68,6 +85,7 @@ impl Lake {
                 snapshot,
                 schema,
                 meta,
+                read_optimized,
             });
             let (schema_name, table_name) = split_name(&name);
             if ctx
@@ -85,6 +103,7 @@ impl Lake {
                 table: table.clone(),
                 request: ReadRequest {
                     meta,
+                    read_optimized,
                     ..ReadRequest::default()
                 },
             };
@@ -206,16 +225,74 @@ impl TableProvider for LakeTable {
         TableType::Base
     }
 
+    /// Filters prune what is read (partitions, buckets, Parquet row groups and pages) and are
+    /// applied again to what is read.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = &self.table.snapshot;
+        // The latest state of a table whose schema its commits record: base-file slices
+        // through DataFusion's Parquet scan, the others through inlet's merge (see `scan`).
+        let latest = self.request.as_of.is_none() && self.request.from.is_none();
+        let columns = latest
+            .then(|| scan::Columns::of(snapshot, &self.schema))
+            .flatten();
+        let Some(columns) = columns else {
+            return self.merge_exec(None, projection, limit);
+        };
+        let split = scan::split(
+            state,
+            snapshot,
+            &columns,
+            filters,
+            self.request.read_optimized,
+        );
+        let mut plans = Vec::new();
+        if !split.parquet.is_empty() {
+            plans.push(scan::parquet_exec(
+                state,
+                snapshot,
+                &columns,
+                &split.parquet,
+                projection,
+                limit,
+            )?);
+        }
+        if !split.merged.is_empty() {
+            plans.push(self.merge_exec(Some(split.merged), projection, limit)?);
+        }
+        let schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        scan::union(plans, schema)
+    }
+}
+
+impl LakeTable {
+    /// A read through inlet's read path, of some file groups only when `only` says so.
+    fn merge_exec(
+        &self,
+        only: Option<std::collections::HashSet<inlet_table::file_group::GroupKey>>,
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let mut request = self.request.clone();
+        request.file_groups = only.map(Arc::new);
         let partition = Arc::new(ReadPartition {
             table: self.table.clone(),
-            request: self.request.clone(),
+            request,
             schema: self.schema.clone(),
         });
         Ok(Arc::new(StreamingTableExec::try_new(
@@ -394,6 +471,7 @@ impl TableFunctionImpl for ReadFunction {
         };
         let mut request = ReadRequest {
             meta: table.meta,
+            read_optimized: table.read_optimized,
             ..ReadRequest::default()
         };
         match self.kind {
@@ -403,6 +481,7 @@ impl TableFunctionImpl for ReadFunction {
                 request.to = texts.get(2).cloned();
                 request.changes = cdc;
                 request.meta &= !cdc;
+                request.read_optimized &= !cdc;
             }
         }
         // A bad instant is an error now, naming it, not an empty result.
