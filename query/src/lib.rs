@@ -129,11 +129,24 @@ pub async fn read_stream<'a>(
             futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
         ));
     }
+    // Base files decode only the selected columns (names in files).
+    let decoded: Option<Arc<[String]>> = request.columns.as_ref().map(|columns| {
+        let meta = inlet_table::schema::META_COLUMNS
+            .iter()
+            .filter(|_| request.meta)
+            .map(|c| c.to_string());
+        columns
+            .iter()
+            .map(|c| inlet_table::schema::physical_name(c).into_owned())
+            .chain(meta)
+            .collect()
+    });
     let stream = snapshot
         .read_stream_of(
             &query,
             request.read_optimized,
             request.file_groups.as_deref(),
+            decoded,
         )
         .await?;
     let indices = projection(&stream.schema, request)?;

@@ -140,15 +140,17 @@ impl Snapshot {
         query: &Query,
         read_optimized: bool,
     ) -> Result<read::ReadStream<'_>> {
-        self.read_stream_of(query, read_optimized, None).await
+        self.read_stream_of(query, read_optimized, None, None).await
     }
 
-    /// [`Snapshot::read_stream`] of some file groups only (`None`: all).
+    /// [`Snapshot::read_stream`] of some file groups only (`None`: all), decoding some columns
+    /// only (names in files; `None`: all; the others read as null).
     pub async fn read_stream_of(
         &self,
         query: &Query,
         read_optimized: bool,
         only: Option<&std::collections::HashSet<crate::file_group::GroupKey>>,
+        columns: Option<Arc<[String]>>,
     ) -> Result<read::ReadStream<'_>> {
         read::read_stream(
             self.table.storage(),
@@ -158,6 +160,7 @@ impl Snapshot {
             query,
             read_optimized,
             only,
+            columns,
         )
         .await
     }

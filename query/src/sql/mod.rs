@@ -290,6 +290,16 @@ impl LakeTable {
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         let mut request = self.request.clone();
         request.file_groups = only.map(Arc::new);
+        // Only the columns the query uses are decoded (the others read as null, then go).
+        if let Some(projection) = projection.filter(|_| !request.changes) {
+            request.columns = Some(
+                projection
+                    .iter()
+                    .map(|&i| self.schema.field(i).name().clone())
+                    .filter(|name| !inlet_table::schema::is_meta_column(name))
+                    .collect(),
+            );
+        }
         let partition = Arc::new(ReadPartition {
             table: self.table.clone(),
             request,

@@ -9,13 +9,14 @@ use futures::{StreamExt, TryStreamExt};
 use super::{BlockContent, FileSlice, LogBlock, file_path, log_file::read_log_blocks};
 use crate::error::{Error, Result};
 use crate::merge::{Ordering, RecordMerger};
-use crate::read::read_base_file;
+use crate::read::{read_base_file, read_base_file_columns};
 use crate::schema;
+use crate::schema::{COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
 use crate::storage::Storage;
 use crate::timeline::{InstantTime, Timeline};
 
 /// What a slice read sees and how it merges.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SliceRead<'a> {
     pub storage: &'a Storage,
     pub timeline: &'a Timeline,
@@ -27,6 +28,9 @@ pub struct SliceRead<'a> {
     pub window: Option<(&'a InstantTime, &'a InstantTime)>,
     /// Base files only, log files ignored (read-optimized queries).
     pub read_optimized: bool,
+    /// The columns to decode from base files (names in files; all when `None`). The merge
+    /// needs the record key, commit time and ordering columns: they are always read.
+    pub columns: Option<std::sync::Arc<[String]>>,
 }
 
 impl<'a> SliceRead<'a> {
@@ -39,6 +43,7 @@ impl<'a> SliceRead<'a> {
             as_of: None,
             window: None,
             read_optimized: false,
+            columns: None,
         }
     }
 
@@ -47,7 +52,18 @@ impl<'a> SliceRead<'a> {
         let in_window = |t: &InstantTime| self.window.is_none_or(|(from, to)| t > from && t <= to);
         let base = match slice.base_file.filter(|b| in_window(&b.instant)) {
             Some(base) => {
-                read_base_file(self.storage, &file_path(slice.partition, &base.file_name())).await?
+                let path = file_path(slice.partition, &base.file_name());
+                match &self.columns {
+                    Some(columns) => {
+                        let mut needed = columns.to_vec();
+                        needed.extend([RECORD_KEY, COMMIT_TIME, COMMIT_SEQNO].map(String::from));
+                        if let Ordering::EventTime(field) = self.ordering {
+                            needed.push(field.clone());
+                        }
+                        read_base_file_columns(self.storage, &path, Some(&needed)).await?
+                    }
+                    None => read_base_file(self.storage, &path).await?,
+                }
             }
             None => Vec::new(),
         };

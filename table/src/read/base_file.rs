@@ -3,7 +3,7 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::parquet_to_arrow_schema;
+use parquet::arrow::{ProjectionMask, parquet_to_arrow_schema};
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::error::{Error, Result};
@@ -14,11 +14,40 @@ const BATCH_SIZE: usize = 8192;
 
 /// All rows of a base file.
 pub async fn read_base_file(storage: &Storage, path: &str) -> Result<Vec<RecordBatch>> {
+    read_base_file_columns(storage, path, None).await
+}
+
+/// All rows of a base file, with only the columns named in `columns` (all when `None`; names
+/// the file lacks are skipped).
+pub async fn read_base_file_columns(
+    storage: &Storage,
+    path: &str,
+    columns: Option<&[String]>,
+) -> Result<Vec<RecordBatch>> {
     let bytes = storage.get(path).await?;
     let path = path.to_string();
+    let columns: Option<Vec<String>> = columns.map(<[String]>::to_vec);
     tokio::task::spawn_blocking(move || {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.with_batch_size(BATCH_SIZE).build())
+            .and_then(|b| {
+                let b = b.with_batch_size(BATCH_SIZE);
+                let b = match &columns {
+                    Some(columns) => {
+                        let roots: Vec<usize> = b
+                            .schema()
+                            .fields()
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| columns.contains(f.name()))
+                            .map(|(i, _)| i)
+                            .collect();
+                        let mask = ProjectionMask::roots(b.parquet_schema(), roots);
+                        b.with_projection(mask)
+                    }
+                    None => b,
+                };
+                b.build()
+            })
             .map_err(|e| Error::parquet(&path, e))?;
         reader
             .collect::<Result<Vec<_>, _>>()

@@ -308,6 +308,7 @@ impl Moment<'_> {
             as_of,
             window: None,
             read_optimized: false,
+            columns: None,
         };
         let batches = reader
             .read(&slice)

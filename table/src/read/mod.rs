@@ -6,7 +6,7 @@
 mod base_file;
 mod changes;
 
-pub use base_file::{read_base_file, read_base_file_schema, read_footer};
+pub use base_file::{read_base_file, read_base_file_columns, read_base_file_schema, read_footer};
 pub use changes::read_changes;
 
 use std::collections::HashSet;
@@ -55,11 +55,15 @@ impl ReadResult {
     }
 }
 
-/// How many file slices are read at once.
-const READ_CONCURRENCY: usize = 8;
+/// How many file slices are read at once: one per core (at least two, at most eight).
+fn read_concurrency() -> usize {
+    // Decoding and merging a slice is CPU work: more slices in flight than cores only holds
+    // more of them in memory.
+    std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 8))
+}
 
 /// The rows of a query as a stream of batches, read file slice by file slice: at most
-/// [`READ_CONCURRENCY`] slices are held at once, whatever the table's size.
+/// [`read_concurrency`] slices are held at once, whatever the table's size.
 pub struct ReadStream<'a> {
     pub schema: SchemaRef,
     pub batches: BoxStream<'a, Result<RecordBatch>>,
@@ -181,7 +185,8 @@ async fn recorded_schema(storage: &Storage, timeline: &Timeline) -> Result<Optio
 /// whose commits record no Arrow schema, are read whole first: their schema is the widening of
 /// every file's.
 ///
-/// `only` restricts the read to some file groups (the others are left out).
+/// `only` restricts the read to some file groups (the others are left out); `columns` (names in
+/// files) to some columns of tables whose commits record their schema: the others read as null.
 pub async fn read_stream<'a>(
     storage: &'a Storage,
     timeline: &'a Timeline,
@@ -190,6 +195,7 @@ pub async fn read_stream<'a>(
     query: &Query,
     read_optimized: bool,
     only: Option<&HashSet<GroupKey>>,
+    columns: Option<Arc<[String]>>,
 ) -> Result<ReadStream<'a>> {
     let recorded = recorded_schema(storage, timeline).await?;
     let planned = plan(storage, timeline, view, query, only).await?;
@@ -199,7 +205,7 @@ pub async fn read_stream<'a>(
         ..SliceRead::latest(storage, timeline, ordering)
     };
     match recorded {
-        Some(recorded) => stream_recorded(planned, recorded, reader),
+        Some(recorded) => stream_recorded(planned, recorded, SliceRead { columns, ..reader }),
         None => {
             let read = read_unrecorded(planned, reader).await?;
             Ok(ReadStream {
@@ -237,6 +243,7 @@ fn stream_recorded<'a>(
         .map(move |slice| {
             let bounds = bounds.clone();
             let (physical, logical) = (physical.clone(), logical.clone());
+            let reader = reader.clone();
             async move {
                 let (window, as_of) = bounds.as_ref();
                 let reader = SliceRead {
@@ -258,7 +265,7 @@ fn stream_recorded<'a>(
                 Ok::<_, Error>(futures::stream::iter(out.into_iter().map(Ok)))
             }
         })
-        .buffered(READ_CONCURRENCY)
+        .buffered(read_concurrency())
         .try_flatten()
         .boxed();
     Ok(ReadStream {
@@ -293,8 +300,8 @@ async fn read_unrecorded(
     // lifetime, which it cannot prove (SQL reads run on spawned tasks).
     let slices = &slices;
     let mut read: Vec<(InstantTime, Vec<RecordBatch>)> = futures::stream::iter(0..slices.len())
-        .map(|i| read_slice(reader, &slices[i]))
-        .buffered(READ_CONCURRENCY)
+        .map(|i| read_slice(reader.clone(), &slices[i]))
+        .buffered(read_concurrency())
         .try_collect()
         .await?;
     // The newest file's schema, widened by older ones, is the schema of the result.
