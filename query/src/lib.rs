@@ -141,14 +141,12 @@ pub async fn read_stream<'a>(
             .chain(meta)
             .collect()
     });
-    let stream = snapshot
-        .read_stream_of(
-            &query,
-            request.read_optimized,
-            request.file_groups.as_deref(),
-            decoded,
-        )
-        .await?;
+    let scope = inlet_table::read::Scope {
+        read_optimized: request.read_optimized,
+        only: request.file_groups.as_deref(),
+        columns: decoded,
+    };
+    let stream = snapshot.read_stream_of(&query, scope).await?;
     let indices = projection(&stream.schema, request)?;
     let projected = Arc::new(
         stream

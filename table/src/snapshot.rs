@@ -140,17 +140,18 @@ impl Snapshot {
         query: &Query,
         read_optimized: bool,
     ) -> Result<read::ReadStream<'_>> {
-        self.read_stream_of(query, read_optimized, None, None).await
+        let scope = read::Scope {
+            read_optimized,
+            ..Default::default()
+        };
+        self.read_stream_of(query, scope).await
     }
 
-    /// [`Snapshot::read_stream`] of some file groups only (`None`: all), decoding some columns
-    /// only (names in files; `None`: all; the others read as null).
+    /// [`Snapshot::read_stream`] of part of the table (see [`read::Scope`]).
     pub async fn read_stream_of(
         &self,
         query: &Query,
-        read_optimized: bool,
-        only: Option<&std::collections::HashSet<crate::file_group::GroupKey>>,
-        columns: Option<Arc<[String]>>,
+        scope: read::Scope<'_>,
     ) -> Result<read::ReadStream<'_>> {
         read::read_stream(
             self.table.storage(),
@@ -158,9 +159,7 @@ impl Snapshot {
             &self.view,
             &self.ordering,
             query,
-            read_optimized,
-            only,
-            columns,
+            scope,
         )
         .await
     }

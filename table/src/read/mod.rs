@@ -27,6 +27,18 @@ use crate::schema::{self, COMMIT_TIME};
 use crate::storage::Storage;
 use crate::timeline::{InstantTime, Timeline};
 
+/// What of a table a read covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope<'a> {
+    /// Base files only, log files ignored (read-optimized).
+    pub read_optimized: bool,
+    /// Only these file groups (`None`: all).
+    pub only: Option<&'a HashSet<GroupKey>>,
+    /// Only these columns decoded from base files (names in files; `None`: all), for tables
+    /// whose commits record their schema; the others read as null.
+    pub columns: Option<Arc<[String]>>,
+}
+
 /// What to read.
 #[derive(Debug, Clone, Default)]
 pub enum Query {
@@ -185,27 +197,26 @@ async fn recorded_schema(storage: &Storage, timeline: &Timeline) -> Result<Optio
 /// whose commits record no Arrow schema, are read whole first: their schema is the widening of
 /// every file's.
 ///
-/// `only` restricts the read to some file groups (the others are left out); `columns` (names in
-/// files) to some columns of tables whose commits record their schema: the others read as null.
 pub async fn read_stream<'a>(
     storage: &'a Storage,
     timeline: &'a Timeline,
     view: &'a FileSystemView,
     ordering: &'a Ordering,
     query: &Query,
-    read_optimized: bool,
-    only: Option<&HashSet<GroupKey>>,
-    columns: Option<Arc<[String]>>,
+    scope: Scope<'_>,
 ) -> Result<ReadStream<'a>> {
     let recorded = recorded_schema(storage, timeline).await?;
-    let planned = plan(storage, timeline, view, query, only).await?;
+    let planned = plan(storage, timeline, view, query, scope.only).await?;
     // Each slice is read as of the query's instant, within its window.
     let reader = SliceRead {
-        read_optimized,
+        read_optimized: scope.read_optimized,
         ..SliceRead::latest(storage, timeline, ordering)
     };
     match recorded {
-        Some(recorded) => stream_recorded(planned, recorded, SliceRead { columns, ..reader }),
+        Some(recorded) => {
+            let columns = scope.columns;
+            stream_recorded(planned, recorded, SliceRead { columns, ..reader })
+        }
         None => {
             let read = read_unrecorded(planned, reader).await?;
             Ok(ReadStream {
