@@ -63,6 +63,8 @@ pub struct ReadRequest {
     pub changes: bool,
     /// Only these file groups (`None`: all); a query engine reads the others another way.
     pub file_groups: Option<Arc<std::collections::HashSet<inlet_table::file_group::GroupKey>>>,
+    /// Only the records of these record keys (`None`: all): a query that fixes the key.
+    pub keys: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 impl ReadRequest {
@@ -145,6 +147,7 @@ pub async fn read_stream<'a>(
         read_optimized: request.read_optimized,
         only: request.file_groups.as_deref(),
         columns: decoded,
+        keys: request.keys.clone(),
     };
     let stream = snapshot.read_stream_of(&query, scope).await?;
     let indices = projection(&stream.schema, request)?;

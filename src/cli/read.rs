@@ -53,6 +53,7 @@ pub async fn run(args: ReadArgs) -> anyhow::Result<()> {
         read_optimized: args.read_optimized,
         changes: args.changes,
         file_groups: None,
+        keys: None,
     };
     // Rows are printed as file slices are read: memory stays bounded by a few file groups.
     let snapshot = table.snapshot().await?;

@@ -249,7 +249,7 @@ impl TableProvider for LakeTable {
             .then(|| scan::Columns::of(snapshot, &self.schema))
             .flatten();
         let Some(columns) = columns else {
-            return self.merge_exec(None, projection, limit);
+            return self.merge_exec(None, None, projection, limit);
         };
         let split = scan::split(
             state,
@@ -270,7 +270,7 @@ impl TableProvider for LakeTable {
             )?);
         }
         if !split.merged.is_empty() {
-            plans.push(self.merge_exec(Some(split.merged), projection, limit)?);
+            plans.push(self.merge_exec(Some(split.merged), split.key, projection, limit)?);
         }
         let schema = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
@@ -281,15 +281,18 @@ impl TableProvider for LakeTable {
 }
 
 impl LakeTable {
-    /// A read through inlet's read path, of some file groups only when `only` says so.
+    /// A read through inlet's read path, of some file groups only when `only` says so, and of
+    /// one record key's records only when `key` names it.
     fn merge_exec(
         &self,
         only: Option<std::collections::HashSet<inlet_table::file_group::GroupKey>>,
+        key: Option<String>,
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
         let mut request = self.request.clone();
         request.file_groups = only.map(Arc::new);
+        request.keys = key.map(|k| Arc::new(std::collections::HashSet::from([k])));
         // Only the columns the query uses are decoded (the others read as null, then go).
         if let Some(projection) = projection.filter(|_| !request.changes) {
             request.columns = Some(

@@ -48,6 +48,8 @@ pub(super) struct Split {
     pub parquet: Vec<(String, u64)>,
     /// File groups read through inlet's merge.
     pub merged: HashSet<GroupKey>,
+    /// The one record key the filters fix, if they fix one: the merge reads only its records.
+    pub key: Option<String>,
 }
 
 /// The columns of a registered table: as the query sees them, as files name them.
@@ -126,10 +128,16 @@ pub(super) fn split(
     let slices = snapshot.view().latest_slices(None);
     let partitions: BTreeSet<&str> = slices.iter().map(|s| s.partition.as_str()).collect();
     let kept = kept_partitions(state, props, columns, filters, &partitions);
-    let bucket = point_bucket(props, columns, filters);
+    let key = point_key(props, columns, filters);
+    let bucket = key
+        .as_deref()
+        .zip(props.buckets)
+        .map(|(k, n)| inlet_table::index::bucket_id(k, &props.record_key_fields, n))
+        .filter(|_| hashed_on_record_key(props));
     let mut split = Split {
         parquet: Vec::new(),
         merged: HashSet::new(),
+        key,
     };
     for slice in slices {
         if kept
@@ -410,23 +418,22 @@ fn kept_partitions(
     Some(kept)
 }
 
-/// The bucket of the one record key that `filters` fix (`col = value` for every record key
-/// column), if they fix one.
-fn point_bucket(props: &TableProperties, columns: &Columns, filters: &[Expr]) -> Option<u32> {
-    let buckets = props.buckets?;
-    let fields = &props.record_key_fields;
-    // Keys hash on the record key fields unless the table says otherwise.
-    if props
+/// Whether the bucket index hashes the record key fields (unless the table says otherwise).
+fn hashed_on_record_key(props: &TableProperties) -> bool {
+    !props
         .other
         .get("hoodie.bucket.index.hash.field")
         .is_some_and(|h| {
             h.split(',')
                 .map(str::trim)
-                .ne(fields.iter().map(String::as_str))
+                .ne(props.record_key_fields.iter().map(String::as_str))
         })
-    {
-        return None;
-    }
+}
+
+/// The one record key that `filters` fix (`col = value` for every record key column), as the
+/// writer spells it, if they fix one.
+fn point_key(props: &TableProperties, columns: &Columns, filters: &[Expr]) -> Option<String> {
+    let fields = &props.record_key_fields;
     let mut values: Vec<Option<ScalarValue>> = vec![None; fields.len()];
     for filter in filters.iter().filter_map(|f| columns.to_stored(f)) {
         for conjunct in split_conjunction(&filter) {
@@ -469,8 +476,7 @@ fn point_bucket(props: &TableProperties, columns: &Columns, filters: &[Expr]) ->
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(key_fields)), arrays).ok()?;
     let keys = KeyGenerator::new(props).record_keys(&batch).ok()?;
-    let key = keys.is_valid(0).then(|| keys.value(0))?;
-    Some(inlet_table::index::bucket_id(key, fields, buckets))
+    keys.is_valid(0).then(|| keys.value(0).to_string())
 }
 
 fn split_conjunction(expr: &Expr) -> Vec<&Expr> {

@@ -2,7 +2,7 @@
 //! A log block counts only if the write that appended it completed (at or before the query's
 //! instant); a rollback command block cancels the earlier blocks of the write it names.
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use futures::{StreamExt, TryStreamExt};
 
@@ -31,6 +31,9 @@ pub struct SliceRead<'a> {
     /// The columns to decode from base files (names in files; all when `None`). The merge
     /// needs the record key, commit time and ordering columns: they are always read.
     pub columns: Option<std::sync::Arc<[String]>>,
+    /// Only the records of these keys (`_hoodie_record_key` values; all when `None`): base rows
+    /// and log records of other keys are dropped before merging.
+    pub keys: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl<'a> SliceRead<'a> {
@@ -44,6 +47,7 @@ impl<'a> SliceRead<'a> {
             window: None,
             read_optimized: false,
             columns: None,
+            keys: None,
         }
     }
 
@@ -67,10 +71,31 @@ impl<'a> SliceRead<'a> {
             }
             None => Vec::new(),
         };
+        let base = match &self.keys {
+            Some(keys) => only_keys(base, keys)?,
+            None => base,
+        };
         if self.read_optimized || slice.log_files.is_empty() {
             return Ok(base);
         }
-        let blocks = self.log_blocks(slice).await?;
+        let mut blocks = self.log_blocks(slice).await?;
+        if let Some(keys) = &self.keys {
+            for block in &mut blocks {
+                match &mut block.content {
+                    BlockContent::AvroData(batch) | BlockContent::ParquetData(batch) => {
+                        let kept = only_keys(vec![batch.clone()], keys)?;
+                        *batch = match kept.into_iter().next() {
+                            Some(b) => b,
+                            None => batch.slice(0, 0),
+                        };
+                    }
+                    BlockContent::Delete(records) => {
+                        records.retain(|r| r.record_key.as_ref().is_some_and(|k| keys.contains(k)))
+                    }
+                    _ => {}
+                }
+            }
+        }
         if blocks.is_empty() {
             return Ok(base);
         }
@@ -121,6 +146,30 @@ impl<'a> SliceRead<'a> {
         }
         Ok(applied)
     }
+}
+
+/// The rows of `batches` whose record key is one of `keys` (batches left empty are dropped).
+fn only_keys(
+    batches: Vec<RecordBatch>,
+    keys: &std::collections::HashSet<String>,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let Some(column) = batch.column_by_name(RECORD_KEY) else {
+            out.push(batch);
+            continue;
+        };
+        let keep: arrow::array::BooleanArray = column
+            .as_string::<i32>()
+            .iter()
+            .map(|k| Some(k.is_some_and(|k| keys.contains(k))))
+            .collect();
+        let kept = arrow::compute::filter_record_batch(&batch, &keep)?;
+        if kept.num_rows() > 0 {
+            out.push(kept);
+        }
+    }
+    Ok(out)
 }
 
 /// Folds the blocks into the base records.

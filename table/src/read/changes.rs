@@ -309,6 +309,7 @@ impl Moment<'_> {
             window: None,
             read_optimized: false,
             columns: None,
+            keys: None,
         };
         let batches = reader
             .read(&slice)

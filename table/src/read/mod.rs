@@ -37,6 +37,8 @@ pub struct Scope<'a> {
     /// Only these columns decoded from base files (names in files; `None`: all), for tables
     /// whose commits record their schema; the others read as null.
     pub columns: Option<Arc<[String]>>,
+    /// Only the records of these keys (`_hoodie_record_key` values; `None`: all).
+    pub keys: Option<Arc<HashSet<String>>>,
 }
 
 /// What to read.
@@ -210,6 +212,7 @@ pub async fn read_stream<'a>(
     // Each slice is read as of the query's instant, within its window.
     let reader = SliceRead {
         read_optimized: scope.read_optimized,
+        keys: scope.keys,
         ..SliceRead::latest(storage, timeline, ordering)
     };
     match recorded {
