@@ -96,11 +96,14 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
     // Change records (change data capture): each a batch of (op, before, after).
     let mut changes: Vec<RecordBatch> = Vec::new();
     let data = ctx.data_schema.as_ref();
-    let incoming_data: Vec<ArrayRef> = data
-        .fields()
-        .iter()
-        .map(|f| column(&ctx.incoming, f.name()).cloned())
-        .collect::<Result<_>>()?;
+    let incoming_data: Vec<ArrayRef> = match ctx.cdc_schema {
+        Some(_) => data
+            .fields()
+            .iter()
+            .map(|f| column(&ctx.incoming, f.name()).cloned())
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
 
     if let Some((bytes, stored_path)) = &task.stored {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
