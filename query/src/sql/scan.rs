@@ -26,6 +26,7 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -34,13 +35,11 @@ use datafusion::physical_plan::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use inlet_table::file_group::{FileSlice, GroupKey, file_path};
-use inlet_table::key::KeyGenerator;
+// Hudi's directory for null and empty partition values: both read back from it, so no filter
+// can prune it.
+use inlet_table::key::{DEFAULT_PARTITION, KeyGenerator};
 use inlet_table::schema::{self, META_COLUMNS};
 use inlet_table::{Snapshot, TableProperties};
-
-/// Hudi's directory for null and empty partition values: both read back from it, so no filter
-/// can prune it.
-const DEFAULT_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// What the planner splits a scan into.
 pub(super) struct Split {
@@ -477,19 +476,4 @@ fn point_key(props: &TableProperties, columns: &Columns, filters: &[Expr]) -> Op
     let batch = RecordBatch::try_new(Arc::new(Schema::new(key_fields)), arrays).ok()?;
     let keys = KeyGenerator::new(props).record_keys(&batch).ok()?;
     keys.is_valid(0).then(|| keys.value(0).to_string())
-}
-
-fn split_conjunction(expr: &Expr) -> Vec<&Expr> {
-    match expr {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::And,
-            right,
-        }) => {
-            let mut out = split_conjunction(left);
-            out.extend(split_conjunction(right));
-            out
-        }
-        other => vec![other],
-    }
 }
