@@ -31,7 +31,7 @@ use inlet::Kind;
 use step::Step;
 
 /// Goals of the benchmark: upsert rate over the delta-rs MERGE rate.
-const MOR_GOAL: f64 = 5.0;
+const MOR_GOAL: f64 = 6.0;
 const COW_GOAL: f64 = 1.5;
 
 #[tokio::main]
