@@ -80,6 +80,22 @@ pub struct Synced {
 /// A Glue client from the target and the usual AWS environment (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
 pub fn client(target: &GlueTarget) -> Result<Client> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) else {
+        return Err(Error::Catalog(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        ));
+    };
+    client_with(target, &key, &secret, env("AWS_SESSION_TOKEN"))
+}
+
+/// A Glue client from the target and these credentials.
+pub fn client_with(
+    target: &GlueTarget,
+    key: &str,
+    secret: &str,
+    session_token: Option<String>,
+) -> Result<Client> {
     use aws_sdk_glue::config::{BehaviorVersion, Credentials, Region};
     use aws_smithy_http_client::Builder;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
@@ -90,24 +106,13 @@ pub fn client(target: &GlueTarget) -> Result<Client> {
         .or_else(|| env("AWS_REGION"))
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .unwrap_or_else(|| "us-east-1".to_string());
-    let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) else {
-        return Err(Error::Catalog(
-            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-        ));
-    };
     let http = Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
     let mut config = aws_sdk_glue::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
-        .credentials_provider(Credentials::new(
-            key,
-            secret,
-            env("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        ))
+        .credentials_provider(Credentials::new(key, secret, session_token, None, "inlet"))
         .http_client(http);
     if let Some(endpoint) = &target.endpoint {
         config = config.endpoint_url(endpoint);
@@ -238,14 +243,19 @@ impl GlueCatalogHook {
     /// A hook syncing into `target` (its `table` is ignored: each table keeps its own name);
     /// fails without AWS credentials.
     pub fn new(target: GlueTarget) -> Result<Self> {
-        Ok(GlueCatalogHook {
-            client: client(&target)?,
+        Ok(Self::with_client(client(&target)?, target))
+    }
+
+    /// A hook syncing into `target` with this client.
+    pub fn with_client(client: Client, target: GlueTarget) -> Self {
+        GlueCatalogHook {
+            client,
             target: GlueTarget {
                 table: None,
                 ..target
             },
             registered: Default::default(),
-        })
+        }
     }
 
     /// Whether a completed action leaves Glue as this process registered it.

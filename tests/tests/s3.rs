@@ -699,3 +699,119 @@ partition_by = ["region"]
     );
     Ok(())
 }
+
+/// The Glue hook syncs when a commit writes a partition Glue lacks or changes the schema, and
+/// not for commits into registered partitions: driven commit by commit, read back with boto3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_glue_hook_registers_new_partitions_and_columns_as_commits_add_them()
+-> anyhow::Result<()> {
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use inlet_query::catalog::{GlueCatalogHook, GlueTarget, client_with};
+    use inlet_tests::harness::run_python;
+    use std::sync::Arc;
+
+    let moto = MotoServer::start()?;
+    moto.create_bucket("lake")?;
+    let uri = "s3://lake/hooked/orders";
+    let target = GlueTarget {
+        database: "hooked".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(moto.endpoint.clone()),
+        table: None,
+    };
+    let mut props = inlet_table::TableProperties::new(
+        "orders",
+        inlet_table::TableType::CopyOnWrite,
+        vec!["id".into()],
+    );
+    props.partition_fields = vec!["region".into()];
+    props.hive_style_partitioning = true;
+    props.buckets = Some(2);
+    Table::create(uri, config(&moto), props).await?;
+    let hook = GlueCatalogHook::with_client(client_with(&target, "test", "test", None)?, target);
+    let table = Table::open(
+        uri,
+        TableConfig {
+            hooks: vec![Arc::new(hook)],
+            ..config(&moto)
+        },
+    )
+    .await?;
+    let batch = |ids: &[i64], region: &str, extra: bool| -> anyhow::Result<RecordBatch> {
+        let mut columns: Vec<(&str, ArrayRef)> = vec![
+            ("id", Arc::new(Int64Array::from(ids.to_vec()))),
+            (
+                "region",
+                Arc::new(StringArray::from(vec![region; ids.len()])),
+            ),
+        ];
+        if extra {
+            columns.push(("note", Arc::new(StringArray::from(vec!["n"; ids.len()]))));
+        }
+        Ok(RecordBatch::try_from_iter(columns)?)
+    };
+    let catalog = || -> anyhow::Result<serde_json::Value> {
+        let printed = run_python(
+            "glue_read.py",
+            &[&moto.endpoint, "us-east-1", "hooked", "test", "test"],
+        )?;
+        Ok(serde_json::from_str(printed.trim())?)
+    };
+    let partitions = |got: &serde_json::Value| -> Vec<String> {
+        let mut values: Vec<String> = got["partitions"]["orders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["Values"][0].as_str().map(str::to_string))
+            .collect();
+        values.sort();
+        values
+    };
+    let columns = |got: &serde_json::Value| -> Vec<String> {
+        got["tables"]["orders"]["StorageDescriptor"]["Columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["Name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let last_sync = |got: &serde_json::Value| {
+        got["tables"]["orders"]["Parameters"]["last_commit_time_sync"].clone()
+    };
+    let mut writer = table.writer().await?;
+    let commit = |b: RecordBatch| inlet_table::write::Changes::upsert(b);
+
+    writer
+        .commit(commit(batch(&[1, 2], "eu", false)?), BTreeMap::new())
+        .await?;
+    let got = catalog()?;
+    assert_eq!(partitions(&got), ["eu"]);
+    assert!(!columns(&got).contains(&"note".to_string()), "{got}");
+    let registered = last_sync(&got);
+
+    // Into a registered partition, same schema: Glue is left as it is.
+    writer
+        .commit(commit(batch(&[3], "eu", false)?), BTreeMap::new())
+        .await?;
+    assert_eq!(last_sync(&catalog()?), registered);
+
+    // A new partition is registered by the commit that writes it.
+    let added = writer
+        .commit(commit(batch(&[4], "us", false)?), BTreeMap::new())
+        .await?;
+    let got = catalog()?;
+    assert_eq!(partitions(&got), ["eu", "us"]);
+    assert_eq!(
+        last_sync(&got),
+        serde_json::json!(added.instant.to_string())
+    );
+
+    // A new column too.
+    writer
+        .commit(commit(batch(&[5], "eu", true)?), BTreeMap::new())
+        .await?;
+    let got = catalog()?;
+    assert!(columns(&got).contains(&"note".to_string()), "{got}");
+    writer.close().await?;
+    Ok(())
+}
