@@ -107,6 +107,24 @@ pub fn change_rows(batches: &[RecordBatch]) -> anyhow::Result<Vec<String>> {
     rows(&flat, &[])
 }
 
+/// Rows of `batches` as JSON objects (arrow-json's forms; nulls explicit), in order.
+pub fn json_objects(
+    batches: &[RecordBatch],
+) -> anyhow::Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let mut writer = arrow_json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow_json::writer::LineDelimited>(Vec::new());
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    let text = String::from_utf8(writer.into_inner())?;
+    Ok(text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?)
+}
+
 /// A double as text that tells every bit: the shortest decimal that reads back as it (Rust's
 /// `{:?}`, so `-0.0`, `5e-324` and `1.7976931348623157e308` stay themselves), and for NaN its
 /// bits.

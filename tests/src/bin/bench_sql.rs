@@ -60,23 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let python = std::env::var("INLET_PYTHON")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/bench_sql.py");
-    let (_temp, dir) = match std::env::var_os("INLET_BENCH_DIR") {
-        Some(dir) => {
-            let dir = std::path::PathBuf::from(dir);
-            std::fs::create_dir_all(&dir)?;
-            anyhow::ensure!(
-                std::fs::read_dir(&dir)?.next().is_none(),
-                "INLET_BENCH_DIR {} is not empty",
-                dir.display()
-            );
-            (None, dir)
-        }
-        None => {
-            let temp = tempfile::tempdir()?;
-            let dir = temp.path().to_path_buf();
-            (Some(temp), dir)
-        }
-    };
+    let (_temp, dir) = inlet_tests::harness::bench_dir()?;
     let exe = std::env::current_exe()?;
     let dir_arg = dir.display().to_string();
     for kind in ["cow", "mor"] {
@@ -337,16 +321,8 @@ async fn query(query: &str, uri: &str, key: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rows as JSON arrays of their values.
+/// Rows as JSON arrays of their values, in column order.
 fn rows_as_json(batches: &[RecordBatch]) -> anyhow::Result<Vec<Value>> {
-    let mut writer = arrow_json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, arrow_json::writer::LineDelimited>(Vec::new());
-    for batch in batches {
-        writer.write(batch)?;
-    }
-    writer.finish()?;
-    let text = String::from_utf8(writer.into_inner())?;
     let names: Vec<String> = batches
         .first()
         .map(|b| {
@@ -357,15 +333,15 @@ fn rows_as_json(batches: &[RecordBatch]) -> anyhow::Result<Vec<Value>> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let object: serde_json::Map<String, Value> = serde_json::from_str(line)?;
-        out.push(Value::Array(
-            names
-                .iter()
-                .map(|n| object.get(n).cloned().unwrap_or(Value::Null))
-                .collect(),
-        ));
-    }
-    Ok(out)
+    Ok(inlet_tests::canonical::json_objects(batches)?
+        .into_iter()
+        .map(|object| {
+            Value::Array(
+                names
+                    .iter()
+                    .map(|n| object.get(n).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect())
 }

@@ -110,6 +110,28 @@ pub fn inlet_bin() -> PathBuf {
     path
 }
 
+/// Where a benchmark keeps its data: `INLET_BENCH_DIR` (empty or new; kept for a look
+/// afterwards), else a temporary directory, removed when the returned guard drops.
+pub fn bench_dir() -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match std::env::var_os("INLET_BENCH_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            std::fs::create_dir_all(&dir)?;
+            anyhow::ensure!(
+                std::fs::read_dir(&dir)?.next().is_none(),
+                "INLET_BENCH_DIR {} is not empty",
+                dir.display()
+            );
+            Ok((None, dir))
+        }
+        None => {
+            let temp = tempfile::tempdir()?;
+            let dir = temp.path().to_path_buf();
+            Ok((Some(temp), dir))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

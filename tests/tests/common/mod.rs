@@ -521,18 +521,10 @@ pub async fn assert_changes_replay(table: &Table) -> anyhow::Result<usize> {
         None => "00000000000000000".parse()?,
     };
     let json_rows = |batches: &[RecordBatch]| -> anyhow::Result<Vec<serde_json::Value>> {
-        let mut writer = arrow_json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow_json::writer::LineDelimited>(Vec::new());
-        for batch in batches {
-            writer.write(batch)?;
-        }
-        writer.finish()?;
-        let text = String::from_utf8(writer.into_inner())?;
-        Ok(text
-            .lines()
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()?)
+        Ok(canonical::json_objects(batches)?
+            .into_iter()
+            .map(serde_json::Value::Object)
+            .collect())
     };
     let data = |mut row: serde_json::Value| {
         if let Some(object) = row.as_object_mut() {

@@ -52,23 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/bench_delta.py");
 
     // INLET_BENCH_DIR keeps the data and tables for a look afterwards.
-    let (_temp, dir) = match std::env::var_os("INLET_BENCH_DIR") {
-        Some(dir) => {
-            let dir = std::path::PathBuf::from(dir);
-            std::fs::create_dir_all(&dir)?;
-            anyhow::ensure!(
-                std::fs::read_dir(&dir)?.next().is_none(),
-                "INLET_BENCH_DIR {} is not empty",
-                dir.display()
-            );
-            (None, dir)
-        }
-        None => {
-            let temp = tempfile::tempdir()?;
-            let dir = temp.path().to_path_buf();
-            (Some(temp), dir)
-        }
-    };
+    let (_temp, dir) = inlet_tests::harness::bench_dir()?;
     let dir = dir.as_path();
     eprintln!("bench: generating {rows} rows in {}", dir.display());
     let data = data::generate(dir, rows)?;
