@@ -291,16 +291,7 @@ impl CommitHook for GlueCatalogHook {
     }
 
     async fn completed(&self, table: &Table, completed: &Completed<'_>) -> inlet_table::Result<()> {
-        if !matches!(
-            completed.instant.action,
-            HudiAction::Commit
-                | HudiAction::DeltaCommit
-                | HudiAction::ReplaceCommit
-                | HudiAction::Compaction
-                | HudiAction::Rollback
-                | HudiAction::Restore
-        ) || self.current(table, completed)
-        {
+        if !completed.instant.action.changes_files() || self.current(table, completed) {
             return Ok(());
         }
         let (synced, registered) = sync_table(&self.client, table, &self.target)

@@ -42,7 +42,7 @@ use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 use inlet_table::commit::metadata::CommitMetadata;
 use inlet_table::commit::transaction::{CommitHook, Completed};
 use inlet_table::file_group::file_path;
-use inlet_table::{Action as HudiAction, Instant, InstantTime, Snapshot, Table};
+use inlet_table::{Instant, InstantTime, Snapshot, Table};
 use serde_json::{Value, json};
 
 use crate::{Error, Result};
@@ -98,7 +98,7 @@ impl CommitHook for DeltaMirrorHook {
     }
 
     async fn completed(&self, table: &Table, completed: &Completed<'_>) -> inlet_table::Result<()> {
-        if !enabled(table) || !changes_files(completed.instant) {
+        if !enabled(table) || !completed.instant.action.changes_files() {
             return Ok(());
         }
         sync(table)
@@ -106,19 +106,6 @@ impl CommitHook for DeltaMirrorHook {
             .map(|_| ())
             .map_err(|e| inlet_table::Error::Unsupported(format!("Delta mirror: {e}")))
     }
-}
-
-/// Whether a completed action can change the read-optimized file set.
-fn changes_files(instant: &Instant) -> bool {
-    matches!(
-        instant.action,
-        HudiAction::Commit
-            | HudiAction::DeltaCommit
-            | HudiAction::ReplaceCommit
-            | HudiAction::Compaction
-            | HudiAction::Rollback
-            | HudiAction::Restore
-    )
 }
 
 /// The mirror's state against the table's timeline.
@@ -306,7 +293,7 @@ fn unmirrored<'a>(snapshot: &'a Snapshot, mirrored: Option<&InstantTime>) -> Vec
         .timeline()
         .instants()
         .iter()
-        .filter(|i| i.is_completed() && changes_files(i))
+        .filter(|i| i.is_completed() && i.action.changes_files())
         .filter(|i| mirrored.is_none_or(|m| i.time > *m))
         .collect()
 }

@@ -129,6 +129,16 @@ impl Action {
             Action::Commit | Action::DeltaCommit | Action::ReplaceCommit
         )
     }
+
+    /// Whether completing the action can change which data files readers see: writes,
+    /// compactions, rollbacks and restores (cleans only remove files no reader needs).
+    pub fn changes_files(self) -> bool {
+        self.writes_data()
+            || matches!(
+                self,
+                Action::Compaction | Action::Rollback | Action::Restore
+            )
+    }
 }
 
 impl FromStr for Action {

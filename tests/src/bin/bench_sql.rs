@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,16 +114,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Runs a child that prints one JSON line last; that line.
 fn run(command: &mut Command, label: &str) -> anyhow::Result<Value> {
-    let output = command
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("{label}: starting {command:?}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.status.success(),
-        "{label}: {command:?} failed ({}): {stdout}",
-        output.status
-    );
+    let stdout = inlet_tests::harness::run_child(command, label)?;
     let line = stdout
         .lines()
         .rev()

@@ -110,6 +110,22 @@ pub fn inlet_bin() -> PathBuf {
     path
 }
 
+/// Runs a benchmark's child process (its standard error passed through); its standard output,
+/// or an error naming `label` when it fails.
+pub fn run_child(command: &mut Command, label: &str) -> anyhow::Result<String> {
+    let output = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("{label}: starting {command:?}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    anyhow::ensure!(
+        output.status.success(),
+        "{label}: {command:?} failed ({}); its output: {stdout}",
+        output.status
+    );
+    Ok(stdout)
+}
+
 /// Where a benchmark keeps its data: `INLET_BENCH_DIR` (empty or new; kept for a look
 /// afterwards), else a temporary directory, removed when the returned guard drops.
 pub fn bench_dir() -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {

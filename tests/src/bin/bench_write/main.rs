@@ -21,7 +21,7 @@ mod data;
 mod inlet;
 mod step;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::Context;
 use inlet_table::TableType;
@@ -98,16 +98,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Runs a step's child process and parses the step it reports.
 fn run_child(command: &mut Command, label: &str) -> anyhow::Result<Step> {
-    let output = command
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("{label}: starting {command:?}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.status.success(),
-        "{label}: {command:?} failed ({}); its output: {stdout}",
-        output.status
-    );
+    let stdout = inlet_tests::harness::run_child(command, label)?;
     Step::from_output(&stdout).with_context(|| format!("{label}: reading the step's report"))
 }
 
