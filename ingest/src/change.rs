@@ -167,6 +167,9 @@ pub struct Checkpoint {
     pub source: Option<String>,
     /// The server the position was read from ([`Source::origin`]), when the source tells.
     pub origin: Option<String>,
+    /// The source's global transaction ids up to `position` ([`Source::gtid`]), which mean the
+    /// same on every server of a replication topology (MariaDB: a GTID per domain).
+    pub gtid: Option<String>,
 }
 
 /// How far the table's initial snapshot got.
@@ -200,6 +203,9 @@ impl Checkpoint {
         if let Some(origin) = &self.origin {
             value["origin"] = json!(origin);
         }
+        if let Some(gtid) = &self.gtid {
+            value["gtid"] = json!(gtid);
+        }
         value.to_string()
     }
 
@@ -228,16 +234,14 @@ impl Checkpoint {
             .map(str::to_string)
             // Checkpoints written before the kind was recorded came from PostgreSQL.
             .or_else(|| value.get("lsn").map(|_| "postgres".to_string()));
-        let origin = value
-            .get("origin")
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        let text_of = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_string);
         Some(Checkpoint {
             position,
             snapshot,
             consistent_from,
             source,
-            origin,
+            origin: text_of("origin"),
+            gtid: text_of("gtid"),
         })
     }
 }
@@ -279,6 +283,13 @@ pub trait Source: Send {
         position.to_string()
     }
 
+    /// The global transaction ids of everything up to `position` (a position of a delivered
+    /// [`Event::Commit`] or snapshot event), recorded in checkpoints: unlike positions they carry
+    /// over to another server of the same replication topology.
+    fn gtid(&self, _position: u64) -> Option<String> {
+        None
+    }
+
     /// Checks prerequisites and lists the captured tables.
     fn tables(&mut self) -> impl Future<Output = Result<Vec<TableInfo>>> + Send;
 
@@ -311,6 +322,7 @@ mod tests {
                 consistent_from: 0,
                 source: Some("postgres".into()),
                 origin: None,
+                gtid: None,
             },
             Checkpoint {
                 position: 7,
@@ -318,6 +330,7 @@ mod tests {
                 consistent_from: 9,
                 source: Some("mysql".into()),
                 origin: Some("server_id 3".into()),
+                gtid: Some("0-3-17,1-2-5".into()),
             },
         ] {
             let kind = cp.source.clone().unwrap_or_default();
@@ -332,6 +345,7 @@ mod tests {
             consistent_from: 0,
             source: None,
             origin: None,
+            gtid: None,
         }
         .to_json("postgres", "1/A0");
         assert!(
@@ -346,6 +360,7 @@ mod tests {
                 consistent_from: 0,
                 source: None,
                 origin: None,
+                gtid: None,
             })
         );
         // Checkpoints of earlier versions carried an LSN: PostgreSQL's.

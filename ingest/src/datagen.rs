@@ -547,6 +547,7 @@ mod tests {
             consistent_from: 0,
             source: Some("datagen".into()),
             origin: None,
+            gtid: None,
         };
         let mut again = DatagenSource::new(config(&["s.a", "s.b"])).unwrap();
         again

@@ -255,6 +255,14 @@ impl Source for AnySource {
         }
     }
 
+    fn gtid(&self, position: u64) -> Option<String> {
+        match self {
+            AnySource::Postgres(s) => s.gtid(position),
+            AnySource::Mysql(s) => s.gtid(position),
+            AnySource::Datagen(s) => s.gtid(position),
+        }
+    }
+
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
         match self {
             AnySource::Postgres(s) => s.tables().await,

@@ -381,8 +381,17 @@ async fn synced(conn: &mut mysql_async::Conn, lake: &std::path::Path) -> anyhow:
 
 /// Waits until the lake's fence table holds position `target` (the pipeline runs elsewhere).
 async fn wait_for(lake: &std::path::Path, target: u64) -> anyhow::Result<()> {
+    wait_within(lake, target, std::time::Duration::from_secs(60)).await
+}
+
+/// [`wait_for`], for at most `limit`.
+async fn wait_within(
+    lake: &std::path::Path,
+    target: u64,
+    limit: std::time::Duration,
+) -> anyhow::Result<()> {
     let uri = lake.join("shop/inlet_fence").display().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + limit;
     loop {
         if let Ok(table) = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await
             && let Some(c) = inlet_ingest::pipeline::table_checkpoint(&table).await?
@@ -545,6 +554,49 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
     let target = fence(&mut conn).await?;
     run_until(&config, target).await?;
     for table in ["orders", "lines"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
+    Ok(())
+}
+
+/// A restart reads the binlog again from the oldest table checkpoint: a `TRUNCATE` of a table
+/// that is already past it must not empty that table again (its later rows are not replayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncate_replayed_by_a_restart_spares_the_rows_written_after_it() -> anyhow::Result<()> {
+    use inlet_tests::harness::cdc::run_until;
+    let server = MariaDbServer::start()?;
+    let mut conn = server.connect().await?;
+    conn.query_drop(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.a (id INT PRIMARY KEY, v VARCHAR(10));
+         CREATE TABLE shop.b (id INT PRIMARY KEY, v VARCHAR(10));
+         INSERT INTO shop.a VALUES (1, 'a'), (2, 'b'); INSERT INTO shop.b VALUES (1, 'x');",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = mysql_config(&server, &lake, "");
+    let target = fence(&mut conn).await?;
+    run_until(&config, target).await?;
+    // b's checkpoint stays here: nothing changes it after.
+    conn.query_drop("INSERT INTO shop.b VALUES (2, 'y')")
+        .await?;
+    let target = fence(&mut conn).await?;
+    run_until(&config, target).await?;
+    conn.query_drop("TRUNCATE shop.a; INSERT INTO shop.a VALUES (3, 'after')")
+        .await?;
+    let target = fence(&mut conn).await?;
+    run_until(&config, target).await?;
+    for table in ["a", "b"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
+    // The restart reads again from b's checkpoint, before the truncate.
+    conn.query_drop("INSERT INTO shop.b VALUES (3, 'z')")
+        .await?;
+    let target = fence(&mut conn).await?;
+    run_until(&config, target).await?;
+    for table in ["a", "b"] {
         assert_matches(&mut conn, &lake, table).await?;
     }
     Ok(())
@@ -717,6 +769,207 @@ async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Re
     let target = fence(&mut b).await?;
     run_until(&on_b, target).await?;
     assert_matches(&mut b, &lake, "t").await?;
+    Ok(())
+}
+
+/// A failover: the lake follows a primary, the primary is lost, and inlet goes on reading its
+/// replica. Binlog positions differ between the two servers (the primary's are further on), so
+/// only the GTID positions in the checkpoints say where to continue, and the replica's positions
+/// must sort after the primary's or its changes would lose to rows already in the lake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_to_a_replica_continues_from_the_gtid_positions() -> anyhow::Result<()> {
+    use inlet_tests::harness::cdc::run_until;
+    use inlet_tests::harness::mariadb::BINLOG_ARGS;
+    let primary = MariaDbServer::start()?;
+    let replica = MariaDbServer::start_with(
+        &[BINLOG_ARGS, &["--server-id=2", "--log-slave-updates"]].concat(),
+    )?;
+    let mut a = primary.connect().await?;
+    let mut b = replica.connect().await?;
+    a.query_drop("FLUSH BINARY LOGS; FLUSH BINARY LOGS; FLUSH BINARY LOGS")
+        .await?;
+    b.query_drop(format!(
+        "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'root', \
+         MASTER_USE_GTID = slave_pos; START SLAVE",
+        primary.port()
+    ))
+    .await?;
+    a.query_drop(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20));
+         CREATE TABLE shop.u (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO shop.t VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         INSERT INTO shop.u VALUES (1, 'x'), (2, 'y');",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let on_primary = mysql_config(&primary, &lake, "");
+    let target = fence(&mut a).await?;
+    run_until(&on_primary, target).await?;
+    // t moves on; u's checkpoint stays behind.
+    a.query_drop("UPDATE shop.t SET v = 'a2' WHERE id = 1; DELETE FROM shop.t WHERE id = 3")
+        .await?;
+    let target = fence(&mut a).await?;
+    run_until(&on_primary, target).await?;
+    for table in ["t", "u"] {
+        assert_matches(&mut a, &lake, table).await?;
+    }
+    // Changes inlet has not read when the primary is lost; the replica has them.
+    a.query_drop(
+        "UPDATE shop.t SET v = 'late' WHERE id = 2; INSERT INTO shop.u VALUES (3, 'z');
+         DELETE FROM shop.u WHERE id = 2;",
+    )
+    .await?;
+    let at: String = a
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .await?
+        .expect("gtid");
+    let waited: Option<i64> = b
+        .exec_first("SELECT MASTER_GTID_WAIT(?, 30)", (at,))
+        .await?;
+    ensure!(waited == Some(0), "the replica did not catch up");
+    drop(a);
+    drop(primary);
+    b.query_drop("STOP SLAVE; RESET SLAVE ALL").await?;
+    // The replica is the primary now: changes to keys the lake already holds.
+    b.query_drop(
+        "UPDATE shop.t SET v = 'on replica' WHERE id IN (1, 2); DELETE FROM shop.u WHERE id = 1;
+         INSERT INTO shop.t VALUES (4, 'd');",
+    )
+    .await?;
+    let on_replica = mysql_config(&replica, &lake, "");
+    // The replica's positions are of the next generation.
+    let generation = 1u64 << 52;
+    let target = fence(&mut b).await? | generation;
+    let summary = run_until(&on_replica, target).await?;
+    ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
+    for table in ["t", "u"] {
+        assert_matches(&mut b, &lake, table).await?;
+    }
+    let uri = lake.join("shop/t").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
+        .await?
+        .expect("checkpoint");
+    ensure!(
+        checkpoint.origin.as_deref() == Some("server_id 2")
+            && checkpoint
+                .gtid
+                .as_deref()
+                .is_some_and(|g| g.starts_with("0-2-")),
+        "{checkpoint:?}"
+    );
+    // A restart on the replica goes on by position, in the new generation.
+    b.query_drop("UPDATE shop.u SET v = 'again' WHERE id = 3; DELETE FROM shop.t WHERE id = 4")
+        .await?;
+    let target = fence(&mut b).await? | generation;
+    run_until(&on_replica, target).await?;
+    for table in ["t", "u"] {
+        assert_matches(&mut b, &lake, table).await?;
+    }
+    Ok(())
+}
+
+/// `inlet run` SIGKILLed at random moments (during the snapshot and while streaming) under a
+/// concurrent workload of small transactions, key moves and multi-table transactions; after a
+/// last run catches up, every lake table equals its source (our reader and hudi-rs), no key twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("INLET_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("crash test seed {seed} (replay with INLET_CRASH_SEED)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let server = MariaDbServer::start()?;
+    let mut conn = server.connect().await?;
+    conn.query_drop(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.a (id INT PRIMARY KEY, v INT, body TEXT);
+         CREATE TABLE shop.b (k VARCHAR(10) PRIMARY KEY, n DECIMAL(10,2));
+         USE shop;
+         INSERT INTO shop.a SELECT seq, seq, IF(seq % 50 = 0, REPEAT('t', 5000), NULL)
+           FROM seq_1_to_100000;",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, mysql_config(&server, &lake, ""))?;
+    let log = dir.path().join("inlet.log");
+
+    let mut workload_conn = server.connect().await?;
+    let workload_seed: u64 = rng.random();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_workload = stop.clone();
+    let workload = tokio::spawn(async move {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(workload_seed);
+        let mut i = 0;
+        // Runs for as long as inlet is being killed (and at least 1500 statements).
+        while i < 1500 || !stop_workload.load(std::sync::atomic::Ordering::SeqCst) {
+            i += 1;
+            let id = rng.random_range(1..=100_200);
+            let sql = match rng.random_range(0..6) {
+                0 => format!("DELETE FROM shop.a WHERE id = {id}"),
+                1 => format!(
+                    "INSERT INTO shop.a VALUES ({id}, {i}, NULL) ON DUPLICATE KEY UPDATE v = {i}"
+                ),
+                2 => format!(
+                    "BEGIN; UPDATE shop.a SET v = v + 1 WHERE id BETWEEN {id} AND {id} + 20; \
+                     INSERT INTO shop.b VALUES ('k{}', {i}) ON DUPLICATE KEY UPDATE n = n + 1; COMMIT",
+                    id % 300
+                ),
+                3 => format!("DELETE FROM shop.b WHERE k = 'k{}'", id % 300),
+                // A key change (skipped when the new key is taken).
+                4 => format!("UPDATE IGNORE shop.a SET id = id + 200000 WHERE id = {id}"),
+                _ => format!("UPDATE shop.a SET v = {i} WHERE id = {}", (id / 50) * 50),
+            };
+            workload_conn.query_drop(&sql).await?;
+            if i % 50 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        anyhow::Ok(i)
+    });
+
+    for k in 0..5 {
+        let mut child = inlet_tests::harness::spawn_inlet(&config_path, &log)?;
+        let ms = rng.random_range(300..2500);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        child.kill()?; // SIGKILL
+        child.wait()?;
+        eprintln!("kill {k} after {ms} ms");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let statements = workload.await??;
+    eprintln!("workload: {statements} statements");
+
+    // Catch up with a last run, stopped with SIGTERM once everything is in the lake.
+    let target = fence(&mut conn).await?;
+    let mut child = inlet_tests::harness::spawn_inlet(&config_path, &log)?;
+    let waited = wait_within(&lake, target, std::time::Duration::from_secs(240)).await;
+    std::process::Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()?;
+    let status = child.wait()?;
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    waited.map_err(|e| anyhow::anyhow!("{e:#}; inlet log:\n{log_text}"))?;
+    ensure!(
+        status.success(),
+        "inlet run exited with {status}:\n{log_text}"
+    );
+    eprintln!(
+        "runs that streamed: {}, snapshot resumes: {}",
+        log_text.matches("Streaming the binlog").count(),
+        log_text.matches("Resuming the snapshot").count()
+    );
+    for table in ["a", "b"] {
+        assert_matches(&mut conn, &lake, table).await?;
+    }
     Ok(())
 }
 

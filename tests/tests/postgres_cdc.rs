@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
@@ -20,8 +20,8 @@ use inlet_tests::harness::cdc::{
     FENCE_DDL, config_text, expected_rows, fence, lake_batches, lake_rows, run_until,
     spawn_until_shutdown, wait_confirmed,
 };
-use inlet_tests::harness::inlet_bin;
 use inlet_tests::harness::postgres::PostgresServer;
+use inlet_tests::harness::{inlet_bin, spawn_inlet};
 use rand::{Rng, SeedableRng};
 use tokio_postgres::Client;
 
@@ -833,22 +833,6 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
         "rows written before the bad one's copy was stopped: {rows:?}"
     );
     Ok(())
-}
-
-/// `inlet run` as a child process.
-fn spawn_inlet(config: &Path, log: &Path) -> anyhow::Result<Child> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    Ok(Command::new(inlet_bin())
-        .args(["run", "--config"])
-        .arg(config)
-        .env("INLET_LOG", "warn,inlet_ingest=info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

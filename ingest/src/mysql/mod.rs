@@ -4,6 +4,7 @@
 //! (`snapshot`) and the binlog stream ([`source`]).
 
 pub mod catalog;
+pub mod gtid;
 mod snapshot;
 pub mod source;
 pub mod types;

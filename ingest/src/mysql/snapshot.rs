@@ -20,7 +20,7 @@ use mysql_async::{Conn, Pool, Value};
 use tokio::sync::mpsc;
 
 use super::catalog;
-use super::source::{Captured, Rows, binlog_position};
+use super::source::{Captured, GENERATION_SHIFT, Rows, binlog_position};
 use super::types::{Conv, key_param, key_text};
 use crate::change::{Event, RowBatch, TableId};
 use crate::error::{Error, Result};
@@ -33,6 +33,8 @@ pub struct Job {
     pub after: Option<Vec<String>>,
     /// The binlog position the stream replays from for this table.
     pub position: u64,
+    /// The generation of this session's positions (the source's module doc).
+    pub generation: u64,
 }
 
 /// A key range of one table: above `lo`, up to and with `hi` (`None`: no bound).
@@ -245,7 +247,7 @@ async fn copy_range(pool: &Pool, range: Range, chunk_rows: usize) -> Result<Copi
         }
         lo = last;
     }
-    let high = binlog_position(&mut conn).await?.1;
+    let high = range.job.generation << GENERATION_SHIFT | binlog_position(&mut conn).await?.1;
     Ok(Copied {
         range,
         batches,

@@ -2,10 +2,13 @@
 //! then the binlog from the position taken before it (file/position), ROW events decoded with the
 //! TABLE_MAP's full metadata, each transaction delivered whole at its XID.
 //!
-//! Positions are `file number << 32 | offset` (the end of the event), so they increase across
-//! file rotation; a table's checkpoint is the end of the last transaction it holds, which is
-//! where the binlog is read again after a restart (each table skipping what it has).
-
+//! Positions are `generation << 52 | file number << 32 | offset` (the end of the event), so they
+//! increase across file rotation; a table's checkpoint is the end of the last transaction it
+//! holds, which is where the binlog is read again after a restart (each table skipping what it
+//! has). On MariaDB every checkpoint also holds the GTID position of that point ([`gtid`]): when
+//! the tables' checkpoints come from another server (a failover to a replica), the stream starts
+//! from their GTIDs instead, each table skips the transactions its GTID position includes, and
+//! the generation goes up by one, so that the new server's positions sort after the old one's.
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
 use tokio::sync::mpsc;
 
 use super::catalog::{self, MysqlTable};
+use super::gtid::{self, Gtid, GtidPosition};
 use super::types::{ColumnBuilder, Conv, Refused};
 use super::{MysqlConnect, snapshot};
 use crate::change::{
@@ -42,9 +46,49 @@ fn names_table(statement: &str, schema: &str, id: &TableId) -> bool {
     words.contains(&qualified) || (id.schema == schema && words.contains(&name))
 }
 
+/// Whether table `id` already has the transaction ending at `at` (with GTID `gtid`).
+fn has(skip: &HashMap<TableId, Skip>, id: &TableId, at: u64, gtid: Option<&Gtid>) -> bool {
+    match skip.get(id) {
+        None => false,
+        Some(Skip::Position(p)) => at <= *p,
+        Some(Skip::Gtid(g)) => gtid.is_some_and(|gtid| g.includes(gtid)),
+    }
+}
+
 /// The server's answer to a binlog request it cannot serve (a purged file, a position that is
 /// not the start of an event).
 const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
+
+/// Bits of a position below its generation (file number and offset).
+pub(super) const GENERATION_SHIFT: u32 = 52;
+
+/// The binlog file number of a position.
+fn file_of(position: u64) -> u64 {
+    (position >> 32) & ((1 << (GENERATION_SHIFT - 32)) - 1)
+}
+
+/// The offset in its file of a position.
+fn offset_of(position: u64) -> u64 {
+    position & 0xFFFF_FFFF
+}
+
+/// How many servers came before the one a position was read from (see the module doc).
+fn generation_of(position: u64) -> u64 {
+    position >> GENERATION_SHIFT
+}
+
+/// GTID positions of the latest commits kept for [`Source::gtid`]: the pipeline asks for
+/// positions it has just processed, never for old ones.
+const GTIDS_KEPT: usize = 100_000;
+
+/// What a table already has, so the stream skips it.
+#[derive(Debug, Clone)]
+enum Skip {
+    /// Transactions ending at or below this position (of this server).
+    Position(u64),
+    /// Transactions this GTID position includes (read from another server).
+    Gtid(GtidPosition),
+}
 
 /// `@master_heartbeat_period`: how often an idle server sends a heartbeat.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -173,6 +217,15 @@ impl Rows {
     }
 }
 
+/// Where a binlog stream starts.
+#[derive(Debug, Clone)]
+enum StreamFrom {
+    /// A position of this server.
+    Position(u64),
+    /// MariaDB: after the transactions of a GTID position.
+    Gtid(GtidPosition),
+}
+
 /// Where the source is.
 enum Phase {
     NotStarted,
@@ -180,7 +233,7 @@ enum Phase {
     Snapshot {
         events: mpsc::Receiver<Result<Event>>,
         copier: tokio::task::JoinHandle<()>,
-        stream_from: u64,
+        stream_from: StreamFrom,
     },
     Streaming(Box<BinlogStream>),
     Closed,
@@ -202,6 +255,8 @@ impl std::fmt::Debug for Phase {
 struct Txn {
     commit_ts: Option<i64>,
     rows: BTreeMap<TableId, Rows>,
+    /// Its MariaDB GTID, and whether it is a standalone group (DDL: no `COMMIT` ends it).
+    gtid: Option<(Gtid, bool)>,
 }
 
 /// Binlog capture from MySQL/MariaDB.
@@ -215,12 +270,22 @@ pub struct MysqlSource {
     file: u64,
     phase: Phase,
     queue: VecDeque<Event>,
-    skip: HashMap<TableId, u64>,
+    skip: HashMap<TableId, Skip>,
     txn: Option<Txn>,
     /// The end of the last transaction delivered: where a reconnection reads again.
     delivered: u64,
+    /// Where the stream started when it started by GTID and has delivered nothing since.
+    started_at: Option<GtidPosition>,
     /// Which server this is ([`catalog::ServerInfo::identity`]).
     identity: Option<String>,
+    /// MariaDB (GTIDs tracked), not MySQL.
+    mariadb: bool,
+    /// The generation of this session's positions (see the module doc).
+    generation: u64,
+    /// MariaDB: the GTID position at `delivered`.
+    gtid: Option<GtidPosition>,
+    /// MariaDB: the GTID positions of the latest delivered positions ([`Source::gtid`]).
+    gtids: BTreeMap<u64, String>,
     last_event: tokio::time::Instant,
 }
 
@@ -237,7 +302,12 @@ impl MysqlSource {
             skip: HashMap::new(),
             txn: None,
             delivered: 0,
+            started_at: None,
             identity: None,
+            mariadb: false,
+            generation: 0,
+            gtid: None,
+            gtids: BTreeMap::new(),
             last_event: tokio::time::Instant::now(),
         }
     }
@@ -246,7 +316,9 @@ impl MysqlSource {
     /// tables without a key are skipped (see [`MysqlSource::skipped`]), and none left is an error.
     pub async fn discover(&mut self, selects: impl Fn(&str) -> bool) -> Result<Vec<TableInfo>> {
         let mut conn = self.options.connect.connect().await?;
-        self.identity = Some(catalog::check(&mut conn).await?.identity);
+        let info = catalog::check(&mut conn).await?;
+        self.identity = Some(info.identity);
+        self.mariadb = info.mariadb;
         let (tables, skipped) = catalog::discover(&mut conn, &selects, &self.options.keys).await?;
         if tables.is_empty() {
             return Err(Error::Config {
@@ -318,7 +390,41 @@ impl MysqlSource {
 
     /// The binlog file holding position `position`.
     fn file_name(&self, position: u64) -> String {
-        format!("{}.{:06}", self.prefix, position >> 32)
+        format!("{}.{:06}", self.prefix, file_of(position))
+    }
+
+    /// The position of offset `offset` in the current file, in this session's generation.
+    fn at(&self, offset: u64) -> u64 {
+        self.generation << GENERATION_SHIFT | self.file << 32 | offset
+    }
+
+    /// MariaDB: the GTID position at a binlog file and offset (`None` on MySQL).
+    async fn gtid_at(
+        &self,
+        conn: &mut Conn,
+        file: &str,
+        offset: u64,
+    ) -> Result<Option<GtidPosition>> {
+        if !self.mariadb {
+            return Ok(None);
+        }
+        let text: Option<Option<String>> = conn
+            .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
+            .await
+            .map_err(Self::mysql_err(
+                "reading the GTID position of a binlog position",
+            ))?;
+        Ok(text.flatten().as_deref().and_then(GtidPosition::parse))
+    }
+
+    /// Records the GTID position at a delivered position, for checkpoints.
+    fn record_gtid(&mut self, position: u64) {
+        if let Some(g) = &self.gtid {
+            self.gtids.insert(position, g.to_string());
+            while self.gtids.len() > GTIDS_KEPT {
+                self.gtids.pop_first();
+            }
+        }
     }
 
     /// Reads `binlog.000003` into the prefix and number.
@@ -329,25 +435,60 @@ impl MysqlSource {
         }
     }
 
-    async fn start_streaming(&mut self, position: u64) -> Result<()> {
+    async fn start_streaming(&mut self, from: StreamFrom) -> Result<()> {
         let mut conn = self.options.connect.connect().await?;
-        let file = self.file_name(position);
-        let offset = (position & 0xFFFF_FFFF).max(4);
-        // A position the server has purged is an error that names it, not an empty stream.
-        let logs: Vec<mysql_async::Row> = conn
-            .query("SHOW BINARY LOGS")
-            .await
-            .map_err(Self::mysql_err("listing the binlog files"))?;
-        let names: Vec<String> = logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
-        if !names.contains(&file) {
-            return Err(Error::Protocol(format!(
-                "the binlog position {file}:{offset} that the lake tables need is gone from the \
-                 server (its binlogs start at {}): changes since are lost. Set source.on_gap = \
-                 \"resnapshot\" to copy the tables again, and keep binlogs longer \
-                 (binlog_expire_logs_seconds)",
-                names.first().map_or("nothing", String::as_str)
-            )));
+        if self.mariadb {
+            // GTID events instead of `BEGIN` (MariaDB rewrites them for older replicas).
+            conn.query_drop("SET @mariadb_slave_capability = 4")
+                .await
+                .map_err(Self::mysql_err("announcing GTID support"))?;
         }
+        let request = BinlogStreamRequest::new(self.options.server_id);
+        // The file name the request borrows.
+        let file = match &from {
+            StreamFrom::Position(position) => self.file_name(*position),
+            StreamFrom::Gtid(_) => String::new(),
+        };
+        let request = match &from {
+            StreamFrom::Position(position) => {
+                let offset = offset_of(*position).max(4);
+                // A position the server has purged is an error that names it, not an empty
+                // stream.
+                let logs: Vec<mysql_async::Row> = conn
+                    .query("SHOW BINARY LOGS")
+                    .await
+                    .map_err(Self::mysql_err("listing the binlog files"))?;
+                let names: Vec<String> =
+                    logs.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+                if !names.contains(&file) {
+                    return Err(Error::Protocol(format!(
+                        "the binlog position {file}:{offset} that the lake tables need is gone \
+                         from the server (its binlogs start at {}): changes since are lost. Set \
+                         source.on_gap = \"resnapshot\" to copy the tables again, and keep \
+                         binlogs longer (binlog_expire_logs_seconds)",
+                        names.first().map_or("nothing", String::as_str)
+                    )));
+                }
+                self.gtid = self.gtid_at(&mut conn, &file, offset).await?;
+                tracing::info!(from = %format!("{file}:{offset}"), "Streaming the binlog.");
+                self.file = file_of(*position);
+                self.delivered = *position;
+                self.started_at = None;
+                self.record_gtid(*position);
+                request.with_filename(file.as_bytes()).with_pos(offset)
+            }
+            StreamFrom::Gtid(gtid) => {
+                // MariaDB's replica protocol: the position to continue from, then a dump
+                // without a file name.
+                conn.exec_drop("SET @slave_connect_state = ?", (gtid.to_string(),))
+                    .await
+                    .map_err(Self::mysql_err("setting the GTID position to stream from"))?;
+                tracing::info!(gtid = %gtid, "Streaming the binlog from a GTID position.");
+                self.gtid = Some(gtid.clone());
+                self.started_at = Some(gtid.clone());
+                request
+            }
+        };
         // Heartbeats from an idle server, so that silence means a dead connection.
         conn.query_drop(format!(
             "SET @master_heartbeat_period = {}",
@@ -355,20 +496,29 @@ impl MysqlSource {
         ))
         .await
         .map_err(Self::mysql_err("setting the heartbeat period"))?;
-        tracing::info!(from = %format!("{file}:{offset}"), "Streaming the binlog.");
         let stream = conn
-            .get_binlog_stream(
-                BinlogStreamRequest::new(self.options.server_id)
-                    .with_filename(file.as_bytes())
-                    .with_pos(offset),
-            )
+            .get_binlog_stream(request)
             .await
             .map_err(Self::mysql_err("starting the binlog stream"))?;
-        self.file = position >> 32;
-        self.delivered = position;
         self.last_event = tokio::time::Instant::now();
         self.phase = Phase::Streaming(Box::new(stream));
         Ok(())
+    }
+
+    /// Where a reconnection reads again: after the last transaction delivered.
+    fn resume_from(&self) -> StreamFrom {
+        match &self.started_at {
+            Some(gtid) => StreamFrom::Gtid(gtid.clone()),
+            None => StreamFrom::Position(self.delivered),
+        }
+    }
+
+    /// Where the stream is, for messages.
+    fn describe(&self, from: &StreamFrom) -> String {
+        match from {
+            StreamFrom::Position(p) => self.display(*p),
+            StreamFrom::Gtid(g) => format!("GTID position {g}"),
+        }
     }
 
     /// The connection was lost (an error, or silence beyond the heartbeats): the open
@@ -387,7 +537,7 @@ impl MysqlSource {
                 "Binlog connection lost; reconnecting."
             );
             tokio::time::sleep(delay).await;
-            match self.start_streaming(self.delivered).await {
+            match self.start_streaming(self.resume_from()).await {
                 Ok(()) => return Ok(()),
                 Err(e @ (Error::Mysql { .. } | Error::Stopped)) => {
                     tracing::warn!(error = %e, "Reconnecting failed; trying again.");
@@ -419,7 +569,7 @@ impl MysqlSource {
             {
                 return Err(Error::Protocol(format!(
                     "the server cannot send its binlog from {}: {}",
-                    self.display(self.delivered),
+                    self.describe(&self.resume_from()),
                     e.message
                 )));
             }
@@ -429,10 +579,21 @@ impl MysqlSource {
         self.last_event = tokio::time::Instant::now();
         let log_pos = u64::from(event.header().log_pos());
         let timestamp = i64::from(event.header().timestamp()) * 1_000_000;
+        if event.header().event_type_raw() == gtid::GTID_EVENT {
+            let (gtid, flags) = Gtid::from_event(event.data(), event.header().server_id())
+                .ok_or_else(|| Error::Protocol("a GTID event too short to read".into()))?;
+            self.end_standalone();
+            self.txn = Some(Txn {
+                commit_ts: Some(timestamp),
+                rows: BTreeMap::new(),
+                gtid: Some((gtid, flags & gtid::FL_STANDALONE != 0)),
+            });
+            return Ok(());
+        }
         let data = event
             .read_data()
             .map_err(|e| Error::Protocol(format!("decoding a binlog event: {e}")))?;
-        let position = |file: u64| file << 32 | log_pos;
+        let at = self.generation << GENERATION_SHIFT | self.file << 32 | log_pos;
         match data {
             Some(EventData::RotateEvent(rotate)) => {
                 let name = rotate.name().to_string();
@@ -442,27 +603,30 @@ impl MysqlSource {
                 let text = query.query().trim().to_string();
                 let upper = text.to_ascii_uppercase();
                 if upper == "BEGIN" {
+                    // MySQL: after its GTID event, which inlet does not track.
+                    let gtid = self.txn.take().and_then(|t| t.gtid);
                     self.txn = Some(Txn {
                         commit_ts: Some(timestamp),
                         rows: BTreeMap::new(),
+                        gtid,
                     });
                 } else if upper == "COMMIT" {
-                    self.commit(position(self.file), timestamp)?;
+                    self.commit(at, timestamp)?;
                 } else if upper.starts_with("TRUNCATE") {
                     let schema = query.schema().to_string();
+                    let gtid = self.txn.as_ref().and_then(|t| t.gtid).map(|(g, _)| g);
+                    // A table already past it (a restart reads from the oldest checkpoint) has
+                    // rows written after it.
                     let truncated: Vec<TableId> = self
                         .tables
                         .keys()
                         .filter(|id| names_table(&upper, &schema, id))
+                        .filter(|id| !has(&self.skip, id, at, gtid.as_ref()))
                         .cloned()
                         .collect();
                     if !truncated.is_empty() {
                         self.queue.push_back(Event::Truncate(truncated));
-                        self.queue.push_back(Event::Commit {
-                            position: position(self.file),
-                            commit_ts: timestamp,
-                        });
-                        self.delivered = position(self.file);
+                        self.commit(at, timestamp)?;
                     }
                 } else if upper.starts_with("ALTER TABLE")
                     || upper.starts_with("RENAME TABLE")
@@ -492,13 +656,14 @@ impl MysqlSource {
                     return Ok(());
                 };
 
-                let at = position(self.file);
-                if self.skip.get(&id).is_some_and(|&s| at <= s) {
+                let gtid = self.txn.as_ref().and_then(|t| t.gtid).map(|(g, _)| g);
+                if has(&self.skip, &id, at, gtid.as_ref()) {
                     return Ok(());
                 }
                 let txn = self.txn.get_or_insert_with(|| Txn {
                     commit_ts: Some(timestamp),
                     rows: BTreeMap::new(),
+                    gtid: None,
                 });
                 let out = txn
                     .rows
@@ -594,7 +759,7 @@ impl MysqlSource {
                     }
                 }
             }
-            Some(EventData::XidEvent(_)) => self.commit(position(self.file), timestamp)?,
+            Some(EventData::XidEvent(_)) => self.commit(at, timestamp)?,
             _ => {}
         }
         Ok(())
@@ -603,6 +768,9 @@ impl MysqlSource {
     /// The open transaction's rows, then its commit.
     fn commit(&mut self, position: u64, timestamp: i64) -> Result<()> {
         let txn = self.txn.take().unwrap_or_default();
+        if let (Some(state), Some((gtid, _))) = (&mut self.gtid, txn.gtid) {
+            state.apply(gtid);
+        }
         for (id, rows) in txn.rows {
             if let Some(captured) = self.tables.get(&id) {
                 self.queue.push_back(Event::Rows(rows.finish(captured)?));
@@ -613,7 +781,23 @@ impl MysqlSource {
             commit_ts: txn.commit_ts.unwrap_or(timestamp),
         });
         self.delivered = position;
+        self.started_at = None;
+        self.record_gtid(position);
         Ok(())
+    }
+
+    /// A standalone group (DDL) has no `COMMIT`: it ends where the next transaction begins.
+    fn end_standalone(&mut self) {
+        if let (
+            Some(state),
+            Some(Txn {
+                gtid: Some((gtid, true)),
+                ..
+            }),
+        ) = (&mut self.gtid, &self.txn)
+        {
+            state.apply(*gtid);
+        }
     }
 
     /// A binlog position that every later read sees whole: MariaDB's `binlog_snapshot_position`
@@ -645,7 +829,11 @@ impl MysqlSource {
         ) {
             (Some(file), Some(offset)) if !file.is_empty() => {
                 self.set_file(&file);
-                Ok(self.file << 32 | offset.parse::<u64>().unwrap_or(4))
+                let offset = offset.parse::<u64>().unwrap_or(4);
+                let position = self.at(offset);
+                self.gtid = self.gtid_at(conn, &file, offset).await?;
+                self.record_gtid(position);
+                Ok(position)
             }
             _ => Err(Error::Config {
                 field: "source.snapshot".to_string(),
@@ -666,6 +854,7 @@ impl MysqlSource {
         conn: &mut Conn,
         checkpoints: &mut BTreeMap<TableId, Checkpoint>,
         current: u64,
+        no_gtid: &str,
     ) -> Result<()> {
         let logs: Vec<mysql_async::Row> = conn
             .query("SHOW BINARY LOGS")
@@ -690,7 +879,7 @@ impl MysqlSource {
             .collect();
         let affected: Vec<TableId> = checkpoints
             .iter()
-            .filter(|(t, c)| self.tables.contains_key(*t) && c.position >> 32 < first)
+            .filter(|(t, c)| self.tables.contains_key(*t) && file_of(c.position) < first)
             .map(|(t, _)| t.clone())
             .chain(foreign.iter().map(|(t, _)| t.clone()))
             .collect::<std::collections::BTreeSet<_>>()
@@ -710,7 +899,8 @@ impl MysqlSource {
                 return Err(Error::Protocol(format!(
                     "the lake tables {} hold binlog positions of the server with {theirs}, and \
                      this is the server with {} (a failover, or another database): binlog \
-                     positions do not carry over between servers. {advice}",
+                     positions do not carry over between servers, and GTIDs cannot be used \
+                     ({no_gtid}). {advice}",
                     names.join(", "),
                     self.identity.as_deref().unwrap_or("?")
                 )));
@@ -743,7 +933,53 @@ impl MysqlSource {
     async fn master_position(&mut self, conn: &mut Conn) -> Result<u64> {
         let (file, position) = binlog_position(conn).await?;
         self.set_file(&file);
+        let position = self.at(offset_of(position));
+        self.gtid = self.gtid_at(conn, &file, offset_of(position)).await?;
+        self.record_gtid(position);
         Ok(position)
+    }
+
+    /// When the tables' checkpoints were read from another server (a failover) or by an
+    /// earlier generation, and this MariaDB server's binlog holds the transactions of their GTID
+    /// positions: those positions, by table. Otherwise why not.
+    async fn gtid_resume(
+        &self,
+        conn: &mut Conn,
+        checkpoints: &BTreeMap<TableId, Checkpoint>,
+    ) -> Result<std::result::Result<BTreeMap<TableId, GtidPosition>, String>> {
+        let moved = checkpoints.values().any(|c| {
+            generation_of(c.position) < self.generation
+                || matches!((&c.origin, &self.identity), (Some(theirs), Some(ours)) if theirs != ours)
+        });
+        if !moved {
+            return Ok(Err(String::new()));
+        }
+        if !self.mariadb {
+            return Ok(Err("MySQL GTID positioning is not supported yet".into()));
+        }
+        let mut gtids = BTreeMap::new();
+        for (table, c) in checkpoints {
+            let Some(g) = c.gtid.as_deref().and_then(GtidPosition::parse) else {
+                return Ok(Err(format!(
+                    "{table} has no GTID position in its checkpoint (written by an earlier inlet)"
+                )));
+            };
+            gtids.insert(table.clone(), g);
+        }
+        let state: Option<Option<String>> = conn
+            .query_first("SELECT @@GLOBAL.gtid_binlog_state")
+            .await
+            .map_err(Self::mysql_err("reading the server's GTID state"))?;
+        let state = state.flatten().unwrap_or_default();
+        let parsed = gtid::parse_state(&state).unwrap_or_default();
+        if let Some((table, g)) = gtids.iter().find(|(_, g)| !g.reached_by(&parsed)) {
+            return Ok(Err(format!(
+                "this server's binlog does not hold {table}'s GTID position {g} (its GTID state \
+                 is {state:?}): another history, a replica that had not caught up, or one \
+                 without log_slave_updates"
+            )));
+        }
+        Ok(Ok(gtids))
     }
 }
 
@@ -762,10 +998,15 @@ fn parse_file(name: &str) -> Option<(String, u64)> {
 
 /// The server's current binlog file and position (`file number << 32 | offset`).
 pub(super) async fn binlog_position(conn: &mut Conn) -> Result<(String, u64)> {
-    let row: Option<mysql_async::Row> = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(MysqlSource::mysql_err("reading the binlog position"))?;
+    // MySQL 8.4 removed SHOW MASTER STATUS (8.2 added its new name, which MariaDB lacks).
+    let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
+        Ok(row) => row,
+        Err(mysql_async::Error::Server(_)) => conn
+            .query_first("SHOW BINARY LOG STATUS")
+            .await
+            .map_err(MysqlSource::mysql_err("reading the binlog position"))?,
+        Err(e) => return Err(MysqlSource::mysql_err("reading the binlog position")(e)),
+    };
     let row = row.ok_or_else(|| {
         Error::Protocol("SHOW MASTER STATUS returned nothing: is log_bin on?".into())
     })?;
@@ -786,7 +1027,14 @@ impl Source for MysqlSource {
     }
 
     fn display(&self, position: u64) -> String {
-        format!("{}:{}", self.file_name(position), position & 0xFFFF_FFFF)
+        format!("{}:{}", self.file_name(position), offset_of(position))
+    }
+
+    fn gtid(&self, position: u64) -> Option<String> {
+        self.gtids
+            .range(..=position)
+            .next_back()
+            .map(|(_, g)| g.clone())
     }
 
     async fn tables(&mut self) -> Result<Vec<TableInfo>> {
@@ -797,7 +1045,26 @@ impl Source for MysqlSource {
     }
 
     async fn start(&mut self, mut checkpoints: BTreeMap<TableId, Checkpoint>) -> Result<()> {
+        checkpoints.retain(|t, _| self.tables.contains_key(t));
         let mut conn = self.options.connect.connect().await?;
+        self.generation = checkpoints
+            .values()
+            .map(|c| generation_of(c.position))
+            .max()
+            .unwrap_or(0);
+        let (by_gtid, no_gtid) = match self.gtid_resume(&mut conn, &checkpoints).await? {
+            Ok(gtids) => {
+                // Another server's positions: this one's sort after them.
+                self.generation += 1;
+                tracing::info!(
+                    server = self.identity.as_deref().unwrap_or("?"),
+                    generation = self.generation,
+                    "The lake tables were read from another server: continuing from their GTID positions."
+                );
+                (Some(gtids), String::new())
+            }
+            Err(why) => (None, why),
+        };
         let current = self.master_position(&mut conn).await?;
         for captured in self.tables.values() {
             self.queue.push_back(Event::Schema(SchemaChange {
@@ -805,7 +1072,42 @@ impl Source for MysqlSource {
                 schema: captured.schema.clone(),
             }));
         }
-        self.check_gap(&mut conn, &mut checkpoints, current).await?;
+        match &by_gtid {
+            None => {
+                self.check_gap(&mut conn, &mut checkpoints, current, &no_gtid)
+                    .await?;
+                self.skip = checkpoints
+                    .iter()
+                    .map(|(t, c)| (t.clone(), Skip::Position(c.position)))
+                    .collect();
+            }
+            Some(gtids) => {
+                // A copy the other server had not finished: its copied rows missed changes the
+                // new copy would skip; copied again from an emptied table.
+                let unfinished: Vec<TableId> = checkpoints
+                    .iter()
+                    .filter(|(_, c)| c.snapshot != SnapshotState::Done)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for table in &unfinished {
+                    checkpoints.remove(table);
+                }
+                if !unfinished.is_empty() {
+                    self.queue.push_back(Event::Truncate(unfinished.clone()));
+                    for table in unfinished {
+                        self.queue.push_back(Event::SnapshotProgress {
+                            table,
+                            after_key: Vec::new(),
+                            position: current,
+                        });
+                    }
+                }
+                self.skip = checkpoints
+                    .keys()
+                    .map(|t| (t.clone(), Skip::Gtid(gtids[t].clone())))
+                    .collect();
+            }
+        }
         let copies: Vec<TableId> = self
             .tables
             .keys()
@@ -817,18 +1119,22 @@ impl Source for MysqlSource {
             })
             .cloned()
             .collect();
-        self.skip = checkpoints
+        let done = checkpoints
             .iter()
-            .map(|(t, c)| (t.clone(), c.position))
-            .collect();
-        let resume = checkpoints
-            .values()
-            .filter(|c| c.snapshot == SnapshotState::Done)
-            .map(|c| c.position)
-            .min();
+            .filter(|(_, c)| c.snapshot == SnapshotState::Done);
+        let resume = match &by_gtid {
+            None => done
+                .map(|(_, c)| c.position)
+                .min()
+                .map(StreamFrom::Position),
+            Some(gtids) => done
+                .map(|(t, _)| gtids[t].clone())
+                .reduce(|a, b| a.meet(&b))
+                .map(StreamFrom::Gtid),
+        };
         if copies.is_empty() || !self.options.snapshot {
             for table in copies {
-                self.skip.insert(table.clone(), current);
+                self.skip.insert(table.clone(), Skip::Position(current));
                 self.queue.push_back(Event::SnapshotDone {
                     table,
                     position: current,
@@ -836,11 +1142,22 @@ impl Source for MysqlSource {
                 });
             }
             let _ = conn.disconnect().await;
-            return self.start_streaming(resume.unwrap_or(current)).await;
+            return self
+                .start_streaming(resume.unwrap_or(StreamFrom::Position(current)))
+                .await;
         }
         let position = self.snapshot_position(&mut conn).await?;
         let _ = conn.disconnect().await;
-        let mut start = resume.map_or(position, |r| r.min(position));
+        let mut start = match resume {
+            None => StreamFrom::Position(position),
+            Some(StreamFrom::Position(r)) => StreamFrom::Position(r.min(position)),
+            Some(StreamFrom::Gtid(g)) => {
+                let at_copy = self.gtid.clone().ok_or_else(|| {
+                    Error::Protocol("the server gave no GTID position for the snapshot".into())
+                })?;
+                StreamFrom::Gtid(g.meet(&at_copy))
+            }
+        };
         let mut jobs = Vec::new();
         for table in copies {
             let after = match checkpoints.get(&table).map(|c| (&c.snapshot, c.position)) {
@@ -848,17 +1165,20 @@ impl Source for MysqlSource {
                 // Rows up to there were copied after `earlier`: the binlog replays from there.
                 Some((SnapshotState::After(key), earlier)) if !key.is_empty() => {
                     tracing::info!(table = %table, after = ?key, "Resuming the snapshot after the last copied key.");
-                    start = start.min(earlier);
+                    if let StreamFrom::Position(s) = &mut start {
+                        *s = (*s).min(earlier);
+                    }
                     Some((key.clone(), earlier))
                 }
                 _ => None,
             };
             let position = after.as_ref().map_or(position, |(_, earlier)| *earlier);
-            self.skip.insert(table.clone(), position);
+            self.skip.insert(table.clone(), Skip::Position(position));
             jobs.push(snapshot::Job {
                 table: self.tables[&table].clone(),
                 after: after.map(|(key, _)| key),
                 position,
+                generation: self.generation,
             });
         }
         tracing::info!(tables = jobs.len(), from = %self.display(position), parallelism = self.options.snapshot_parallelism, "Copying the snapshot.");
@@ -893,7 +1213,7 @@ impl Source for MysqlSource {
                 } => match events.recv().await {
                     Some(event) => return event,
                     None => {
-                        let from = *stream_from;
+                        let from = stream_from.clone();
                         self.start_streaming(from).await?;
                     }
                 },
@@ -903,8 +1223,12 @@ impl Source for MysqlSource {
         }
     }
 
-    fn acknowledge(&mut self, _position: u64) {
-        // The binlog keeps no reader state: the checkpoints in the lake are the position.
+    fn acknowledge(&mut self, position: u64) {
+        // The binlog keeps no reader state: the checkpoints in the lake are the position. GTID
+        // positions below the acknowledged one are no longer asked for.
+        if let Some((&last, _)) = self.gtids.range(..=position).next_back() {
+            self.gtids = self.gtids.split_off(&last);
+        }
     }
 
     async fn close(&mut self) -> Result<()> {

@@ -703,6 +703,7 @@ impl<S: Source> Pipeline<S> {
                 consistent_from: 0,
                 source: None,
                 origin,
+                gtid: None,
             },
             None => Checkpoint {
                 position: state.durable.max(processed),
@@ -710,10 +711,15 @@ impl<S: Source> Pipeline<S> {
                 consistent_from: state.consistent_from,
                 source: None,
                 origin,
+                gtid: None,
             },
         };
         let (kind, source) = (self.source.kind(), &self.source);
         let metadata = |c: &Checkpoint| {
+            let c = Checkpoint {
+                gtid: source.gtid(c.position),
+                ..c.clone()
+            };
             BTreeMap::from([(
                 CHECKPOINT_KEY.to_string(),
                 c.to_json(kind, &source.display(c.position)),
@@ -745,6 +751,7 @@ impl<S: Source> Pipeline<S> {
                     consistent_from: state.consistent_from,
                     source: None,
                     origin: checkpoint.origin.clone(),
+                    gtid: None,
                 }
             };
             // A replace commit of every file group: no table data is read.

@@ -14,7 +14,7 @@ pub mod mariadb;
 pub mod moto;
 pub mod postgres;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -108,6 +108,22 @@ pub fn inlet_bin() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// `inlet run --config <config>` as a child process, its output appended to `log`.
+pub fn spawn_inlet(config: &Path, log: &Path) -> anyhow::Result<std::process::Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    Ok(Command::new(inlet_bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("INLET_LOG", "warn,inlet_ingest=info")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
 }
 
 /// Runs a benchmark's child process (its standard error passed through); its standard output,
