@@ -10,7 +10,7 @@ use anyhow::ensure;
 use inlet_ingest::change::TableId;
 use inlet_ingest::mysql::MysqlConnect;
 use inlet_ingest::mysql::catalog;
-use inlet_tests::harness::mariadb::MariaDbServer;
+use inlet_tests::harness::mariadb::{MariaDbServer, fence};
 use mysql_async::prelude::Queryable;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,23 +328,6 @@ fn mysql_config(server: &MariaDbServer, lake: &std::path::Path, extra: &str) -> 
         server.url(),
         lake.display().to_string()
     )
-}
-
-/// Commits a change to `shop.inlet_fence` and returns the binlog position after it: once a
-/// pipeline has processed it, every earlier transaction is in the lake.
-async fn fence(conn: &mut mysql_async::Conn) -> anyhow::Result<u64> {
-    conn.query_drop(
-        "INSERT INTO shop.inlet_fence VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)",
-    )
-    .await?;
-    let row: mysql_async::Row = conn
-        .query_first("SHOW MASTER STATUS")
-        .await?
-        .expect("status");
-    let file: String = row.get(0).expect("file");
-    let offset: u64 = row.get(1).expect("position");
-    let number: u64 = file.rsplit('.').next().unwrap_or("0").parse()?;
-    Ok(number << 32 | offset)
 }
 
 /// A pipeline running on a thread of its own until [`Running::stop`].

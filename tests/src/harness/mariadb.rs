@@ -179,6 +179,33 @@ impl Drop for MariaDbServer {
     }
 }
 
+/// The server's binlog file and offset (`SHOW MASTER STATUS`).
+pub async fn binlog_at(conn: &mut mysql_async::Conn) -> anyhow::Result<(String, u64)> {
+    use mysql_async::prelude::Queryable;
+    let row: mysql_async::Row = conn
+        .query_first("SHOW MASTER STATUS")
+        .await?
+        .context("SHOW MASTER STATUS returned nothing")?;
+    Ok((
+        row.get(0).context("file")?,
+        row.get(1).context("position")?,
+    ))
+}
+
+/// Commits a change to `shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6))` and returns the
+/// binlog position after it, as inlet counts positions (`file number << 32 | offset`): once a
+/// pipeline has it, every earlier transaction is in the lake.
+pub async fn fence(conn: &mut mysql_async::Conn) -> anyhow::Result<u64> {
+    use mysql_async::prelude::Queryable;
+    conn.query_drop(
+        "INSERT INTO shop.inlet_fence VALUES (1, NOW(6)) ON DUPLICATE KEY UPDATE at = NOW(6)",
+    )
+    .await?;
+    let (file, offset) = binlog_at(conn).await?;
+    let number: u64 = file.rsplit('.').next().unwrap_or("0").parse()?;
+    Ok(number << 32 | offset)
+}
+
 fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
