@@ -472,7 +472,11 @@ mod tests {
     }
 
     fn fixtures() -> Result<Vec<Fixture>, Box<dyn Error>> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
+        // The crate's folder when the test runs (cargo sets it), not when it was built: the build
+        // cache is shared between clones at other paths.
+        let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+        let dir = format!("{crate_dir}/../../shared/fixtures/");
         let tables = [
             "nonpartitioned",
             "simplekeygen_nonhivestyle",

@@ -15,9 +15,11 @@ use inlet_ingest::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION, ChangeBatch, Error, deco
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> ChangeBatch {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name);
+    // The crate's folder when the test runs (cargo sets it), not when it was built: the build
+    // cache is shared between clones at other paths.
+    let crate_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = PathBuf::from(crate_dir).join("tests/data").join(name);
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     decode(std::io::BufReader::new(file)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }

@@ -9,7 +9,11 @@ use inlet_table::{Result, Table, TableConfig};
 use crate::util::column;
 
 fn fixture(name: &str, dest: &Path) -> PathBuf {
-    let zip_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // The crate's folder when the test runs (cargo sets it), not when it was built: the build
+    // cache is shared between clones at other paths.
+    let crate_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let zip_path = Path::new(&crate_dir)
         .join("../../shared/fixtures/hudi-spark-tables/sample_table/cow")
         .join(name);
     let file =

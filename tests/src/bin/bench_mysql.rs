@@ -130,7 +130,11 @@ async fn main() -> anyhow::Result<()> {
     // mariadb-binlog reads the same binlog from the server (its output counted, not kept).
     let started = Instant::now();
     let mut child = Command::new("mariadb-binlog")
-        .args(["--read-from-remote-server", "--host=127.0.0.1", "--user=root"])
+        .args([
+            "--read-from-remote-server",
+            "--host=127.0.0.1",
+            "--user=root",
+        ])
         .arg(format!("--port={}", server.port()))
         .arg(format!("--start-position={from_offset}"))
         .arg("--to-last-log")

@@ -186,10 +186,7 @@ pub async fn binlog_at(conn: &mut mysql_async::Conn) -> anyhow::Result<(String, 
         .query_first("SHOW MASTER STATUS")
         .await?
         .context("SHOW MASTER STATUS returned nothing")?;
-    Ok((
-        row.get(0).context("file")?,
-        row.get(1).context("position")?,
-    ))
+    Ok((row.get(0).context("file")?, row.get(1).context("position")?))
 }
 
 /// Commits a change to `shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6))` and returns the

@@ -23,7 +23,10 @@ const NO_VENV: &str = "run scripts/test (or scripts/venv) to create the interop 
 
 /// The workspace root (the folder holding the root `Cargo.toml`).
 pub fn repo_root() -> PathBuf {
-    let tests_crate = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The crate's folder when a test runs (cargo sets it), not when it was built: the build
+    // cache is shared between clones at other paths. Benchmarks run directly use the latter.
+    let tests_crate = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     match tests_crate.parent() {
         Some(root) => root.to_path_buf(),
         None => tests_crate,

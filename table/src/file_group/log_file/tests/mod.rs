@@ -10,10 +10,6 @@ use arrow::array::{AsArray, RecordBatch};
 use super::*;
 use crate::error::{Error, Result};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/hudi-log-files"
-);
 const AVRO_DATA: &str =
     "valid_log_avro_data/.ff32ab89-5ad0-4968-83b4-89a34c95d32f-0_20250316025816068.log.1_0-54-122";
 const PARQUET_DATA: &str = "valid_log_parquet_data/.ee2ace10-7667-40f5-9848-0a144b5ea064-0_20250113230302428.log.1_0-188-387";
@@ -24,7 +20,11 @@ const ROLLBACK: &str =
 const ALL_FIXTURES: [&str; 4] = [AVRO_DATA, PARQUET_DATA, DELETE, ROLLBACK];
 
 fn fixture(name: &str) -> Result<Vec<u8>> {
-    let path = format!("{FIXTURES}/{name}");
+    // The crate's folder when the test runs (cargo sets it), not when it was built: the build
+    // cache is shared between clones at other paths.
+    let crate_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{crate_dir}/../../shared/fixtures/hudi-log-files/{name}");
     std::fs::read(&path).map_err(|source| Error::Io { path, source })
 }
 
