@@ -86,43 +86,27 @@ async fn main() -> anyhow::Result<()> {
     // 2. A backlog of changes, written while inlet is stopped.
     let (from_file, from_offset) = binlog_at(&mut conn).await?;
     let started = Instant::now();
-    let inserts = changes * 6 / 10;
-    let updates = changes * 3 / 10;
+    let (inserts, updates) = (changes * 6 / 10, changes * 3 / 10);
     let deletes = changes - inserts - updates;
-    let mut done = 0;
-    while done < inserts {
-        let n = TXN_ROWS.min(inserts - done);
-        conn.query_drop(format!(
-            "INSERT INTO orders SELECT seq, CONCAT('customer-', seq % 9973), (seq % 100000) / 100,
-                 'new', NOW(6) FROM seq_{}_to_{}",
-            done + 1,
-            done + n
-        ))
-        .await?;
-        done += n;
-    }
-    let mut done = 0;
-    while done < updates {
-        let n = TXN_ROWS.min(updates - done);
-        let first = done % inserts + 1;
-        conn.query_drop(format!(
-            "UPDATE orders SET status = 'paid', amount = amount + 1, updated_at = NOW(6)
-               WHERE id BETWEEN {first} AND {}",
-            first + n - 1
-        ))
-        .await?;
-        done += n;
-    }
-    let mut done = 0;
-    while done < deletes {
-        let n = TXN_ROWS.min(deletes - done);
-        conn.query_drop(format!(
-            "DELETE FROM orders WHERE id BETWEEN {} AND {}",
-            inserts - done - n + 1,
-            inserts - done
-        ))
-        .await?;
-        done += n;
+    let statements = inlet_tests::harness::change_statements(
+        changes,
+        TXN_ROWS,
+        |first, last| {
+            format!(
+                "INSERT INTO orders SELECT seq, CONCAT('customer-', seq % 9973), (seq % 100000) / 100,
+                     'new', NOW(6) FROM seq_{first}_to_{last}"
+            )
+        },
+        |first, last| {
+            format!(
+                "UPDATE orders SET status = 'paid', amount = amount + 1, updated_at = NOW(6)
+                   WHERE id BETWEEN {first} AND {last}"
+            )
+        },
+        |first, last| format!("DELETE FROM orders WHERE id BETWEEN {first} AND {last}"),
+    );
+    for statement in &statements {
+        conn.query_drop(statement).await?;
     }
     let target = fence(&mut conn).await?;
     let workload_secs = started.elapsed().as_secs_f64();

@@ -58,46 +58,27 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. A backlog of changes, written while inlet is stopped.
     let started = Instant::now();
-    let inserts = changes * 6 / 10;
-    let updates = changes * 3 / 10;
+    let (inserts, updates) = (changes * 6 / 10, changes * 3 / 10);
     let deletes = changes - inserts - updates;
-    let mut done = 0;
-    while done < inserts {
-        let n = TXN_ROWS.min(inserts - done);
-        client
-            .batch_execute(&format!(
+    let statements = inlet_tests::harness::change_statements(
+        changes,
+        TXN_ROWS,
+        |first, last| {
+            format!(
                 "INSERT INTO orders SELECT g, 'customer-' || (g % 9973), (g % 100000) / 100.0, 'new', now()
-                   FROM generate_series({}, {}) g",
-                done + 1,
-                done + n
-            ))
-            .await?;
-        done += n;
-    }
-    let mut done = 0;
-    while done < updates {
-        let n = TXN_ROWS.min(updates - done);
-        let first = done % inserts + 1;
-        client
-            .batch_execute(&format!(
+                   FROM generate_series({first}, {last}) g"
+            )
+        },
+        |first, last| {
+            format!(
                 "UPDATE orders SET status = 'paid', amount = amount + 1, updated_at = now()
-                   WHERE id BETWEEN {first} AND {}",
-                first + n - 1
-            ))
-            .await?;
-        done += n;
-    }
-    let mut done = 0;
-    while done < deletes {
-        let n = TXN_ROWS.min(deletes - done);
-        client
-            .batch_execute(&format!(
-                "DELETE FROM orders WHERE id BETWEEN {} AND {}",
-                inserts - done - n + 1,
-                inserts - done
-            ))
-            .await?;
-        done += n;
+                   WHERE id BETWEEN {first} AND {last}"
+            )
+        },
+        |first, last| format!("DELETE FROM orders WHERE id BETWEEN {first} AND {last}"),
+    );
+    for statement in &statements {
+        client.batch_execute(statement).await?;
     }
     let target = fence(&client).await?;
     let workload_secs = started.elapsed().as_secs_f64();

@@ -145,6 +145,34 @@ pub fn run_child(command: &mut Command, label: &str) -> anyhow::Result<String> {
     Ok(stdout)
 }
 
+/// The capture benchmarks' backlog of `changes` row changes: 60% inserts of keys 1.., then 30%
+/// updates and 10% deletes of those keys, `txn_rows` rows per statement. `insert`, `update` and
+/// `delete` write the statement for keys `first..=last` in the source's SQL.
+pub fn change_statements(
+    changes: i64,
+    txn_rows: i64,
+    insert: impl Fn(i64, i64) -> String,
+    update: impl Fn(i64, i64) -> String,
+    delete: impl Fn(i64, i64) -> String,
+) -> Vec<String> {
+    let inserts = changes * 6 / 10;
+    let updates = changes * 3 / 10;
+    let deletes = changes - inserts - updates;
+    let mut statements = Vec::new();
+    for done in (0..inserts).step_by(txn_rows as usize) {
+        statements.push(insert(done + 1, (done + txn_rows).min(inserts)));
+    }
+    for done in (0..updates).step_by(txn_rows as usize) {
+        let first = done % inserts + 1;
+        statements.push(update(first, first + txn_rows.min(updates - done) - 1));
+    }
+    for done in (0..deletes).step_by(txn_rows as usize) {
+        let n = txn_rows.min(deletes - done);
+        statements.push(delete(inserts - done - n + 1, inserts - done));
+    }
+    statements
+}
+
 /// Where a benchmark keeps its data: `INLET_BENCH_DIR` (empty or new; kept for a look
 /// afterwards), else a temporary directory, removed when the returned guard drops.
 pub fn bench_dir() -> anyhow::Result<(Option<tempfile::TempDir>, PathBuf)> {
