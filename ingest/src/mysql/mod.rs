@@ -1,10 +1,11 @@
 //! Change capture from MySQL 8.0+ and MariaDB 10.6+ (binlog, `mysql_async` with `binlog`):
 //! the prerequisite checks and the discovery of the captured tables ([`catalog`]), the
-//! conversion of their values into Arrow ([`types`]), the initial snapshot in key ranges
+//! conversion of their values into Arrow ([`types`]), row images of the binlog (`rows`), the initial snapshot in key ranges
 //! (`snapshot`) and the binlog stream ([`source`]).
 
 pub mod catalog;
 pub mod gtid;
+mod rows;
 mod snapshot;
 pub mod source;
 pub mod types;

@@ -20,7 +20,8 @@ use mysql_async::{Conn, Pool, Value};
 use tokio::sync::mpsc;
 
 use super::catalog;
-use super::source::{Captured, GENERATION_SHIFT, Rows, binlog_position};
+use super::rows::{Captured, Rows};
+use super::source::{GENERATION_SHIFT, binlog_position};
 use super::types::{Conv, key_param, key_text};
 use crate::change::{Event, RowBatch, TableId};
 use crate::error::{Error, Result};

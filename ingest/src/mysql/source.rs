@@ -10,29 +10,20 @@
 //! from their GTIDs instead, each table skips the transactions its GTID position includes, and
 //! the generation goes up by one, so that the new server's positions sort after the old one's.
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{
-    ArrayRef, BooleanArray, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::datatypes::{Field, Schema, SchemaRef};
 use futures::StreamExt;
 use inlet_config::OnGap;
-use mysql_async::binlog::events::{EventData, RowsEventData};
-use mysql_async::binlog::value::BinlogValue;
+use mysql_async::binlog::events::EventData;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Value};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use tokio::sync::mpsc;
 
-use super::catalog::{self, MysqlTable};
+use super::catalog;
 use super::gtid::{self, Gtid, GtidPosition};
-use super::types::{ColumnBuilder, Conv, Refused};
+use super::rows::{self, Captured, Plan, Rows};
 use super::{MysqlConnect, snapshot};
-use crate::change::{
-    Checkpoint, Event, Rejected, RowBatch, SchemaChange, SnapshotState, Source, TableId, TableInfo,
-    with_cdc_columns,
-};
+use crate::change::{Checkpoint, Event, SchemaChange, SnapshotState, Source, TableId, TableInfo};
 use crate::error::{Error, Result};
 
 /// Whether the (upper-cased) statement names table `id` (unqualified names are in `schema`).
@@ -112,111 +103,6 @@ pub struct MysqlOptions {
     pub keys: BTreeMap<String, Vec<String>>,
 }
 
-/// A captured table: its columns' conversions (as the binlog carries them).
-#[derive(Debug, Clone)]
-pub(super) struct Captured {
-    pub(super) table: MysqlTable,
-    pub(super) convs: Vec<Conv>,
-    pub(super) schema: SchemaRef,
-}
-
-impl Captured {
-    fn new(table: MysqlTable) -> Self {
-        let convs: Vec<Conv> = table.columns.iter().map(Conv::of).collect();
-        for (c, conv) in table.columns.iter().zip(&convs) {
-            if *conv == Conv::Other {
-                tracing::warn!(table = %table.id, column = %c.name, column_type = %c.column_type, "No mapping for this type: written as text.");
-            }
-        }
-        let schema = Arc::new(Schema::new(
-            table
-                .columns
-                .iter()
-                .zip(&convs)
-                .map(|(c, conv)| Field::new(&c.name, conv.data_type(), true))
-                .collect::<Vec<_>>(),
-        ));
-        Captured {
-            table,
-            convs,
-            schema,
-        }
-    }
-}
-
-/// Rows of one table in the open transaction.
-#[derive(Debug)]
-pub(super) struct Rows {
-    columns: Vec<ColumnBuilder>,
-    op: StringBuilder,
-    position: Int64Builder,
-    commit_ts: TimestampMicrosecondBuilder,
-    deletes: Vec<bool>,
-    rejected: Vec<Rejected>,
-}
-
-impl Rows {
-    pub(super) fn new(convs: &[Conv]) -> Self {
-        Rows {
-            columns: convs.iter().cloned().map(ColumnBuilder::new).collect(),
-            op: StringBuilder::new(),
-            position: Int64Builder::new(),
-            commit_ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            deletes: Vec::new(),
-            rejected: Vec::new(),
-        }
-    }
-
-    pub(super) fn append(
-        &mut self,
-        captured: &Captured,
-        values: &[Value],
-        op: &str,
-        position: i64,
-        commit_ts: Option<i64>,
-    ) -> Result<()> {
-        let row = self.deletes.len();
-        for (i, builder) in self.columns.iter_mut().enumerate() {
-            let value = values.get(i).unwrap_or(&Value::NULL);
-            let name = &captured.table.columns[i].name;
-            match builder.append(value) {
-                Ok(()) => {}
-                Err(Refused::NoRepresentation(reason)) => self.rejected.push(Rejected {
-                    row,
-                    column: name.clone(),
-                    value: super::types::render(value),
-                    reason,
-                }),
-                Err(Refused::Bad(reason)) => {
-                    return Err(Error::SchemaChange {
-                        table: captured.table.id.to_string(),
-                        reason: format!("column {name}: {reason}"),
-                    });
-                }
-            }
-        }
-        self.op.append_value(op);
-        self.position.append_value(position);
-        self.commit_ts.append_option(commit_ts);
-        self.deletes.push(op == "d");
-        Ok(())
-    }
-
-    pub(super) fn finish(mut self, captured: &Captured) -> Result<RowBatch> {
-        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|b| b.finish()).collect();
-        arrays.push(Arc::new(self.op.finish()));
-        arrays.push(Arc::new(self.position.finish()));
-        arrays.push(Arc::new(self.commit_ts.finish()));
-        Ok(RowBatch {
-            table: captured.table.id.clone(),
-            batch: RecordBatch::try_new(with_cdc_columns(&captured.schema), arrays)?,
-            deletes: BooleanArray::from(self.deletes),
-            unresolved: Vec::new(),
-            rejected: self.rejected,
-        })
-    }
-}
-
 /// Where a binlog stream starts.
 #[derive(Debug, Clone)]
 enum StreamFrom {
@@ -271,6 +157,8 @@ pub struct MysqlSource {
     phase: Phase,
     queue: VecDeque<Event>,
     skip: HashMap<TableId, Skip>,
+    /// The column plan of each table id's latest TABLE_MAP.
+    plans: HashMap<u64, Plan>,
     txn: Option<Txn>,
     /// The end of the last transaction delivered: where a reconnection reads again.
     delivered: u64,
@@ -300,6 +188,7 @@ impl MysqlSource {
             phase: Phase::NotStarted,
             queue: VecDeque::new(),
             skip: HashMap::new(),
+            plans: HashMap::new(),
             txn: None,
             delivered: 0,
             started_at: None,
@@ -350,6 +239,7 @@ impl MysqlSource {
         let (tables, _) =
             catalog::discover(&mut conn, |t| t == id.to_string(), &self.options.keys).await?;
         let _ = conn.disconnect().await;
+        self.plans.retain(|_, plan| plan.table != *id);
         let Some(table) = tables.into_iter().next() else {
             tracing::warn!(table = %id, "The table is gone from the source (dropped or renamed): no more changes are captured for it.");
             self.tables.remove(id);
@@ -660,6 +550,15 @@ impl MysqlSource {
                 if has(&self.skip, &id, at, gtid.as_ref()) {
                     return Ok(());
                 }
+                let table_id = rows.table_id();
+                if self
+                    .plans
+                    .get(&table_id)
+                    .is_none_or(|plan| plan.table_map != *tme)
+                {
+                    self.plans.insert(table_id, Plan::new(tme, captured)?);
+                }
+                let plan = &self.plans[&table_id];
                 let txn = self.txn.get_or_insert_with(|| Txn {
                     commit_ts: Some(timestamp),
                     rows: BTreeMap::new(),
@@ -667,97 +566,12 @@ impl MysqlSource {
                 });
                 let out = txn
                     .rows
-                    .entry(id.clone())
+                    .entry(id)
                     .or_insert_with(|| Rows::new(&captured.convs));
-                let tme = tme.clone();
-                let key_index: Vec<usize> = captured
-                    .table
-                    .key
-                    .iter()
-                    .filter_map(|k| captured.table.columns.iter().position(|c| &c.name == k))
-                    .collect();
-                for row in rows.rows(&tme) {
-                    let (before, after) =
-                        row.map_err(|e| Error::Protocol(format!("decoding rows of {id}: {e}")))?;
-                    // Columns are matched by name (the table map's full metadata): an event
-                    // written before a column was added has no value for it (null), one written
-                    // before a column was dropped has a value inlet can no longer place.
-                    let values =
-                        |image: &mysql_async::binlog::row::BinlogRow| -> Result<Vec<Value>> {
-                            let names: Vec<String> = image
-                                .columns_ref()
-                                .iter()
-                                .map(|c| c.name_str().into_owned())
-                                .collect();
-                            for (i, name) in names.iter().enumerate() {
-                                let known = captured.table.columns.iter().any(|c| &c.name == name);
-                                let valued = !matches!(
-                                    image.as_ref(i),
-                                    None | Some(BinlogValue::Value(Value::NULL))
-                                );
-                                if !known && valued {
-                                    return Err(Error::SchemaChange {
-                                        table: id.to_string(),
-                                        reason: format!(
-                                            "the binlog holds values of column {name}, which the table \
-                                         no longer has (it was dropped after this change, and \
-                                         inlet started behind the drop): recreate the lake table"
-                                        ),
-                                    });
-                                }
-                            }
-                            captured
-                                .table
-                                .columns
-                                .iter()
-                                .map(|c| {
-                                    match names
-                                        .iter()
-                                        .position(|n| n == &c.name)
-                                        .and_then(|i| image.as_ref(i))
-                                    {
-                                        Some(BinlogValue::Value(v)) => Ok(v.clone()),
-                                        Some(BinlogValue::Jsonb(j)) => Ok(Value::Bytes(
-                                            serde_json::Value::try_from(j.clone())
-                                                .map(|v| v.to_string())
-                                                .unwrap_or_default()
-                                                .into_bytes(),
-                                        )),
-                                        Some(other) => Err(Error::Protocol(format!(
-                                            "{id}: a value the binlog cannot give whole ({other:?})"
-                                        ))),
-                                        None => Ok(Value::NULL),
-                                    }
-                                })
-                                .collect()
-                        };
-                    let ts = txn.commit_ts;
-                    match (&rows, before, after) {
-                        (
-                            RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_),
-                            _,
-                            Some(a),
-                        ) => {
-                            out.append(captured, &values(&a)?, "c", at as i64, ts)?;
-                        }
-                        (
-                            RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_),
-                            Some(b),
-                            _,
-                        ) => {
-                            out.append(captured, &values(&b)?, "d", at as i64, ts)?;
-                        }
-                        (_, Some(b), Some(a)) => {
-                            let (b, a) = (values(&b)?, values(&a)?);
-                            // A changed key: the old key is deleted first.
-                            if key_index.iter().any(|&i| b.get(i) != a.get(i)) {
-                                out.append(captured, &b, "d", at as i64, ts)?;
-                            }
-                            out.append(captured, &a, "u", at as i64, ts)?;
-                        }
-                        _ => {}
-                    }
-                }
+                let ts = txn.commit_ts;
+                rows::each_row(&rows, plan, |op, cells| {
+                    out.append_image(captured, plan, cells, op, at as i64, ts)
+                })?;
             }
             Some(EventData::XidEvent(_)) => self.commit(at, timestamp)?,
             _ => {}

@@ -261,32 +261,37 @@ impl ColumnBuilder {
         self.builder.finish()
     }
 
-    fn b<T: 'static>(&mut self) -> &mut T {
-        self.builder
-            .as_any_mut()
-            .downcast_mut::<T>()
-            .expect("the builder made for this conversion")
+    /// The conversion this builder was made for.
+    pub fn conv(&self) -> &Conv {
+        &self.conv
+    }
+
+    /// The Arrow builder, as the type [`ColumnBuilder::new`] made for the conversion.
+    pub fn typed<T: 'static>(&mut self) -> &mut T {
+        typed(&mut self.builder)
     }
 
     pub fn append_null(&mut self) {
         match &self.conv {
-            Conv::Int8 => self.b::<Int8Builder>().append_null(),
-            Conv::Int16 | Conv::Year => self.b::<Int16Builder>().append_null(),
-            Conv::Int24 | Conv::Int32 => self.b::<Int32Builder>().append_null(),
-            Conv::Int64 | Conv::Time => self.b::<Int64Builder>().append_null(),
-            Conv::Unsigned64 | Conv::Decimal { .. } => self.b::<Decimal128Builder>().append_null(),
-            Conv::Float32 => self.b::<Float32Builder>().append_null(),
-            Conv::Float64 => self.b::<Float64Builder>().append_null(),
-            Conv::Bit1 => self.b::<BooleanBuilder>().append_null(),
-            Conv::Bits | Conv::Binary | Conv::FixedBinary(_) | Conv::Geometry => {
-                self.b::<BinaryBuilder>().append_null()
+            Conv::Int8 => self.typed::<Int8Builder>().append_null(),
+            Conv::Int16 | Conv::Year => self.typed::<Int16Builder>().append_null(),
+            Conv::Int24 | Conv::Int32 => self.typed::<Int32Builder>().append_null(),
+            Conv::Int64 | Conv::Time => self.typed::<Int64Builder>().append_null(),
+            Conv::Unsigned64 | Conv::Decimal { .. } => {
+                self.typed::<Decimal128Builder>().append_null()
             }
-            Conv::Date => self.b::<Date32Builder>().append_null(),
+            Conv::Float32 => self.typed::<Float32Builder>().append_null(),
+            Conv::Float64 => self.typed::<Float64Builder>().append_null(),
+            Conv::Bit1 => self.typed::<BooleanBuilder>().append_null(),
+            Conv::Bits | Conv::Binary | Conv::FixedBinary(_) | Conv::Geometry => {
+                self.typed::<BinaryBuilder>().append_null()
+            }
+            Conv::Date => self.typed::<Date32Builder>().append_null(),
             Conv::DateTime | Conv::Timestamp => {
-                self.b::<TimestampMicrosecondBuilder>().append_null()
+                self.typed::<TimestampMicrosecondBuilder>().append_null()
             }
             Conv::Text { .. } | Conv::Enum(_) | Conv::Set(_) | Conv::Json | Conv::Other => {
-                self.b::<StringBuilder>().append_null()
+                self.typed::<StringBuilder>().append_null()
             }
         }
     }
@@ -306,25 +311,25 @@ impl ColumnBuilder {
             return Ok(());
         }
         let bad = |what: &str| Refused::Bad(format!("{value:?} is not a valid {what}"));
-        let conv = self.conv.clone();
+        let ColumnBuilder { conv, builder } = self;
         match conv {
             Conv::Int8 => {
                 let v = int(value)
                     .and_then(|v| i8::try_from(v).ok())
                     .ok_or_else(|| bad("tinyint"))?;
-                self.b::<Int8Builder>().append_value(v);
+                typed::<Int8Builder>(builder).append_value(v);
             }
             Conv::Int16 => {
                 let v = int(value)
                     .and_then(|v| i16::try_from(v).ok())
                     .ok_or_else(|| bad("int16"))?;
-                self.b::<Int16Builder>().append_value(v);
+                typed::<Int16Builder>(builder).append_value(v);
             }
             Conv::Year => {
                 let v = int(value)
                     .and_then(|v| i16::try_from(v).ok())
                     .ok_or_else(|| bad("year"))?;
-                self.b::<Int16Builder>().append_value(v);
+                typed::<Int16Builder>(builder).append_value(v);
             }
             Conv::Int24 => {
                 let v = int(value).ok_or_else(|| bad("mediumint"))?;
@@ -335,30 +340,30 @@ impl ColumnBuilder {
                     v
                 };
                 let v = i32::try_from(v).map_err(|_| bad("mediumint"))?;
-                self.b::<Int32Builder>().append_value(v);
+                typed::<Int32Builder>(builder).append_value(v);
             }
             Conv::Int32 => {
                 let v = int(value)
                     .and_then(|v| i32::try_from(v).ok())
                     .ok_or_else(|| bad("int32"))?;
-                self.b::<Int32Builder>().append_value(v);
+                typed::<Int32Builder>(builder).append_value(v);
             }
             Conv::Int64 => {
                 let v = int(value)
                     .and_then(|v| i64::try_from(v).ok())
                     .ok_or_else(|| bad("int64"))?;
-                self.b::<Int64Builder>().append_value(v);
+                typed::<Int64Builder>(builder).append_value(v);
             }
             Conv::Unsigned64 => {
                 let v = int(value)
                     .and_then(|v| u64::try_from(v).ok())
                     .ok_or_else(|| bad("bigint unsigned"))?;
-                self.b::<Decimal128Builder>().append_value(i128::from(v));
+                typed::<Decimal128Builder>(builder).append_value(i128::from(v));
             }
             Conv::Decimal { scale, .. } => {
                 let text = text(value).ok_or_else(|| bad("decimal"))?;
-                let v = parse_decimal(&text, scale).ok_or_else(|| bad("decimal"))?;
-                self.b::<Decimal128Builder>().append_value(v);
+                let v = parse_decimal(&text, *scale).ok_or_else(|| bad("decimal"))?;
+                typed::<Decimal128Builder>(builder).append_value(v);
             }
             Conv::Float32 => {
                 let v = match value {
@@ -368,7 +373,7 @@ impl ColumnBuilder {
                         .and_then(|t| t.parse().ok())
                         .ok_or_else(|| bad("float"))?,
                 };
-                self.b::<Float32Builder>().append_value(v);
+                typed::<Float32Builder>(builder).append_value(v);
             }
             Conv::Float64 => {
                 let v = match value {
@@ -378,7 +383,7 @@ impl ColumnBuilder {
                         .and_then(|t| t.parse().ok())
                         .ok_or_else(|| bad("double"))?,
                 };
-                self.b::<Float64Builder>().append_value(v);
+                typed::<Float64Builder>(builder).append_value(v);
             }
             Conv::Bit1 => {
                 let v = match value {
@@ -387,38 +392,37 @@ impl ColumnBuilder {
                     Value::UInt(u) => *u != 0,
                     _ => return Err(bad("bit(1)")),
                 };
-                self.b::<BooleanBuilder>().append_value(v);
+                typed::<BooleanBuilder>(builder).append_value(v);
             }
             Conv::Bits | Conv::Binary => {
                 let Value::Bytes(b) = value else {
                     return Err(bad("binary value"));
                 };
-                self.b::<BinaryBuilder>().append_value(b);
+                typed::<BinaryBuilder>(builder).append_value(b);
             }
             Conv::FixedBinary(n) => {
                 let Value::Bytes(b) = value else {
                     return Err(bad("binary value"));
                 };
                 let mut padded = b.clone();
-                if padded.len() < n {
-                    padded.resize(n, 0);
+                if padded.len() < *n {
+                    padded.resize(*n, 0);
                 }
-                self.b::<BinaryBuilder>().append_value(padded);
+                typed::<BinaryBuilder>(builder).append_value(padded);
             }
             Conv::Geometry => {
                 let Value::Bytes(b) = value else {
                     return Err(bad("geometry"));
                 };
                 // MySQL's internal format: a 4-byte SRID, then WKB.
-                self.b::<BinaryBuilder>()
-                    .append_value(b.get(4..).unwrap_or_default());
+                typed::<BinaryBuilder>(builder).append_value(b.get(4..).unwrap_or_default());
             }
             Conv::Date => {
                 let (y, m, d) = date_parts(value).ok_or_else(|| bad("date"))?;
                 let date = NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
                     .ok_or_else(|| zero_date(value))?;
                 let days = (date - epoch()).num_days();
-                self.b::<Date32Builder>().append_value(days as i32);
+                typed::<Date32Builder>(builder).append_value(days as i32);
             }
             Conv::Timestamp => {
                 let micros = match epoch_micros(value) {
@@ -427,22 +431,22 @@ impl ColumnBuilder {
                     Some(micros) => micros,
                     None => datetime_micros(value)?,
                 };
-                self.b::<TimestampMicrosecondBuilder>().append_value(micros);
+                typed::<TimestampMicrosecondBuilder>(builder).append_value(micros);
             }
             Conv::DateTime => {
                 let micros = datetime_micros(value)?;
-                self.b::<TimestampMicrosecondBuilder>().append_value(micros);
+                typed::<TimestampMicrosecondBuilder>(builder).append_value(micros);
             }
             Conv::Time => {
                 let micros = time_micros(value).ok_or_else(|| bad("time"))?;
-                self.b::<Int64Builder>().append_value(micros);
+                typed::<Int64Builder>(builder).append_value(micros);
             }
             Conv::Text { latin1 } => {
                 let Value::Bytes(b) = value else {
                     return Err(bad("text"));
                 };
-                let text = if latin1 { cp1252(b) } else { utf8(b)? };
-                self.b::<StringBuilder>().append_value(text);
+                let text = if *latin1 { cp1252(b) } else { utf8(b)? };
+                typed::<StringBuilder>(builder).append_value(text);
             }
             Conv::Enum(labels) => {
                 let label = match value {
@@ -460,7 +464,7 @@ impl ColumnBuilder {
                     }
                     _ => return Err(bad("enum")),
                 };
-                self.b::<StringBuilder>().append_value(label);
+                typed::<StringBuilder>(builder).append_value(label);
             }
             Conv::Set(labels) => {
                 let text = match value {
@@ -476,15 +480,22 @@ impl ColumnBuilder {
                     }
                     _ => return Err(bad("set")),
                 };
-                self.b::<StringBuilder>().append_value(text);
+                typed::<StringBuilder>(builder).append_value(text);
             }
             Conv::Json | Conv::Other => {
                 let text = text(value).ok_or_else(|| bad("text"))?;
-                self.b::<StringBuilder>().append_value(text);
+                typed::<StringBuilder>(builder).append_value(text);
             }
         }
         Ok(())
     }
+}
+
+fn typed<T: 'static>(builder: &mut Box<dyn ArrayBuilder>) -> &mut T {
+    builder
+        .as_any_mut()
+        .downcast_mut::<T>()
+        .expect("the builder made for this conversion")
 }
 
 fn epoch() -> NaiveDate {
@@ -653,7 +664,7 @@ fn utf8(bytes: &[u8]) -> Result<String, Refused> {
 }
 
 /// MySQL's `latin1` is Windows-1252: 0x80–0x9F are printable characters, not C1 controls.
-fn cp1252(bytes: &[u8]) -> String {
+pub(super) fn cp1252(bytes: &[u8]) -> String {
     const HIGH: [char; 32] = [
         '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
         '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
