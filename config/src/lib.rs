@@ -262,6 +262,10 @@ pub struct MysqlConfig {
     /// Rows per key range of the initial snapshot (what one range holds in memory).
     #[serde(default = "default_chunk_size")]
     pub chunk_size: usize,
+    /// How the snapshot's binlog start position is taken: `none` (no lock) or `minimal` (a
+    /// global read lock held while the position is read).
+    #[serde(default)]
+    pub snapshot_locking: SnapshotLocking,
     /// What to do when the binlog a table's checkpoint needs has been purged: `fail` or
     /// `resnapshot` (empty those tables and copy them again).
     #[serde(default)]
@@ -271,6 +275,22 @@ pub struct MysqlConfig {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+}
+
+/// How a MySQL/MariaDB snapshot takes the binlog position it streams from (Debezium's
+/// `snapshot.locking.mode`). Every transaction before that position must be committed, or the
+/// copy could miss it and the stream would skip it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotLocking {
+    /// No lock: MariaDB's `binlog_snapshot_position` of a consistent-snapshot transaction.
+    /// MySQL has no such position, so there a snapshot is refused.
+    #[default]
+    None,
+    /// `FLUSH TABLES WITH READ LOCK` (the `RELOAD` privilege) while the binlog position is
+    /// read: writes wait for a few milliseconds, or until statements already running finish
+    /// (at most `lock_wait_timeout`, set to 10 s). Needed for a snapshot on MySQL.
+    Minimal,
 }
 
 /// Rows per key range of a MySQL snapshot.

@@ -219,6 +219,7 @@ fn the_example_mysql_configuration_is_valid() {
     };
     assert_eq!((my.snapshot_parallelism, my.chunk_size), (2, 10_000));
     assert_eq!(my.on_gap, OnGap::Fail);
+    assert_eq!(my.snapshot_locking, crate::SnapshotLocking::None);
     assert!(c.source.selects("shop.orders") && !c.source.selects("shop.tmp_x"));
     assert_eq!(
         c.table_uri("shop", "orders"),
@@ -228,6 +229,22 @@ fn the_example_mysql_configuration_is_valid() {
         include_str!("../../examples/mysql.toml").replace("chunk_size = 10000", "chunk_size = 0");
     let err = Config::parse(&zero, "inlet.toml").unwrap_err().to_string();
     assert!(err.contains("source.chunk_size"), "{err}");
+    let locking = |value: &str| {
+        let text = include_str!("../../examples/mysql.toml").replace(
+            "# snapshot_locking = \"minimal\"",
+            &format!("snapshot_locking = \"{value}\""),
+        );
+        Config::parse(&text, "inlet.toml").map(|c| match &c.single().unwrap().source {
+            SourceConfig::Mysql(my) => my.snapshot_locking,
+            other => panic!("not a mysql source: {other:?}"),
+        })
+    };
+    assert_eq!(locking("minimal").unwrap(), crate::SnapshotLocking::Minimal);
+    let err = locking("extended").unwrap_err().to_string();
+    assert!(
+        err.contains("snapshot_locking") || err.contains("minimal"),
+        "{err}"
+    );
 }
 
 #[test]

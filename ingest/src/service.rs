@@ -97,6 +97,7 @@ pub async fn prepare(
                 on_gap: my.on_gap,
                 snapshot_parallelism: my.snapshot_parallelism,
                 chunk_rows: my.chunk_size,
+                locking: my.snapshot_locking,
                 keys: config
                     .tables
                     .iter()

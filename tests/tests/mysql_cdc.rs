@@ -963,6 +963,29 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
 /// number, not its label), decimals that differ in the 30th digit, microseconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_in_key_ranges_under_concurrent_writes_converges() -> anyhow::Result<()> {
+    let flushes = snapshot_under_concurrent_writes("none").await?;
+    ensure!(
+        flushes == 0,
+        "the lock-free snapshot ran {flushes} FLUSH statements"
+    );
+    Ok(())
+}
+
+/// The same with the start position read under a global read lock (what MySQL needs, as it
+/// has no lock-free snapshot position): the lock is taken, and the lake converges as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_with_minimal_locking_under_concurrent_writes_converges() -> anyhow::Result<()> {
+    let flushes = snapshot_under_concurrent_writes("minimal").await?;
+    ensure!(
+        flushes == 1,
+        "{flushes} FLUSH statements, expected the one of the lock"
+    );
+    Ok(())
+}
+
+/// [`a_snapshot_in_key_ranges_under_concurrent_writes_converges`] with `snapshot_locking`;
+/// returns the FLUSH statements the server ran meanwhile.
+async fn snapshot_under_concurrent_writes(locking: &str) -> anyhow::Result<u64> {
     let server = MariaDbServer::start()?;
     let mut conn = server.connect().await?;
     conn.query_drop(
@@ -982,8 +1005,19 @@ async fn a_snapshot_in_key_ranges_under_concurrent_writes_converges() -> anyhow:
     let lake = dir.path().join("lake");
     let config = mysql_config(&server, &lake, "").replace(
         "include = [\"shop.*\"]\n",
-        "include = [\"shop.*\"]\nchunk_size = 16\nsnapshot_parallelism = 3\n",
+        &format!(
+            "include = [\"shop.*\"]\nchunk_size = 16\nsnapshot_parallelism = 3\n\
+             snapshot_locking = {locking:?}\n"
+        ),
     );
+    let flushes = || async {
+        let mut conn = server.connect().await?;
+        let count: Option<(String, u64)> = conn
+            .query_first("SHOW GLOBAL STATUS LIKE 'Com_flush'")
+            .await?;
+        anyhow::Ok(count.map_or(0, |(_, n)| n))
+    };
+    let flushes_before = flushes().await?;
     // The writer starts before the pipeline and goes on until both copies are done and a while
     // after, so that it writes before, during and after the snapshot.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1061,7 +1095,7 @@ async fn a_snapshot_in_key_ranges_under_concurrent_writes_converges() -> anyhow:
             "only {copied} rows of {table} came from the snapshot"
         );
     }
-    Ok(())
+    Ok(flushes().await? - flushes_before)
 }
 
 /// A copy killed midway resumes after the last key committed. The key begins with bytes that

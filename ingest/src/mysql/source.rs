@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures::StreamExt;
-use inlet_config::OnGap;
+use inlet_config::{OnGap, SnapshotLocking};
 use mysql_async::binlog::events::EventData;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
@@ -99,6 +99,8 @@ pub struct MysqlOptions {
     pub snapshot_parallelism: usize,
     /// Rows per snapshot range.
     pub chunk_rows: usize,
+    /// How the snapshot's start position is taken.
+    pub locking: SnapshotLocking,
     /// Configured key columns of tables without a primary key, by `database.table`.
     pub keys: BTreeMap<String, Vec<String>>,
 }
@@ -614,55 +616,23 @@ impl MysqlSource {
         }
     }
 
-    /// A binlog position that every later read sees whole: MariaDB's `binlog_snapshot_position`
-    /// of a consistent-snapshot transaction (the transactions before it are committed, which
-    /// `SHOW MASTER STATUS` does not promise: a transaction is in the binlog before it commits).
+    /// A binlog position that every later read sees whole: every transaction before it is
+    /// committed, which `SHOW MASTER STATUS` alone does not promise (a transaction is in the
+    /// binlog before it commits). Without locks, MariaDB's `binlog_snapshot_position` of a
+    /// consistent-snapshot transaction; with `minimal` locking, the position under a global read
+    /// lock, which waits for commits under way and holds back new ones.
     async fn snapshot_position(&mut self, conn: &mut Conn) -> Result<u64> {
-        conn.query_drop(
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-             START TRANSACTION WITH CONSISTENT SNAPSHOT",
-        )
-        .await
-        .map_err(Self::mysql_err("starting the snapshot"))?;
-        let status: Vec<(String, String)> = conn
-            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            .await
-            .map_err(Self::mysql_err("reading the snapshot's binlog position"))?;
-        conn.query_drop("COMMIT")
-            .await
-            .map_err(Self::mysql_err("ending the snapshot transaction"))?;
-        let value = |name: &str| {
-            status
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
+        let (file, offset) = match self.options.locking {
+            SnapshotLocking::None => lock_free_position(conn).await?,
+            SnapshotLocking::Minimal => locked_position(conn).await?,
         };
-        match (
-            value("binlog_snapshot_file"),
-            value("binlog_snapshot_position"),
-        ) {
-            (Some(file), Some(offset)) if !file.is_empty() => {
-                self.set_file(&file);
-                let offset = offset.parse::<u64>().unwrap_or(4);
-                let position = self.at(offset);
-                self.gtid = self.gtid_at(conn, &file, offset).await?;
-                self.record_gtid(position);
-                Ok(position)
-            }
-            _ => Err(Error::Config {
-                field: "source.snapshot".to_string(),
-                reason: "the server gives no binlog_snapshot_file/position, the binlog position \
-                         a lock-free snapshot starts from (MariaDB does; MySQL does not, and \
-                         inlet does not take a global read lock): use snapshot = \"never\" and \
-                         load the existing rows another way"
-                    .to_string(),
-            }),
-        }
+        self.set_file(&file);
+        let position = self.at(offset);
+        self.gtid = self.gtid_at(conn, &file, offset).await?;
+        self.record_gtid(position);
+        Ok(position)
     }
 
-    /// Tables whose checkpoint lies in a binlog file the server has purged, or was read from
-    /// another server, miss changes. Fails naming them, or with `on_gap = "resnapshot"` empties
-    /// them and copies them again.
     async fn check_gap(
         &mut self,
         conn: &mut Conn,
@@ -811,6 +781,79 @@ fn parse_file(name: &str) -> Option<(String, u64)> {
 }
 
 /// The server's current binlog file and position (`file number << 32 | offset`).
+/// MariaDB's binlog position of a consistent-snapshot transaction.
+async fn lock_free_position(conn: &mut Conn) -> Result<(String, u64)> {
+    let err = MysqlSource::mysql_err;
+    conn.query_drop(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+         START TRANSACTION WITH CONSISTENT SNAPSHOT",
+    )
+    .await
+    .map_err(err("starting the snapshot"))?;
+    let status: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(err("reading the snapshot's binlog position"))?;
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(err("ending the snapshot transaction"))?;
+    let value = |name: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    match (
+        value("binlog_snapshot_file"),
+        value("binlog_snapshot_position"),
+    ) {
+        (Some(file), Some(offset)) if !file.is_empty() => {
+            Ok((file, offset.parse::<u64>().unwrap_or(4)))
+        }
+        _ => Err(Error::Config {
+            field: "source.snapshot_locking".to_string(),
+            reason: "the server gives no binlog_snapshot_file/position, the binlog position a \
+                     lock-free snapshot starts from (MariaDB does; MySQL does not): set \
+                     snapshot_locking = \"minimal\" (a global read lock while the position is \
+                     read; needs the RELOAD privilege), or snapshot = \"never\" and load the \
+                     existing rows another way"
+                .to_string(),
+        }),
+    }
+}
+
+/// The binlog position under `FLUSH TABLES WITH READ LOCK`, released at once. The lock waits
+/// for statements under way, holding back every write meanwhile: `lock_wait_timeout` bounds
+/// that wait to 10 s, after which the snapshot fails rather than stall the server's writers.
+async fn locked_position(conn: &mut Conn) -> Result<(String, u64)> {
+    let err = MysqlSource::mysql_err;
+    conn.query_drop("SET SESSION lock_wait_timeout = 10")
+        .await
+        .map_err(err("setting lock_wait_timeout"))?;
+    conn.query_drop("FLUSH TABLES WITH READ LOCK")
+        .await
+        .map_err(|e| Error::Config {
+            field: "source.snapshot_locking".to_string(),
+            reason: format!(
+                "FLUSH TABLES WITH READ LOCK failed ({e}): grant the RELOAD privilege, or wait \
+                 for long statements to finish"
+            ),
+        })?;
+    let started = std::time::Instant::now();
+    let position = binlog_position(conn).await;
+    let unlocked = conn
+        .query_drop("UNLOCK TABLES")
+        .await
+        .map_err(err("releasing the global read lock"));
+    tracing::info!(
+        held_ms = started.elapsed().as_millis() as u64,
+        "Snapshot position read under a global read lock."
+    );
+    let position = position?;
+    unlocked?;
+    Ok(position)
+}
+
 pub(super) async fn binlog_position(conn: &mut Conn) -> Result<(String, u64)> {
     // MySQL 8.4 removed SHOW MASTER STATUS (8.2 added its new name, which MariaDB lacks).
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {

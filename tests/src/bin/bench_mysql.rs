@@ -216,6 +216,7 @@ async fn decode_only(
         on_gap: inlet_config::OnGap::Fail,
         snapshot_parallelism: 1,
         chunk_rows: 10_000,
+        locking: Default::default(),
         keys: Default::default(),
     });
     let tables = source.tables().await?;
