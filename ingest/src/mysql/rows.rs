@@ -952,4 +952,137 @@ mod tests {
         assert_eq!(decimal(&[0x80, 0x3B, 0x9A, 0xCA, 0x00], 9, 0), None);
         assert_eq!(decimal(&[0x80], 9, 0), None);
     }
+
+    /// An event as the server sends it: the 19-byte v4 header, then `body` (no checksum).
+    fn event(event_type: u8, body: &[u8]) -> mysql_async::binlog::events::Event {
+        use mysql_async::binlog::events::{Event, FormatDescriptionEvent};
+        let mut bytes = vec![0, 0, 0, 0, event_type, 1, 0, 0, 0];
+        bytes.extend_from_slice(&(19 + body.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        bytes.extend_from_slice(body);
+        let fde = FormatDescriptionEvent::new(mysql_async::binlog::BinlogVersion::Version4);
+        Event::read(&fde, bytes.as_slice()).expect("an event")
+    }
+
+    /// The post-header of a v2 rows event of table 108 with six columns, all in each image.
+    fn rows_body(images: usize, rows: &[u8]) -> Vec<u8> {
+        let mut body = vec![108, 0, 0, 0, 0, 0, 1, 0, 2, 0, 6];
+        body.extend(std::iter::repeat_n(0x3F, images));
+        body.extend_from_slice(rows);
+        body
+    }
+
+    /// Event bytes laid out as MySQL 8.0 writes them (the binlog format's documentation): a
+    /// table map with MySQL's optional metadata (signedness of the numeric columns, names, the
+    /// primary key), v2 rows events (types 30–32, with their extra-data length), a binary JSON
+    /// column (type 245, which MariaDB does not have) and a partial JSON update (type 39).
+    #[test]
+    fn row_events_laid_out_as_mysql_8_writes_them() {
+        use mysql_async::binlog::events::EventData;
+        // id INT UNSIGNED PRIMARY KEY, name VARCHAR(40) utf8mb4, doc JSON, price DECIMAL(10,2),
+        // at DATETIME(6), tiny TINYINT.
+        let mut map = vec![108, 0, 0, 0, 0, 0, 1, 0];
+        map.extend_from_slice(b"\x04shop\x00\x01t\x00\x06");
+        map.extend_from_slice(&[3, 15, 245, 246, 18, 1]);
+        map.extend_from_slice(&[6, 160, 0, 4, 10, 2, 6]);
+        map.push(0b0011_1110);
+        // SIGNEDNESS (most significant bit first): id unsigned, price and tiny signed.
+        map.extend_from_slice(&[1, 1, 0b1000_0000]);
+        let names = ["id", "name", "doc", "price", "at", "tiny"];
+        map.extend_from_slice(&[4, names.iter().map(|n| 1 + n.len() as u8).sum()]);
+        for name in names {
+            map.push(name.len() as u8);
+            map.extend_from_slice(name.as_bytes());
+        }
+        map.extend_from_slice(&[8, 1, 0]);
+        let map_event = event(19, &map);
+        let Some(EventData::TableMapEvent(table_map)) = map_event.read_data().unwrap() else {
+            panic!("not a table map")
+        };
+
+        let column =
+            |name: &str, data_type: &str, column_type: &str| super::super::catalog::Column {
+                name: name.into(),
+                data_type: data_type.into(),
+                column_type: column_type.into(),
+                nullable: true,
+                charset: None,
+            };
+        let captured = Captured::new(MysqlTable {
+            id: TableId::new("shop", "t"),
+            columns: vec![
+                column("id", "int", "int(10) unsigned"),
+                column("name", "varchar", "varchar(40)"),
+                column("doc", "json", "json"),
+                column("price", "decimal", "decimal(10,2)"),
+                column("at", "datetime", "datetime(6)"),
+                column("tiny", "tinyint", "tinyint(4)"),
+            ],
+            key: vec!["id".into()],
+        });
+        let plan = Plan::new(&table_map, &captured).unwrap();
+
+        // {"k":1} in MySQL's binary JSON: a small object of one key, its int16 value inlined.
+        let json = [0x00, 1, 0, 12, 0, 11, 0, 1, 0, 0x05, 1, 0, b'k'];
+        let mut first = vec![0x00, 0xFF, 0xFF, 0xFF, 0xFF, 5];
+        first.extend_from_slice("Köln".as_bytes());
+        first.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        first.extend_from_slice(&json);
+        // -1234.56: the positive form 80 00 04 d2 38, every byte inverted.
+        first.extend_from_slice(&[0x7F, 0xFF, 0xFB, 0x2D, 0xC7]);
+        first.extend_from_slice(&[0x99, 0xB2, 0xBB, 0x7E, 0xFB, 0x0F, 0x42, 0x3F]);
+        first.push(0x80);
+        // id 1, name, doc and at null, price 0.01, tiny 127.
+        let second = [0b0001_0110, 1, 0, 0, 0, 0x80, 0, 0, 0, 0x01, 0x7F];
+
+        let mut out = Rows::new(&captured.convs);
+        let mut ops = Vec::new();
+        let mut append = |rows_event: &mysql_async::binlog::events::Event| -> Result<()> {
+            let Some(EventData::RowsEvent(rows)) = rows_event.read_data().unwrap() else {
+                panic!("not a rows event")
+            };
+            each_row(&rows, &plan, |op, cells| {
+                ops.push(op.to_string());
+                out.append_image(&captured, &plan, cells, op, 7, None)
+            })
+        };
+        append(&event(
+            30,
+            &rows_body(1, &[first.clone(), second.to_vec()].concat()),
+        ))
+        .unwrap();
+        // The key changes from 4294967295 to 7: the old key is deleted first.
+        let mut moved = first.clone();
+        moved[1..5].copy_from_slice(&[7, 0, 0, 0]);
+        append(&event(31, &rows_body(2, &[first.clone(), moved].concat()))).unwrap();
+        append(&event(32, &rows_body(1, &second))).unwrap();
+        let err = append(&event(39, &rows_body(2, &[])))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("binlog_row_value_options"), "{err}");
+
+        assert_eq!(ops, ["c", "c", "d", "u", "d"]);
+        let batch = out.finish(&captured).unwrap().batch;
+        let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+        use arrow::array::AsArray;
+        use arrow::datatypes::{Decimal128Type, Int8Type, Int64Type, TimestampMicrosecondType};
+        let ids: Vec<i64> = column("id").as_primitive::<Int64Type>().values().to_vec();
+        assert_eq!(ids, [4294967295, 1, 4294967295, 7, 1]);
+        let names = column("name");
+        assert_eq!(names.as_string::<i32>().value(0), "Köln");
+        assert!(names.is_null(1));
+        assert_eq!(column("doc").as_string::<i32>().value(0), r#"{"k":1}"#);
+        let prices = column("price");
+        let prices = prices.as_primitive::<Decimal128Type>();
+        assert_eq!((prices.value(0), prices.value(1)), (-123456, 1));
+        let at = column("at");
+        assert_eq!(
+            at.as_primitive::<TimestampMicrosecondType>().value(0),
+            1_709_251_199_999_999
+        );
+        assert!(at.is_null(1));
+        let tiny = column("tiny");
+        let tiny = tiny.as_primitive::<Int8Type>();
+        assert_eq!((tiny.value(0), tiny.value(1)), (-128, 127));
+    }
 }
