@@ -16,7 +16,7 @@ use futures::StreamExt;
 use inlet_config::{OnGap, SnapshotLocking};
 use mysql_async::binlog::events::EventData;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_async::{BinlogStream, BinlogStreamRequest};
 use tokio::sync::mpsc;
 
 use super::catalog;
@@ -25,6 +25,12 @@ use super::rows::{self, Captured, Plan, Rows};
 use super::{MysqlConnect, snapshot};
 use crate::change::{Checkpoint, Event, SchemaChange, SnapshotState, Source, TableId, TableInfo};
 use crate::error::{Error, Result};
+
+mod position;
+mod resume;
+
+pub(super) use position::{GENERATION_SHIFT, binlog_position};
+use position::{file_of, generation_of, offset_of};
 
 /// Whether the (upper-cased) statement names table `id` (unqualified names are in `schema`).
 fn names_table(statement: &str, schema: &str, id: &TableId) -> bool {
@@ -49,24 +55,6 @@ fn has(skip: &HashMap<TableId, Skip>, id: &TableId, at: u64, gtid: Option<&Gtid>
 /// The server's answer to a binlog request it cannot serve (a purged file, a position that is
 /// not the start of an event).
 const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
-
-/// Bits of a position below its generation (file number and offset).
-pub(super) const GENERATION_SHIFT: u32 = 52;
-
-/// The binlog file number of a position.
-fn file_of(position: u64) -> u64 {
-    (position >> 32) & ((1 << (GENERATION_SHIFT - 32)) - 1)
-}
-
-/// The offset in its file of a position.
-fn offset_of(position: u64) -> u64 {
-    position & 0xFFFF_FFFF
-}
-
-/// How many servers came before the one a position was read from (see the module doc).
-fn generation_of(position: u64) -> u64 {
-    position >> GENERATION_SHIFT
-}
 
 /// GTID positions of the latest commits kept for [`Source::gtid`]: the pipeline asks for
 /// positions it has just processed, never for old ones.
@@ -277,53 +265,6 @@ impl MysqlSource {
         move |source| Error::Mysql {
             context: context.to_string(),
             source,
-        }
-    }
-
-    /// The binlog file holding position `position`.
-    fn file_name(&self, position: u64) -> String {
-        format!("{}.{:06}", self.prefix, file_of(position))
-    }
-
-    /// The position of offset `offset` in the current file, in this session's generation.
-    fn at(&self, offset: u64) -> u64 {
-        self.generation << GENERATION_SHIFT | self.file << 32 | offset
-    }
-
-    /// MariaDB: the GTID position at a binlog file and offset (`None` on MySQL).
-    async fn gtid_at(
-        &self,
-        conn: &mut Conn,
-        file: &str,
-        offset: u64,
-    ) -> Result<Option<GtidPosition>> {
-        if !self.mariadb {
-            return Ok(None);
-        }
-        let text: Option<Option<String>> = conn
-            .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
-            .await
-            .map_err(Self::mysql_err(
-                "reading the GTID position of a binlog position",
-            ))?;
-        Ok(text.flatten().as_deref().and_then(GtidPosition::parse))
-    }
-
-    /// Records the GTID position at a delivered position, for checkpoints.
-    fn record_gtid(&mut self, position: u64) {
-        if let Some(g) = &self.gtid {
-            self.gtids.insert(position, g.to_string());
-            while self.gtids.len() > GTIDS_KEPT {
-                self.gtids.pop_first();
-            }
-        }
-    }
-
-    /// Reads `binlog.000003` into the prefix and number.
-    fn set_file(&mut self, name: &str) {
-        if let Some((prefix, number)) = parse_file(name) {
-            self.prefix = prefix;
-            self.file = number;
         }
     }
 
@@ -615,263 +556,6 @@ impl MysqlSource {
             state.apply(*gtid);
         }
     }
-
-    /// A binlog position that every later read sees whole: every transaction before it is
-    /// committed, which `SHOW MASTER STATUS` alone does not promise (a transaction is in the
-    /// binlog before it commits). Without locks, MariaDB's `binlog_snapshot_position` of a
-    /// consistent-snapshot transaction; with `minimal` locking, the position under a global read
-    /// lock, which waits for commits under way and holds back new ones.
-    async fn snapshot_position(&mut self, conn: &mut Conn) -> Result<u64> {
-        let (file, offset) = match self.options.locking {
-            SnapshotLocking::None => lock_free_position(conn).await?,
-            SnapshotLocking::Minimal => locked_position(conn).await?,
-        };
-        self.set_file(&file);
-        let position = self.at(offset);
-        self.gtid = self.gtid_at(conn, &file, offset).await?;
-        self.record_gtid(position);
-        Ok(position)
-    }
-
-    async fn check_gap(
-        &mut self,
-        conn: &mut Conn,
-        checkpoints: &mut BTreeMap<TableId, Checkpoint>,
-        current: u64,
-        no_gtid: &str,
-    ) -> Result<()> {
-        let logs: Vec<mysql_async::Row> = conn
-            .query("SHOW BINARY LOGS")
-            .await
-            .map_err(Self::mysql_err("listing the binlog files"))?;
-        let Some((first_name, first)) = logs
-            .first()
-            .and_then(|r| r.get::<String, _>(0))
-            .and_then(|name| Some((name.clone(), parse_file(&name)?.1)))
-        else {
-            return Ok(());
-        };
-        // Positions read from another server (a failover, or the connection moved to another
-        // database) mean nothing in this server's binlog.
-        let foreign: Vec<(TableId, String)> = checkpoints
-            .iter()
-            .filter(|(t, _)| self.tables.contains_key(*t))
-            .filter_map(|(t, c)| match (&c.origin, &self.identity) {
-                (Some(theirs), Some(ours)) if theirs != ours => Some((t.clone(), theirs.clone())),
-                _ => None,
-            })
-            .collect();
-        let affected: Vec<TableId> = checkpoints
-            .iter()
-            .filter(|(t, c)| self.tables.contains_key(*t) && file_of(c.position) < first)
-            .map(|(t, _)| t.clone())
-            .chain(foreign.iter().map(|(t, _)| t.clone()))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if affected.is_empty() {
-            return Ok(());
-        }
-        let names: Vec<String> = affected
-            .iter()
-            .map(|t| format!("{t} (at {})", self.display(checkpoints[t].position)))
-            .collect();
-        if self.options.on_gap == OnGap::Fail || !self.options.snapshot {
-            let advice = "Set source.on_gap = \"resnapshot\" (with snapshot = \"initial\") to \
-                          copy those tables again, or remove their lake tables";
-            if let Some((_, theirs)) = foreign.first() {
-                return Err(Error::Protocol(format!(
-                    "the lake tables {} hold binlog positions of the server with {theirs}, and \
-                     this is the server with {} (a failover, or another database): binlog \
-                     positions do not carry over between servers, and GTIDs cannot be used \
-                     ({no_gtid}). {advice}",
-                    names.join(", "),
-                    self.identity.as_deref().unwrap_or("?")
-                )));
-            }
-            return Err(Error::Protocol(format!(
-                "the binlog positions that {} need are gone from the server (its binlogs \
-                 start at {first_name}): changes since are lost. {advice}; and keep binlogs \
-                 longer (binlog_expire_logs_seconds)",
-                names.join(", ")
-            )));
-        }
-        tracing::warn!(tables = %names.join(", "), first = %first_name, "The lake tables miss changes (their binlog is purged, or their positions are of another server): emptying and copying them again.");
-        for table in &affected {
-            checkpoints.remove(table);
-        }
-        self.queue.push_back(Event::Truncate(affected.clone()));
-        // Until their copies are done these tables are snapshotting: the emptying commit
-        // records a copy to redo.
-        for table in affected {
-            self.queue.push_back(Event::SnapshotProgress {
-                table,
-                after_key: Vec::new(),
-                position: current,
-            });
-        }
-        Ok(())
-    }
-
-    /// The server's current binlog position.
-    async fn master_position(&mut self, conn: &mut Conn) -> Result<u64> {
-        let (file, position) = binlog_position(conn).await?;
-        self.set_file(&file);
-        let position = self.at(offset_of(position));
-        self.gtid = self.gtid_at(conn, &file, offset_of(position)).await?;
-        self.record_gtid(position);
-        Ok(position)
-    }
-
-    /// When the tables' checkpoints were read from another server (a failover) or by an
-    /// earlier generation, and this MariaDB server's binlog holds the transactions of their GTID
-    /// positions: those positions, by table. Otherwise why not.
-    async fn gtid_resume(
-        &self,
-        conn: &mut Conn,
-        checkpoints: &BTreeMap<TableId, Checkpoint>,
-    ) -> Result<std::result::Result<BTreeMap<TableId, GtidPosition>, String>> {
-        let moved = checkpoints.values().any(|c| {
-            generation_of(c.position) < self.generation
-                || matches!((&c.origin, &self.identity), (Some(theirs), Some(ours)) if theirs != ours)
-        });
-        if !moved {
-            return Ok(Err(String::new()));
-        }
-        if !self.mariadb {
-            return Ok(Err("MySQL GTID positioning is not supported yet".into()));
-        }
-        let mut gtids = BTreeMap::new();
-        for (table, c) in checkpoints {
-            let Some(g) = c.gtid.as_deref().and_then(GtidPosition::parse) else {
-                return Ok(Err(format!(
-                    "{table} has no GTID position in its checkpoint (written by an earlier inlet)"
-                )));
-            };
-            gtids.insert(table.clone(), g);
-        }
-        let state: Option<Option<String>> = conn
-            .query_first("SELECT @@GLOBAL.gtid_binlog_state")
-            .await
-            .map_err(Self::mysql_err("reading the server's GTID state"))?;
-        let state = state.flatten().unwrap_or_default();
-        let parsed = gtid::parse_state(&state).unwrap_or_default();
-        if let Some((table, g)) = gtids.iter().find(|(_, g)| !g.reached_by(&parsed)) {
-            return Ok(Err(format!(
-                "this server's binlog does not hold {table}'s GTID position {g} (its GTID state \
-                 is {state:?}): another history, a replica that had not caught up, or one \
-                 without log_slave_updates"
-            )));
-        }
-        Ok(Ok(gtids))
-    }
-}
-
-/// `binlog.000003` as its prefix and number.
-fn parse_file(name: &str) -> Option<(String, u64)> {
-    // The artificial ROTATE before the format description carries 4 checksum bytes.
-    let name: String = name.chars().take_while(|c| c.is_ascii_graphic()).collect();
-    let (prefix, number) = name.rsplit_once('.')?;
-    let digits: String = number
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .take(6)
-        .collect();
-    Some((prefix.to_string(), digits.parse().ok()?))
-}
-
-/// The server's current binlog file and position (`file number << 32 | offset`).
-/// MariaDB's binlog position of a consistent-snapshot transaction.
-async fn lock_free_position(conn: &mut Conn) -> Result<(String, u64)> {
-    let err = MysqlSource::mysql_err;
-    conn.query_drop(
-        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-         START TRANSACTION WITH CONSISTENT SNAPSHOT",
-    )
-    .await
-    .map_err(err("starting the snapshot"))?;
-    let status: Vec<(String, String)> = conn
-        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-        .await
-        .map_err(err("reading the snapshot's binlog position"))?;
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(err("ending the snapshot transaction"))?;
-    let value = |name: &str| {
-        status
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    match (
-        value("binlog_snapshot_file"),
-        value("binlog_snapshot_position"),
-    ) {
-        (Some(file), Some(offset)) if !file.is_empty() => {
-            Ok((file, offset.parse::<u64>().unwrap_or(4)))
-        }
-        _ => Err(Error::Config {
-            field: "source.snapshot_locking".to_string(),
-            reason: "the server gives no binlog_snapshot_file/position, the binlog position a \
-                     lock-free snapshot starts from (MariaDB does; MySQL does not): set \
-                     snapshot_locking = \"minimal\" (a global read lock while the position is \
-                     read; needs the RELOAD privilege), or snapshot = \"never\" and load the \
-                     existing rows another way"
-                .to_string(),
-        }),
-    }
-}
-
-/// The binlog position under `FLUSH TABLES WITH READ LOCK`, released at once. The lock waits
-/// for statements under way, holding back every write meanwhile: `lock_wait_timeout` bounds
-/// that wait to 10 s, after which the snapshot fails rather than stall the server's writers.
-async fn locked_position(conn: &mut Conn) -> Result<(String, u64)> {
-    let err = MysqlSource::mysql_err;
-    conn.query_drop("SET SESSION lock_wait_timeout = 10")
-        .await
-        .map_err(err("setting lock_wait_timeout"))?;
-    conn.query_drop("FLUSH TABLES WITH READ LOCK")
-        .await
-        .map_err(|e| Error::Config {
-            field: "source.snapshot_locking".to_string(),
-            reason: format!(
-                "FLUSH TABLES WITH READ LOCK failed ({e}): grant the RELOAD privilege, or wait \
-                 for long statements to finish"
-            ),
-        })?;
-    let started = std::time::Instant::now();
-    let position = binlog_position(conn).await;
-    let unlocked = conn
-        .query_drop("UNLOCK TABLES")
-        .await
-        .map_err(err("releasing the global read lock"));
-    tracing::info!(
-        held_ms = started.elapsed().as_millis() as u64,
-        "Snapshot position read under a global read lock."
-    );
-    let position = position?;
-    unlocked?;
-    Ok(position)
-}
-
-pub(super) async fn binlog_position(conn: &mut Conn) -> Result<(String, u64)> {
-    // MySQL 8.4 removed SHOW MASTER STATUS (8.2 added its new name, which MariaDB lacks).
-    let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
-        Ok(row) => row,
-        Err(mysql_async::Error::Server(_)) => conn
-            .query_first("SHOW BINARY LOG STATUS")
-            .await
-            .map_err(MysqlSource::mysql_err("reading the binlog position"))?,
-        Err(e) => return Err(MysqlSource::mysql_err("reading the binlog position")(e)),
-    };
-    let row = row.ok_or_else(|| {
-        Error::Protocol("SHOW MASTER STATUS returned nothing: is log_bin on?".into())
-    })?;
-    let file: String = row.get(0).unwrap_or_default();
-    let offset: u64 = row.get(1).unwrap_or(4);
-    let (_, number) = parse_file(&file)
-        .ok_or_else(|| Error::Protocol(format!("an unexpected binlog file name {file:?}")))?;
-    Ok((file, number << 32 | offset))
 }
 
 impl Source for MysqlSource {

@@ -25,6 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows: i64 = args.first().map_or(Ok(1_000_000), |a| a.parse())?;
     let changes: i64 = args.get(1).map_or(Ok(1_000_000), |a| a.parse())?;
+    let (table_type, layout) = match args.get(2).map(String::as_str) {
+        None | Some("cow") => ("cow", "copy-on-write"),
+        Some("mor") => ("mor", "merge-on-read"),
+        Some(other) => anyhow::bail!("table type {other:?}: cow or mor"),
+    };
     // The harness's small buffer pool suits tests, not a million rows.
     let server = MariaDbServer::start_with(
         &[
@@ -56,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let lake = tempfile::tempdir()?;
     let config = format!(
         "[admin]\nlisten = \"off\"\n\n[source]\nkind = \"mysql\"\nconnection = \"{}\"\n\
-         include = [\"shop.*\"]\n\n[sink]\nbase_uri = {:?}\nbuckets = 4\n\n\
+         include = [\"shop.*\"]\n\n[sink]\nbase_uri = {:?}\nbuckets = 4\ntable_type = {table_type:?}\n\n\
          [batch]\nmax_rows = 250000\nmax_bytes = 268435456\nmax_delay = \"2s\"\n",
         server.url(),
         lake.path().display().to_string()
@@ -151,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let rate = |n: i64, s: f64| n as f64 / s;
-    println!("MariaDB change capture (local disk, copy-on-write, 4 buckets)");
+    println!("MariaDB change capture (local disk, {layout}, 4 buckets)");
     println!(
         "mariadb SELECT  {rows} rows in {select_secs:.1} s: {:.0} rows/s (client to /dev/null)",
         rate(rows, select_secs)

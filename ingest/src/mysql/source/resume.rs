@@ -1,0 +1,139 @@
+//! Where a stream resumes from the tables' checkpoints: the same server's binlog when it still
+//! holds their positions, another server's (a failover) by their GTIDs, or neither (a gap,
+//! which `on_gap` decides).
+use std::collections::BTreeMap;
+
+use inlet_config::OnGap;
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+
+use super::MysqlSource;
+use super::position::{file_of, generation_of, parse_file};
+use crate::change::{Checkpoint, Event, Source, TableId};
+use crate::error::{Error, Result};
+use crate::mysql::gtid::{self, GtidPosition};
+
+impl MysqlSource {
+    pub(super) async fn check_gap(
+        &mut self,
+        conn: &mut Conn,
+        checkpoints: &mut BTreeMap<TableId, Checkpoint>,
+        current: u64,
+        no_gtid: &str,
+    ) -> Result<()> {
+        let logs: Vec<mysql_async::Row> = conn
+            .query("SHOW BINARY LOGS")
+            .await
+            .map_err(Self::mysql_err("listing the binlog files"))?;
+        let Some((first_name, first)) = logs
+            .first()
+            .and_then(|r| r.get::<String, _>(0))
+            .and_then(|name| Some((name.clone(), parse_file(&name)?.1)))
+        else {
+            return Ok(());
+        };
+        // Positions read from another server (a failover, or the connection moved to another
+        // database) mean nothing in this server's binlog.
+        let foreign: Vec<(TableId, String)> = checkpoints
+            .iter()
+            .filter(|(t, _)| self.tables.contains_key(*t))
+            .filter_map(|(t, c)| match (&c.origin, &self.identity) {
+                (Some(theirs), Some(ours)) if theirs != ours => Some((t.clone(), theirs.clone())),
+                _ => None,
+            })
+            .collect();
+        let affected: Vec<TableId> = checkpoints
+            .iter()
+            .filter(|(t, c)| self.tables.contains_key(*t) && file_of(c.position) < first)
+            .map(|(t, _)| t.clone())
+            .chain(foreign.iter().map(|(t, _)| t.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if affected.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = affected
+            .iter()
+            .map(|t| format!("{t} (at {})", self.display(checkpoints[t].position)))
+            .collect();
+        if self.options.on_gap == OnGap::Fail || !self.options.snapshot {
+            let advice = "Set source.on_gap = \"resnapshot\" (with snapshot = \"initial\") to \
+                          copy those tables again, or remove their lake tables";
+            if let Some((_, theirs)) = foreign.first() {
+                return Err(Error::Protocol(format!(
+                    "the lake tables {} hold binlog positions of the server with {theirs}, and \
+                     this is the server with {} (a failover, or another database): binlog \
+                     positions do not carry over between servers, and GTIDs cannot be used \
+                     ({no_gtid}). {advice}",
+                    names.join(", "),
+                    self.identity.as_deref().unwrap_or("?")
+                )));
+            }
+            return Err(Error::Protocol(format!(
+                "the binlog positions that {} need are gone from the server (its binlogs \
+                 start at {first_name}): changes since are lost. {advice}; and keep binlogs \
+                 longer (binlog_expire_logs_seconds)",
+                names.join(", ")
+            )));
+        }
+        tracing::warn!(tables = %names.join(", "), first = %first_name, "The lake tables miss changes (their binlog is purged, or their positions are of another server): emptying and copying them again.");
+        for table in &affected {
+            checkpoints.remove(table);
+        }
+        self.queue.push_back(Event::Truncate(affected.clone()));
+        // Until their copies are done these tables are snapshotting: the emptying commit
+        // records a copy to redo.
+        for table in affected {
+            self.queue.push_back(Event::SnapshotProgress {
+                table,
+                after_key: Vec::new(),
+                position: current,
+            });
+        }
+        Ok(())
+    }
+
+    /// When the tables' checkpoints were read from another server (a failover) or by an
+    /// earlier generation, and this MariaDB server's binlog holds the transactions of their GTID
+    /// positions: those positions, by table. Otherwise why not.
+    pub(super) async fn gtid_resume(
+        &self,
+        conn: &mut Conn,
+        checkpoints: &BTreeMap<TableId, Checkpoint>,
+    ) -> Result<std::result::Result<BTreeMap<TableId, GtidPosition>, String>> {
+        let moved = checkpoints.values().any(|c| {
+            generation_of(c.position) < self.generation
+                || matches!((&c.origin, &self.identity), (Some(theirs), Some(ours)) if theirs != ours)
+        });
+        if !moved {
+            return Ok(Err(String::new()));
+        }
+        if !self.mariadb {
+            return Ok(Err("MySQL GTID positioning is not supported yet".into()));
+        }
+        let mut gtids = BTreeMap::new();
+        for (table, c) in checkpoints {
+            let Some(g) = c.gtid.as_deref().and_then(GtidPosition::parse) else {
+                return Ok(Err(format!(
+                    "{table} has no GTID position in its checkpoint (written by an earlier inlet)"
+                )));
+            };
+            gtids.insert(table.clone(), g);
+        }
+        let state: Option<Option<String>> = conn
+            .query_first("SELECT @@GLOBAL.gtid_binlog_state")
+            .await
+            .map_err(Self::mysql_err("reading the server's GTID state"))?;
+        let state = state.flatten().unwrap_or_default();
+        let parsed = gtid::parse_state(&state).unwrap_or_default();
+        if let Some((table, g)) = gtids.iter().find(|(_, g)| !g.reached_by(&parsed)) {
+            return Ok(Err(format!(
+                "this server's binlog does not hold {table}'s GTID position {g} (its GTID state \
+                 is {state:?}): another history, a replica that had not caught up, or one \
+                 without log_slave_updates"
+            )));
+        }
+        Ok(Ok(gtids))
+    }
+}
