@@ -64,3 +64,16 @@ impl MysqlConnect {
             })
     }
 }
+
+/// An event as a server sends it, from its body: the 19-byte v4 header, no checksum (for unit
+/// tests of event bytes as MySQL and MariaDB write them).
+#[cfg(test)]
+pub(crate) fn test_event(event_type: u8, body: &[u8]) -> mysql_async::binlog::events::Event {
+    use mysql_async::binlog::events::{Event, FormatDescriptionEvent};
+    let mut bytes = vec![0, 0, 0, 0, event_type, 1, 0, 0, 0];
+    bytes.extend_from_slice(&(19 + body.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(body);
+    let fde = FormatDescriptionEvent::new(mysql_async::binlog::BinlogVersion::Version4);
+    Event::read(&fde, bytes.as_slice()).expect("an event")
+}

@@ -723,6 +723,8 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
+    use crate::mysql::test_event as event;
+
     /// Random bytes of a value of `wire`, most of them a value MySQL could have written (a
     /// decimal's groups in range, a plausible date) and the rest anything at all.
     fn random(rng: &mut StdRng, n: usize) -> Vec<u8> {
@@ -951,17 +953,6 @@ mod tests {
         // A group of nine digits beyond 999999999 is not a decimal.
         assert_eq!(decimal(&[0x80, 0x3B, 0x9A, 0xCA, 0x00], 9, 0), None);
         assert_eq!(decimal(&[0x80], 9, 0), None);
-    }
-
-    /// An event as the server sends it: the 19-byte v4 header, then `body` (no checksum).
-    fn event(event_type: u8, body: &[u8]) -> mysql_async::binlog::events::Event {
-        use mysql_async::binlog::events::{Event, FormatDescriptionEvent};
-        let mut bytes = vec![0, 0, 0, 0, event_type, 1, 0, 0, 0];
-        bytes.extend_from_slice(&(19 + body.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        bytes.extend_from_slice(body);
-        let fde = FormatDescriptionEvent::new(mysql_async::binlog::BinlogVersion::Version4);
-        Event::read(&fde, bytes.as_slice()).expect("an event")
     }
 
     /// The post-header of a v2 rows event of table 108 with six columns, all in each image.

@@ -5,9 +5,10 @@
 //! Positions are `generation << 52 | file number << 32 | offset` (the end of the event), so they
 //! increase across file rotation; a table's checkpoint is the end of the last transaction it
 //! holds, which is where the binlog is read again after a restart (each table skipping what it
-//! has). On MariaDB every checkpoint also holds the GTID position of that point ([`gtid`]): when
-//! the tables' checkpoints come from another server (a failover to a replica), the stream starts
-//! from their GTIDs instead, each table skips the transactions its GTID position includes, and
+//! has). Every checkpoint also holds the GTID state of that point ([`gtid`]; MariaDB: a position
+//! per domain; MySQL with `gtid_mode=ON`: the executed set, once known exactly): when the
+//! tables' checkpoints come from another server (a failover to a replica), the stream starts
+//! from their GTIDs instead, each table skips the transactions its GTID state includes, and
 //! the generation goes up by one, so that the new server's positions sort after the old one's.
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest};
 use tokio::sync::mpsc;
 
 use super::catalog;
-use super::gtid::{self, Gtid, GtidPosition};
+use super::gtid::{self, Gtid, GtidState, TxnId};
 use super::rows::{self, Captured, Plan, Rows};
 use super::{MysqlConnect, snapshot};
 use crate::change::{Checkpoint, Event, SchemaChange, SnapshotState, Source, TableId, TableInfo};
@@ -44,7 +45,7 @@ fn names_table(statement: &str, schema: &str, id: &TableId) -> bool {
 }
 
 /// Whether table `id` already has the transaction ending at `at` (with GTID `gtid`).
-fn has(skip: &HashMap<TableId, Skip>, id: &TableId, at: u64, gtid: Option<&Gtid>) -> bool {
+fn has(skip: &HashMap<TableId, Skip>, id: &TableId, at: u64, gtid: Option<&TxnId>) -> bool {
     match skip.get(id) {
         None => false,
         Some(Skip::Position(p)) => at <= *p,
@@ -65,8 +66,8 @@ const GTIDS_KEPT: usize = 100_000;
 enum Skip {
     /// Transactions ending at or below this position (of this server).
     Position(u64),
-    /// Transactions this GTID position includes (read from another server).
-    Gtid(GtidPosition),
+    /// Transactions this GTID state includes (read from another server).
+    Gtid(GtidState),
 }
 
 /// `@master_heartbeat_period`: how often an idle server sends a heartbeat.
@@ -98,8 +99,9 @@ pub struct MysqlOptions {
 enum StreamFrom {
     /// A position of this server.
     Position(u64),
-    /// MariaDB: after the transactions of a GTID position.
-    Gtid(GtidPosition),
+    /// After the transactions of a GTID state (MariaDB: `@slave_connect_state`; MySQL: the
+    /// executed set of `COM_BINLOG_DUMP_GTID`).
+    Gtid(GtidState),
 }
 
 /// Where the source is.
@@ -132,7 +134,7 @@ struct Txn {
     commit_ts: Option<i64>,
     rows: BTreeMap<TableId, Rows>,
     /// Its MariaDB GTID, and whether it is a standalone group (DDL: no `COMMIT` ends it).
-    gtid: Option<(Gtid, bool)>,
+    gtid: Option<(TxnId, bool)>,
 }
 
 /// Binlog capture from MySQL/MariaDB.
@@ -153,15 +155,17 @@ pub struct MysqlSource {
     /// The end of the last transaction delivered: where a reconnection reads again.
     delivered: u64,
     /// Where the stream started when it started by GTID and has delivered nothing since.
-    started_at: Option<GtidPosition>,
+    started_at: Option<GtidState>,
     /// Which server this is ([`catalog::ServerInfo::identity`]).
     identity: Option<String>,
     /// MariaDB (GTIDs tracked), not MySQL.
     mariadb: bool,
+    /// MySQL with `gtid_mode=ON`: GTID sets tracked.
+    mysql_gtids: bool,
     /// The generation of this session's positions (see the module doc).
     generation: u64,
     /// MariaDB: the GTID position at `delivered`.
-    gtid: Option<GtidPosition>,
+    gtid: Option<GtidState>,
     /// MariaDB: the GTID positions of the latest delivered positions ([`Source::gtid`]).
     gtids: BTreeMap<u64, String>,
     last_event: tokio::time::Instant,
@@ -184,6 +188,7 @@ impl MysqlSource {
             started_at: None,
             identity: None,
             mariadb: false,
+            mysql_gtids: false,
             generation: 0,
             gtid: None,
             gtids: BTreeMap::new(),
@@ -198,6 +203,13 @@ impl MysqlSource {
         let info = catalog::check(&mut conn).await?;
         self.identity = Some(info.identity);
         self.mariadb = info.mariadb;
+        if !info.mariadb {
+            let mode: Option<String> = conn
+                .query_first("SELECT @@GLOBAL.gtid_mode")
+                .await
+                .map_err(Self::mysql_err("reading gtid_mode"))?;
+            self.mysql_gtids = mode.is_some_and(|m| m.eq_ignore_ascii_case("ON"));
+        }
         let (tables, skipped) = catalog::discover(&mut conn, &selects, &self.options.keys).await?;
         if tables.is_empty() {
             return Err(Error::Config {
@@ -302,7 +314,7 @@ impl MysqlSource {
                         names.first().map_or("nothing", String::as_str)
                     )));
                 }
-                self.gtid = self.gtid_at(&mut conn, &file, offset).await?;
+                self.gtid = self.gtid_at(&mut conn, &file, offset, *position).await?;
                 tracing::info!(from = %format!("{file}:{offset}"), "Streaming the binlog.");
                 self.file = file_of(*position);
                 self.delivered = *position;
@@ -311,15 +323,33 @@ impl MysqlSource {
                 request.with_filename(file.as_bytes()).with_pos(offset)
             }
             StreamFrom::Gtid(gtid) => {
-                // MariaDB's replica protocol: the position to continue from, then a dump
-                // without a file name.
-                conn.exec_drop("SET @slave_connect_state = ?", (gtid.to_string(),))
-                    .await
-                    .map_err(Self::mysql_err("setting the GTID position to stream from"))?;
                 tracing::info!(gtid = %gtid, "Streaming the binlog from a GTID position.");
                 self.gtid = Some(gtid.clone());
                 self.started_at = Some(gtid.clone());
-                request
+                match gtid {
+                    // MariaDB's replica protocol: the position to continue from, then a dump
+                    // without a file name.
+                    GtidState::Maria(_) => {
+                        conn.exec_drop("SET @slave_connect_state = ?", (gtid.to_string(),))
+                            .await
+                            .map_err(Self::mysql_err("setting the GTID position to stream from"))?;
+                        request
+                    }
+                    // MySQL's: COM_BINLOG_DUMP_GTID with the executed set; the server sends
+                    // every transaction not in it.
+                    GtidState::Mysql(set) => request.with_gtid().with_gtid_set(
+                        set.intervals()
+                            .map(|(uuid, ranges)| {
+                                mysql_async::Sid::new(uuid).with_intervals(
+                                    ranges
+                                        .into_iter()
+                                        .map(|(s, e)| mysql_async::GnoInterval::new(s, e))
+                                        .collect(),
+                                )
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                }
             }
         };
         // Heartbeats from an idle server, so that silence means a dead connection.
@@ -419,7 +449,7 @@ impl MysqlSource {
             self.txn = Some(Txn {
                 commit_ts: Some(timestamp),
                 rows: BTreeMap::new(),
-                gtid: Some((gtid, flags & gtid::FL_STANDALONE != 0)),
+                gtid: Some((TxnId::Maria(gtid), flags & gtid::FL_STANDALONE != 0)),
             });
             return Ok(());
         }
@@ -428,6 +458,36 @@ impl MysqlSource {
             .map_err(|e| Error::Protocol(format!("decoding a binlog event: {e}")))?;
         let at = self.generation << GENERATION_SHIFT | self.file << 32 | log_pos;
         match data {
+            // MySQL: a transaction's GTID, before its BEGIN (a DDL has no BEGIN and no COMMIT:
+            // like MariaDB's standalone groups it ends where the next GTID begins).
+            Some(EventData::GtidEvent(event)) if self.mysql_gtids => {
+                self.end_standalone();
+                match gtid::mysql_txn_id(&event) {
+                    Some(id) => {
+                        self.txn = Some(Txn {
+                            commit_ts: Some(timestamp),
+                            rows: BTreeMap::new(),
+                            gtid: Some((id, true)),
+                        })
+                    }
+                    None => self.stop_tracking_gtids("a tagged GTID"),
+                }
+            }
+            // MySQL: every transaction of the earlier binlog files, at the start of each file.
+            // Added to the state, never replacing it (a stream by GTID set skips more).
+            Some(EventData::PreviousGtidsEvent(event)) if self.mysql_gtids => {
+                match gtid::previous_set(&event) {
+                    Some(previous) => {
+                        let mut state = match self.gtid.take() {
+                            Some(GtidState::Mysql(set)) => set,
+                            _ => Default::default(),
+                        };
+                        state.union(&previous);
+                        self.gtid = Some(GtidState::Mysql(state));
+                    }
+                    None => self.stop_tracking_gtids("tagged GTIDs"),
+                }
+            }
             Some(EventData::RotateEvent(rotate)) => {
                 let name = rotate.name().to_string();
                 self.set_file(&name);
@@ -522,6 +582,22 @@ impl MysqlSource {
         Ok(())
     }
 
+    /// MySQL 8.4's tagged GTIDs are not read: from here on checkpoints hold positions only
+    /// (a failover then needs `on_gap`), rather than GTID sets that would miss transactions.
+    fn stop_tracking_gtids(&mut self, why: &str) {
+        if self.mysql_gtids {
+            tracing::warn!(
+                why,
+                "GTIDs inlet does not read: checkpoints hold binlog positions only from here on."
+            );
+        }
+        self.mysql_gtids = false;
+        self.gtid = None;
+        if let Some(txn) = &mut self.txn {
+            txn.gtid = None;
+        }
+    }
+
     /// The open transaction's rows, then its commit.
     fn commit(&mut self, position: u64, timestamp: i64) -> Result<()> {
         let txn = self.txn.take().unwrap_or_default();
@@ -606,6 +682,15 @@ impl Source for MysqlSource {
             }
             Err(why) => (None, why),
         };
+        // MySQL has no function for the GTID set at a position: a restart by position takes
+        // the one its checkpoint recorded.
+        if !self.mariadb && self.mysql_gtids && by_gtid.is_none() {
+            for c in checkpoints.values() {
+                if let Some(text) = &c.gtid {
+                    self.gtids.insert(c.position, text.clone());
+                }
+            }
+        }
         let current = self.master_position(&mut conn).await?;
         for captured in self.tables.values() {
             self.queue.push_back(Event::Schema(SchemaChange {

@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 
 use super::{GTIDS_KEPT, MysqlSource};
 use crate::error::{Error, Result};
-use crate::mysql::gtid::GtidPosition;
+use crate::mysql::gtid::{GtidPosition, GtidState};
 
 /// Bits of a position below its generation (file number and offset).
 pub(in crate::mysql) const GENERATION_SHIFT: u32 = 52;
@@ -80,10 +80,11 @@ async fn lock_free_position(conn: &mut Conn) -> Result<(String, u64)> {
     }
 }
 
-/// The binlog position under `FLUSH TABLES WITH READ LOCK`, released at once. The lock waits
+/// The binlog file, offset and (MySQL) executed GTID set under `FLUSH TABLES WITH READ LOCK`,
+/// released at once. The lock waits
 /// for statements under way, holding back every write meanwhile: `lock_wait_timeout` bounds
 /// that wait to 10 s, after which the snapshot fails rather than stall the server's writers.
-async fn locked_position(conn: &mut Conn) -> Result<(String, u64)> {
+async fn locked_position(conn: &mut Conn) -> Result<(String, u64, Option<String>)> {
     let err = MysqlSource::mysql_err;
     conn.query_drop("SET SESSION lock_wait_timeout = 10")
         .await
@@ -98,7 +99,7 @@ async fn locked_position(conn: &mut Conn) -> Result<(String, u64)> {
             ),
         })?;
     let started = std::time::Instant::now();
-    let position = binlog_position(conn).await;
+    let position = binlog_status(conn).await;
     let unlocked = conn
         .query_drop("UNLOCK TABLES")
         .await
@@ -107,13 +108,19 @@ async fn locked_position(conn: &mut Conn) -> Result<(String, u64)> {
         held_ms = started.elapsed().as_millis() as u64,
         "Snapshot position read under a global read lock."
     );
-    let position = position?;
+    let (file, position, executed) = position?;
     unlocked?;
-    Ok(position)
+    Ok((file, offset_of(position), executed))
 }
 
 /// The server's current binlog file and position (`file number << 32 | offset`).
 pub(in crate::mysql) async fn binlog_position(conn: &mut Conn) -> Result<(String, u64)> {
+    let (file, position, _) = binlog_status(conn).await?;
+    Ok((file, position))
+}
+
+/// [`binlog_position`], with MySQL's `Executed_Gtid_Set` (MariaDB has none).
+async fn binlog_status(conn: &mut Conn) -> Result<(String, u64, Option<String>)> {
     // MySQL 8.4 removed SHOW MASTER STATUS (8.2 added its new name, which MariaDB lacks).
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW MASTER STATUS").await {
         Ok(row) => row,
@@ -128,9 +135,10 @@ pub(in crate::mysql) async fn binlog_position(conn: &mut Conn) -> Result<(String
     })?;
     let file: String = row.get(0).unwrap_or_default();
     let offset: u64 = row.get(1).unwrap_or(4);
+    let executed: Option<String> = row.get_opt(4).and_then(|v| v.ok());
     let (_, number) = parse_file(&file)
         .ok_or_else(|| Error::Protocol(format!("an unexpected binlog file name {file:?}")))?;
-    Ok((file, number << 32 | offset))
+    Ok((file, number << 32 | offset, executed))
 }
 
 impl MysqlSource {
@@ -144,15 +152,22 @@ impl MysqlSource {
         self.generation << GENERATION_SHIFT | self.file << 32 | offset
     }
 
-    /// MariaDB: the GTID position at a binlog file and offset (`None` on MySQL).
+    /// The GTID state at `position` (`file` and `offset`): MariaDB's `BINLOG_GTID_POS`. MySQL has
+    /// no such function: the set recorded for that position (a checkpoint's, or the one read with
+    /// it), if any; otherwise none until the next binlog file's `PREVIOUS_GTIDS`.
     pub(super) async fn gtid_at(
         &self,
         conn: &mut Conn,
         file: &str,
         offset: u64,
-    ) -> Result<Option<GtidPosition>> {
+        position: u64,
+    ) -> Result<Option<GtidState>> {
         if !self.mariadb {
-            return Ok(None);
+            return Ok(self
+                .gtids
+                .get(&position)
+                .filter(|_| self.mysql_gtids)
+                .and_then(|text| GtidState::parse(text, false)));
         }
         let text: Option<Option<String>> = conn
             .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, offset))
@@ -160,7 +175,19 @@ impl MysqlSource {
             .map_err(Self::mysql_err(
                 "reading the GTID position of a binlog position",
             ))?;
-        Ok(text.flatten().as_deref().and_then(GtidPosition::parse))
+        Ok(text
+            .flatten()
+            .as_deref()
+            .and_then(GtidPosition::parse)
+            .map(GtidState::Maria))
+    }
+
+    /// Records `executed` (MySQL's `Executed_Gtid_Set`, read with the position under a global
+    /// read lock) as the GTID state at `position`, when GTIDs are on.
+    fn record_executed(&mut self, position: u64, executed: Option<String>) {
+        if let Some(text) = executed.filter(|_| !self.mariadb && self.mysql_gtids) {
+            self.gtids.insert(position, text);
+        }
     }
 
     /// Records the GTID position at a delivered position, for checkpoints.
@@ -187,23 +214,33 @@ impl MysqlSource {
     /// consistent-snapshot transaction; with `minimal` locking, the position under a global read
     /// lock, which waits for commits under way and holds back new ones.
     pub(super) async fn snapshot_position(&mut self, conn: &mut Conn) -> Result<u64> {
-        let (file, offset) = match self.options.locking {
-            SnapshotLocking::None => lock_free_position(conn).await?,
+        let (file, offset, executed) = match self.options.locking {
+            SnapshotLocking::None => {
+                let (file, offset) = lock_free_position(conn).await?;
+                (file, offset, None)
+            }
             SnapshotLocking::Minimal => locked_position(conn).await?,
         };
         self.set_file(&file);
         let position = self.at(offset);
-        self.gtid = self.gtid_at(conn, &file, offset).await?;
+        self.record_executed(position, executed);
+        self.gtid = self.gtid_at(conn, &file, offset, position).await?;
         self.record_gtid(position);
         Ok(position)
     }
 
     /// The server's current binlog position.
     pub(super) async fn master_position(&mut self, conn: &mut Conn) -> Result<u64> {
+        // MySQL's executed set is not read here: outside a lock it can lack a transaction just
+        // before the position (in the binlog, not yet committed), which a stream by that set
+        // after a failover would send again, over later changes. The state stays unknown until
+        // the next binlog file's `PREVIOUS_GTIDS`.
         let (file, position) = binlog_position(conn).await?;
         self.set_file(&file);
         let position = self.at(offset_of(position));
-        self.gtid = self.gtid_at(conn, &file, offset_of(position)).await?;
+        self.gtid = self
+            .gtid_at(conn, &file, offset_of(position), position)
+            .await?;
         self.record_gtid(position);
         Ok(position)
     }

@@ -11,7 +11,7 @@ use super::MysqlSource;
 use super::position::{file_of, generation_of, parse_file};
 use crate::change::{Checkpoint, Event, Source, TableId};
 use crate::error::{Error, Result};
-use crate::mysql::gtid::{self, GtidPosition};
+use crate::mysql::gtid::{self, GtidSet, GtidState};
 
 impl MysqlSource {
     pub(super) async fn check_gap(
@@ -95,13 +95,14 @@ impl MysqlSource {
     }
 
     /// When the tables' checkpoints were read from another server (a failover) or by an
-    /// earlier generation, and this MariaDB server's binlog holds the transactions of their GTID
-    /// positions: those positions, by table. Otherwise why not.
+    /// earlier generation, and this server has the transactions of their GTID states (MariaDB:
+    /// its binlog state reaches each position; MySQL: its `gtid_executed` holds each set):
+    /// those states, by table. Otherwise why not.
     pub(super) async fn gtid_resume(
         &self,
         conn: &mut Conn,
         checkpoints: &BTreeMap<TableId, Checkpoint>,
-    ) -> Result<std::result::Result<BTreeMap<TableId, GtidPosition>, String>> {
+    ) -> Result<std::result::Result<BTreeMap<TableId, GtidState>, String>> {
         let moved = checkpoints.values().any(|c| {
             generation_of(c.position) < self.generation
                 || matches!((&c.origin, &self.identity), (Some(theirs), Some(ours)) if theirs != ours)
@@ -109,17 +110,46 @@ impl MysqlSource {
         if !moved {
             return Ok(Err(String::new()));
         }
-        if !self.mariadb {
-            return Ok(Err("MySQL GTID positioning is not supported yet".into()));
+        if !self.mariadb && !self.mysql_gtids {
+            return Ok(Err("this server has gtid_mode OFF".into()));
         }
         let mut gtids = BTreeMap::new();
         for (table, c) in checkpoints {
-            let Some(g) = c.gtid.as_deref().and_then(GtidPosition::parse) else {
+            let Some(g) = c
+                .gtid
+                .as_deref()
+                .and_then(|text| GtidState::parse(text, self.mariadb))
+            else {
                 return Ok(Err(format!(
-                    "{table} has no GTID position in its checkpoint (written by an earlier inlet)"
+                    "{table} has no GTID position of this kind of server in its checkpoint \
+                     (written by an earlier inlet, with GTIDs off, or by the other kind of server)"
                 )));
             };
             gtids.insert(table.clone(), g);
+        }
+        if !self.mariadb {
+            let executed: Option<Option<String>> = conn
+                .query_first("SELECT @@GLOBAL.gtid_executed")
+                .await
+                .map_err(Self::mysql_err("reading the server's executed GTIDs"))?;
+            let executed = executed.flatten().unwrap_or_default();
+            let Some(set) = GtidSet::parse(&executed) else {
+                return Ok(Err(format!(
+                    "this server's gtid_executed {executed:?} holds GTIDs inlet does not read \
+                     (tagged ones)"
+                )));
+            };
+            let missing = gtids.iter().find(|(_, g)| match g {
+                GtidState::Mysql(g) => !g.within(&set),
+                GtidState::Maria(_) => true,
+            });
+            if let Some((table, g)) = missing {
+                return Ok(Err(format!(
+                    "this server has not executed every transaction {table} holds ({g}; it has \
+                     {executed}): another history, or a replica that had not caught up"
+                )));
+            }
+            return Ok(Ok(gtids));
         }
         let state: Option<Option<String>> = conn
             .query_first("SELECT @@GLOBAL.gtid_binlog_state")
@@ -127,7 +157,11 @@ impl MysqlSource {
             .map_err(Self::mysql_err("reading the server's GTID state"))?;
         let state = state.flatten().unwrap_or_default();
         let parsed = gtid::parse_state(&state).unwrap_or_default();
-        if let Some((table, g)) = gtids.iter().find(|(_, g)| !g.reached_by(&parsed)) {
+        let unreached = gtids.iter().find(|(_, g)| match g {
+            GtidState::Maria(g) => !g.reached_by(&parsed),
+            GtidState::Mysql(_) => true,
+        });
+        if let Some((table, g)) = unreached {
             return Ok(Err(format!(
                 "this server's binlog does not hold {table}'s GTID position {g} (its GTID state \
                  is {state:?}): another history, a replica that had not caught up, or one \
