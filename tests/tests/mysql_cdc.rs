@@ -1251,8 +1251,19 @@ async fn generated_values_of_every_row_image_layout_reach_the_lake() -> anyhow::
            dt0 DATETIME, dt1 DATETIME(1), dt3 DATETIME(3), dt6 DATETIME(6), dd DATE,
            ts0 TIMESTAMP NULL, ts2 TIMESTAMP(2) NULL, ts6 TIMESTAMP(6) NULL,
            ti TINYINT, si SMALLINT, siu SMALLINT UNSIGNED, mi MEDIUMINT, miu MEDIUMINT UNSIGNED,
-           i INT, bi BIGINT, biu BIGINT UNSIGNED, f FLOAT, db DOUBLE)",
+           i INT, bi BIGINT, biu BIGINT UNSIGNED, f FLOAT, db DOUBLE, y YEAR)",
     )
+    .await?;
+    // The types mysql_common decodes for inlet: times of every fraction width and sign, bits,
+    // an enum of more than 255 labels (a two-byte index), a set of more than 8 (two bytes).
+    let labels: Vec<String> = (0..300).map(|i| format!("'l{i}'")).collect();
+    let members: Vec<String> = (0..12).map(|i| format!("'m{i}'")).collect();
+    conn.query_drop(format!(
+        "ALTER TABLE shop.images ADD COLUMN t0 TIME, ADD COLUMN t3 TIME(3), ADD COLUMN t6 TIME(6),
+           ADD COLUMN b1 BIT(1), ADD COLUMN b64 BIT(64), ADD COLUMN e ENUM({}), ADD COLUMN st SET({})",
+        labels.join(","),
+        members.join(",")
+    ))
     .await?;
     let seed: u64 = std::env::var("INLET_SEED")
         .ok()
@@ -1314,6 +1325,18 @@ async fn generated_values_of_every_row_image_layout_reach_the_lake() -> anyhow::
             rng.random_range(0..60),
             rng.random_range(0..60),
         )
+    }
+    fn time(rng: &mut StdRng, fsp: u32) -> String {
+        let micros = rng.random_range(0..1_000_000u32) / 10u32.pow(6 - fsp) * 10u32.pow(6 - fsp);
+        let hours = [0, 838, rng.random_range(0..839)][rng.random_range(0..3)];
+        let (minutes, seconds) = if hours == 838 {
+            (59, 59)
+        } else {
+            (rng.random_range(0..60), rng.random_range(0..60))
+        };
+        let micros = if hours == 838 { 0 } else { micros };
+        let sign = if rng.random_bool(0.5) { "-" } else { "" };
+        format!("{sign}{hours}:{minutes:02}:{seconds:02}.{micros:06}")
     }
     fn int(rng: &mut StdRng, low: i128, high: i128) -> Value {
         let v = match rng.random_range(0..4) {
@@ -1377,6 +1400,21 @@ async fn generated_values_of_every_row_image_layout_reach_the_lake() -> anyhow::
             int(rng, 0, u64::MAX.into()),
             Value::Float(finite32(rng)),
             Value::Double(finite(rng)),
+            // 0 is the year 0000, stored as 0 beside 1901–2155 as 1–255.
+            [Value::Int(0), Value::Int(1901), Value::Int(2155)][rng.random_range(0..3)].clone(),
+            Value::from(time(rng, 0)),
+            Value::from(time(rng, 3)),
+            Value::from(time(rng, 6)),
+            Value::Bytes(vec![rng.random_range(0..2u8)]),
+            Value::Bytes(rng.random::<u64>().to_be_bytes().to_vec()),
+            Value::from(format!("l{}", rng.random_range(0..300))),
+            Value::from(
+                (0..12)
+                    .filter(|_| rng.random_bool(0.4))
+                    .map(|i| format!("m{i}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ];
         // Any column but the key may be null.
         for value in values.iter_mut().skip(1) {
@@ -1388,7 +1426,7 @@ async fn generated_values_of_every_row_image_layout_reach_the_lake() -> anyhow::
     };
     let insert = format!(
         "INSERT INTO shop.images VALUES ({})",
-        vec!["?"; 32].join(", ")
+        vec!["?"; 40].join(", ")
     );
     let mut ids: Vec<i64> = Vec::new();
     for round in 0..6 {
@@ -1423,7 +1461,8 @@ async fn generated_values_of_every_row_image_layout_reach_the_lake() -> anyhow::
                 "UPDATE shop.images SET c100 = ?, c10 = ?, v300 = ?, tt = ?, mt = ?, lb = ?, vb = ?,
                    bn = ?, d1 = ?, d9 = ?, d18 = ?, d30 = ?, d38 = ?, dt0 = ?, dt1 = ?, dt3 = ?,
                    dt6 = ?, dd = ?, ts0 = ?, ts2 = ?, ts6 = ?, ti = ?, si = ?, siu = ?, mi = ?,
-                   miu = ?, i = ?, bi = ?, biu = ?, f = ?, db = ? WHERE id = ?",
+                   miu = ?, i = ?, bi = ?, biu = ?, f = ?, db = ?, y = ?, t0 = ?, t3 = ?,
+                   t6 = ?, b1 = ?, b64 = ?, e = ?, st = ? WHERE id = ?",
                 values,
             )
             .await?;

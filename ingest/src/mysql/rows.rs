@@ -192,6 +192,9 @@ enum Wire {
     },
     /// `NEWDATE`: day, month and year packed into 3 bytes.
     Date,
+    /// `YEAR`: one byte, the year less 1900, and 0 for the year 0000 (which mysql_common reads
+    /// as 1900).
+    Year,
     /// `DATETIME2`: 5 big-endian bytes, then the fraction.
     DateTime2 {
         fsp: u8,
@@ -249,6 +252,7 @@ impl WireColumn {
                 scale: byte(1),
             },
             MYSQL_TYPE_NEWDATE => Wire::Date,
+            MYSQL_TYPE_YEAR => Wire::Year,
             MYSQL_TYPE_DATETIME2 if meta.len() == 1 => Wire::DateTime2 { fsp: byte(0) },
             MYSQL_TYPE_TIMESTAMP2 if meta.len() == 1 => Wire::Timestamp2 { fsp: byte(0) },
             MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING if meta.len() >= 2 => {
@@ -299,6 +303,7 @@ impl WireColumn {
             Wire::Double => 8,
             Wire::Decimal { precision, scale } => decimal_bytes(precision, scale),
             Wire::Date => 3,
+            Wire::Year => 1,
             Wire::DateTime2 { fsp } => 5 + fraction_bytes(fsp),
             Wire::Timestamp2 { fsp } => 4 + fraction_bytes(fsp),
             Wire::Sized { prefix } => prefix + le(buf.get(..prefix)?) as usize,
@@ -444,6 +449,22 @@ fn fast(wire: Wire, builder: &mut ColumnBuilder, bytes: &[u8]) -> Option<()> {
             builder
                 .typed::<Date32Builder>()
                 .append_value(date.num_days_from_ce() - EPOCH_FROM_CE);
+        }
+        (Wire::Year, conv) => {
+            let year = match bytes.first()? {
+                0 => 0,
+                &b => 1900 + i16::from(b),
+            };
+            match conv {
+                Conv::Year | Conv::Int16 => builder.typed::<Int16Builder>().append_value(year),
+                Conv::Int24 | Conv::Int32 => builder
+                    .typed::<Int32Builder>()
+                    .append_value(i32::from(year)),
+                Conv::Int64 => builder
+                    .typed::<Int64Builder>()
+                    .append_value(i64::from(year)),
+                _ => return None,
+            }
         }
         (Wire::DateTime2 { .. }, Conv::DateTime) => {
             let packed = be(bytes.get(..5)?).checked_sub(0x80_0000_0000)?;
@@ -719,7 +740,7 @@ pub(super) fn each_row<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Array;
+    use arrow::array::{Array, AsArray};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -804,6 +825,7 @@ mod tests {
             Wire::Double => random(rng, 8),
             Wire::Decimal { precision, scale } => random(rng, decimal_bytes(precision, scale)),
             Wire::Date => random(rng, 3),
+            Wire::Year => random(rng, 1),
             Wire::DateTime2 { fsp } => random(rng, 5 + fraction_bytes(fsp)),
             Wire::Other => Vec::new(),
         }
@@ -936,6 +958,20 @@ mod tests {
                 "{column_type:?} {conv:?}: the fast path took only {taken} of 3000"
             );
         }
+    }
+
+    /// The general decoder reads the year 0000 (stored as 0) as 1900, which a SELECT does not.
+    #[test]
+    fn years_keep_the_year_0000() {
+        let column = WireColumn::new(ColumnType::MYSQL_TYPE_YEAR, &[], true, "y".into());
+        let mut builder = ColumnBuilder::new(Conv::Year);
+        for byte in [0u8, 1, 124, 255] {
+            assert_eq!(column.span(&[byte, 9]), Some(1));
+            column.append(&mut builder, &[byte]).unwrap();
+        }
+        let years = builder.finish();
+        let years = years.as_primitive::<arrow::datatypes::Int16Type>();
+        assert_eq!(years.values().to_vec(), [0, 1901, 2024, 2155]);
     }
 
     #[test]
