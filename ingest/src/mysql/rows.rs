@@ -192,8 +192,8 @@ enum Wire {
     },
     /// `NEWDATE`: day, month and year packed into 3 bytes.
     Date,
-    /// `YEAR`: one byte, the year less 1900, and 0 for the year 0000 (which mysql_common reads
-    /// as 1900).
+    /// `YEAR`: one byte, the year less 1900, and 0 for the year 0000 (decoded here: mysql_common
+    /// reads it as 1900).
     Year,
     /// `DATETIME2`: 5 big-endian bytes, then the fraction.
     DateTime2 {
@@ -295,8 +295,9 @@ impl WireColumn {
         }
     }
 
-    /// The length of this column's value at the start of `buf`.
-    fn span(&self, buf: &[u8]) -> Option<usize> {
+    /// The length of this column's value at the start of `buf`, or why there is none.
+    fn span(&self, buf: &[u8]) -> std::result::Result<usize, String> {
+        let short = || "the image ends before its columns do".to_string();
         let len = match self.wire {
             Wire::Int { bytes, .. } => bytes,
             Wire::Float => 4,
@@ -306,14 +307,19 @@ impl WireColumn {
             Wire::Year => 1,
             Wire::DateTime2 { fsp } => 5 + fraction_bytes(fsp),
             Wire::Timestamp2 { fsp } => 4 + fraction_bytes(fsp),
-            Wire::Sized { prefix } => prefix + le(buf.get(..prefix)?) as usize,
+            Wire::Sized { prefix } => prefix + le(buf.get(..prefix).ok_or_else(short)?) as usize,
             Wire::Other => {
                 let mut parse = ParseBuf(buf);
-                self.decode(&mut parse).ok()?;
+                self.decode(&mut parse)
+                    .map_err(|e| format!("undecodable {:?} value: {e}", self.column_type))?;
                 buf.len() - parse.len()
             }
         };
-        (len <= buf.len()).then_some(len)
+        if len <= buf.len() {
+            Ok(len)
+        } else {
+            Err(short())
+        }
     }
 
     /// mysql_common's decoding of the value at the start of `buf`.
@@ -327,6 +333,14 @@ impl WireColumn {
 
     /// The value of `bytes` (this column's span) as mysql_common decodes it; JSON as its text.
     fn value(&self, bytes: &[u8]) -> std::result::Result<Value, String> {
+        if self.wire == Wire::Year {
+            // mysql_common reads the stored 0 of the year 0000 as 1900.
+            return match bytes {
+                [0] => Ok(Value::Int(0)),
+                &[b] => Ok(Value::Int(1900 + i64::from(b))),
+                _ => Err(format!("a YEAR of {} bytes", bytes.len())),
+            };
+        }
         match self.decode(&mut ParseBuf(bytes)) {
             Ok(BinlogValue::Value(v)) => Ok(v),
             Ok(BinlogValue::Jsonb(j)) => serde_json::Value::try_from(j)
@@ -449,22 +463,6 @@ fn fast(wire: Wire, builder: &mut ColumnBuilder, bytes: &[u8]) -> Option<()> {
             builder
                 .typed::<Date32Builder>()
                 .append_value(date.num_days_from_ce() - EPOCH_FROM_CE);
-        }
-        (Wire::Year, conv) => {
-            let year = match bytes.first()? {
-                0 => 0,
-                &b => 1900 + i16::from(b),
-            };
-            match conv {
-                Conv::Year | Conv::Int16 => builder.typed::<Int16Builder>().append_value(year),
-                Conv::Int24 | Conv::Int32 => builder
-                    .typed::<Int32Builder>()
-                    .append_value(i32::from(year)),
-                Conv::Int64 => builder
-                    .typed::<Int64Builder>()
-                    .append_value(i64::from(year)),
-                _ => return None,
-            }
         }
         (Wire::DateTime2 { .. }, Conv::DateTime) => {
             let packed = be(bytes.get(..5)?).checked_sub(0x80_0000_0000)?;
@@ -653,7 +651,12 @@ impl Plan {
             if null {
                 continue;
             }
-            let len = column.span(rest).ok_or_else(truncated)?;
+            let len = column.span(rest).map_err(|why| {
+                Error::Protocol(format!(
+                    "a row image of {}, column {}: {why}",
+                    self.table, column.name
+                ))
+            })?;
             cells[i] = Some(&rest[..len]);
             rest = &rest[len..];
         }
@@ -928,7 +931,7 @@ mod tests {
                 let bytes = sample(&mut rng, column.wire);
                 assert_eq!(
                     column.span(&bytes),
-                    Some(bytes.len()),
+                    Ok(bytes.len()),
                     "{column_type:?} {bytes:?}"
                 );
                 if fast(column.wire, &mut fast_builder, &bytes).is_none() {
@@ -966,7 +969,7 @@ mod tests {
         let column = WireColumn::new(ColumnType::MYSQL_TYPE_YEAR, &[], true, "y".into());
         let mut builder = ColumnBuilder::new(Conv::Year);
         for byte in [0u8, 1, 124, 255] {
-            assert_eq!(column.span(&[byte, 9]), Some(1));
+            assert_eq!(column.span(&[byte, 9]), Ok(1));
             column.append(&mut builder, &[byte]).unwrap();
         }
         let years = builder.finish();
