@@ -128,28 +128,17 @@ impl MysqlSource {
             gtids.insert(table.clone(), g);
         }
         if !self.mariadb {
-            let executed: Option<Option<String>> = conn
-                .query_first("SELECT @@GLOBAL.gtid_executed")
+            let (executed, purged): (Option<String>, Option<String>) = conn
+                .query_first("SELECT @@GLOBAL.gtid_executed, @@GLOBAL.gtid_purged")
                 .await
-                .map_err(Self::mysql_err("reading the server's executed GTIDs"))?;
-            let executed = executed.flatten().unwrap_or_default();
-            let Some(set) = GtidSet::parse(&executed) else {
-                return Ok(Err(format!(
-                    "this server's gtid_executed {executed:?} holds GTIDs inlet does not read \
-                     (tagged ones)"
-                )));
-            };
-            let missing = gtids.iter().find(|(_, g)| match g {
-                GtidState::Mysql(g) => !g.within(&set),
-                GtidState::Maria(_) => true,
-            });
-            if let Some((table, g)) = missing {
-                return Ok(Err(format!(
-                    "this server has not executed every transaction {table} holds ({g}; it has \
-                     {executed}): another history, or a replica that had not caught up"
-                )));
-            }
-            return Ok(Ok(gtids));
+                .map_err(Self::mysql_err("reading the server's executed GTIDs"))?
+                .unwrap_or_default();
+            return Ok(mysql_resumable(
+                &gtids,
+                &executed.unwrap_or_default(),
+                &purged.unwrap_or_default(),
+            )
+            .map(|()| gtids));
         }
         let state: Option<Option<String>> = conn
             .query_first("SELECT @@GLOBAL.gtid_binlog_state")
@@ -169,5 +158,93 @@ impl MysqlSource {
             )));
         }
         Ok(Ok(gtids))
+    }
+}
+
+/// Whether a MySQL server whose `@@gtid_executed` and `@@gtid_purged` are `executed` and
+/// `purged` can go on with tables that hold `tables`: it must have executed every transaction
+/// of each, and still have in its binlog every one a table lacks (a stream by GTID set would
+/// otherwise begin after the purged ones and skip them without a word).
+fn mysql_resumable(
+    tables: &BTreeMap<TableId, GtidState>,
+    executed: &str,
+    purged: &str,
+) -> std::result::Result<(), String> {
+    let (Some(executed_set), Some(purged_set)) = (GtidSet::parse(executed), GtidSet::parse(purged))
+    else {
+        return Err(format!(
+            "this server's GTIDs ({executed:?}) hold ones inlet does not read (tagged ones)"
+        ));
+    };
+    for (table, g) in tables {
+        let GtidState::Mysql(g) = g else {
+            return Err(format!("{table} holds a MariaDB GTID position"));
+        };
+        if !g.within(&executed_set) {
+            return Err(format!(
+                "this server has not executed every transaction {table} holds ({g}; it has \
+                 {executed}): another history, or a replica that had not caught up"
+            ));
+        }
+        if !purged_set.within(g) {
+            return Err(format!(
+                "this server has purged from its binlog transactions {table} does not hold \
+                 ({table} has {g}; purged: {purged})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mysql_server_resumes_tables_only_with_their_transactions_and_the_missing_ones() {
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let table = |set: &str| {
+            BTreeMap::from([(
+                TableId::new("shop", "t"),
+                GtidState::parse(set, false).expect("set"),
+            )])
+        };
+        let executed = format!("{a}:1-100");
+        // Caught up, nothing the table lacks purged.
+        assert_eq!(
+            mysql_resumable(
+                &table(&format!("{a}:1-57")),
+                &executed,
+                &format!("{a}:1-40")
+            ),
+            Ok(())
+        );
+        // A replica that had not caught up.
+        let err = mysql_resumable(&table(&format!("{a}:1-120")), &executed, "").unwrap_err();
+        assert!(err.contains("not executed"), "{err}");
+        // Transactions 58–60, which the table lacks, are gone from the binlog.
+        let err = mysql_resumable(
+            &table(&format!("{a}:1-57")),
+            &executed,
+            &format!("{a}:1-60"),
+        )
+        .unwrap_err();
+        assert!(err.contains("purged"), "{err}");
+        // A table with a gap (61 missing) and nothing purged past what it holds.
+        assert_eq!(
+            mysql_resumable(
+                &table(&format!("{a}:1-60:62-70")),
+                &executed,
+                &format!("{a}:1-60")
+            ),
+            Ok(())
+        );
+        let maria = BTreeMap::from([(
+            TableId::new("shop", "t"),
+            GtidState::parse("0-1-5", true).expect("position"),
+        )]);
+        assert!(mysql_resumable(&maria, &executed, "").is_err());
+        let err = mysql_resumable(&table(&format!("{a}:1")), &format!("{a}:tag:1"), "");
+        assert!(err.unwrap_err().contains("tagged"));
     }
 }
