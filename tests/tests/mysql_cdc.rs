@@ -1484,3 +1484,60 @@ async fn generated_values_of_every_row_image_layout_reach_the_lake() -> anyhow::
     assert_matches(&mut conn, &lake, "images").await?;
     Ok(())
 }
+
+/// A session may log changes with `binlog_row_image = MINIMAL` whatever the server's setting:
+/// its inserts and updates then lack columns, whose values the binlog does not hold. Such a
+/// row goes to the pipeline's recovery (here: the table stops, naming the setting) rather than
+/// into the lake with nulls; a delete, which needs only the key, is captured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_logged_without_every_column_are_refused_not_nulled() -> anyhow::Result<()> {
+    let server = MariaDbServer::start()?;
+    let mut conn = server.connect().await?;
+    conn.query_drop(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
+         CREATE TABLE shop.t (id INT PRIMARY KEY, a VARCHAR(10), b INT DEFAULT 7);
+         INSERT INTO shop.t VALUES (1, 'one', 1), (2, 'two', 2);
+         CREATE TABLE shop.u (id INT PRIMARY KEY, a VARCHAR(10), b INT DEFAULT 7);",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = mysql_config(&server, &lake, "");
+    let target = fence(&mut conn).await?;
+    inlet_tests::harness::cdc::run_until(&config, target).await?;
+
+    // A minimal delete is whole: only its key is needed.
+    conn.query_drop("SET SESSION binlog_row_image = 'MINIMAL'; DELETE FROM shop.t WHERE id = 2")
+        .await?;
+    let target = fence(&mut conn).await?;
+    inlet_tests::harness::cdc::run_until(&config, target).await?;
+    assert_matches(&mut conn, &lake, "t").await?;
+
+    // A minimal update holds `a` only (and the key in its before image), not `b`, and a minimal
+    // insert leaves out the column it did not name: both tables stop, naming the setting.
+    conn.query_drop(
+        "UPDATE shop.t SET a = 'uno' WHERE id = 1; INSERT INTO shop.u (id, a) VALUES (1, 'x')",
+    )
+    .await?;
+    let target = fence(&mut conn).await?;
+    let summary = inlet_tests::harness::cdc::run_until(&config, target).await?;
+    for table in ["shop.t", "shop.u"] {
+        let failed: Vec<&(TableId, String)> = summary
+            .failed
+            .iter()
+            .filter(|(t, _)| t.to_string() == table)
+            .collect();
+        ensure!(
+            failed.len() == 1 && failed[0].1.contains("binlog_row_image"),
+            "{table}: {:?}",
+            summary.failed
+        );
+    }
+    // The lake still holds the row as it was, not `b` as null.
+    let uri = lake.join("shop/t").display().to_string();
+    let rows =
+        inlet_tests::harness::cdc::lake_rows(&uri, &["id".into(), "a".into(), "b".into()]).await?;
+    ensure!(rows == [r#"{"id":1,"a":"one","b":1}"#], "{rows:?}");
+    Ok(())
+}

@@ -103,17 +103,33 @@ impl Rows {
         })
     }
 
-    /// A row image split by [`Plan::split`].
+    /// A row image split by [`Plan::split`]; `missing` are the captured columns it lacks (see
+    /// [`each_row`]), which go to the pipeline's recovery (the table stops, or the row goes to
+    /// the dead letters) rather than into the lake as nulls.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn append_image(
         &mut self,
         captured: &Captured,
         plan: &Plan,
         cells: &[Option<&[u8]>],
+        missing: &[usize],
         op: &str,
         position: i64,
         commit_ts: Option<i64>,
     ) -> Result<()> {
         self.push(captured, op, position, commit_ts, |i, builder| {
+            if missing.contains(&i) {
+                builder.append_null();
+                return Err((
+                    Refused::NoRepresentation(
+                        "the binlog does not hold this column's value: the session that wrote \
+                         the change had binlog_row_image = MINIMAL or NOBLOB; set it to FULL \
+                         for every session"
+                            .to_string(),
+                    ),
+                    "(not in the binlog)".to_string(),
+                ));
+            }
             match plan.sources[i].and_then(|s| cells[s].map(|bytes| (s, bytes))) {
                 None => {
                     builder.append_null();
@@ -688,10 +704,15 @@ impl Plan {
 
 /// The rows of a rows event, each as the operation and its images (split by `plan`), in the
 /// order `visit` should append them: an update that changes the key deletes the old key first.
+///
+/// `visit` also gets the captured columns the image lacks. A session with `binlog_row_image` set
+/// to `MINIMAL` or `NOBLOB` logs an insert or update without some columns, whose values the
+/// binlog then does not hold; an update's key columns it leaves out are unchanged, and taken from
+/// its before image.
 pub(super) fn each_row<'a>(
     rows: &'a RowsEventData<'a>,
     plan: &Plan,
-    mut visit: impl FnMut(&str, &[Option<&'a [u8]>]) -> Result<()>,
+    mut visit: impl FnMut(&str, &[Option<&'a [u8]>], &[usize]) -> Result<()>,
 ) -> Result<()> {
     let n = plan.columns.len();
     let (before, after) = match rows {
@@ -716,6 +737,32 @@ pub(super) fn each_row<'a>(
             }),
         ),
     };
+    let has = |image: &Option<Vec<bool>>, i: usize| {
+        image
+            .as_ref()
+            .is_some_and(|p| p.get(i).copied().unwrap_or(false))
+    };
+    // Key columns an update's after image leaves out, which its before image holds.
+    let from_before: Vec<usize> = match (&before, &after) {
+        (Some(_), Some(_)) => plan
+            .key
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&i| !has(&after, i) && has(&before, i))
+            .collect(),
+        _ => Vec::new(),
+    };
+    // Captured columns the inserted or updated row lacks.
+    let missing: Vec<usize> = plan
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(j, source)| {
+            let i = (*source)?;
+            (after.is_some() && !has(&after, i) && !from_before.contains(&i)).then_some(j)
+        })
+        .collect();
     let mut buf = rows.rows_data();
     let (mut old, mut new) = (Vec::new(), Vec::new());
     while !buf.is_empty() {
@@ -725,14 +772,17 @@ pub(super) fn each_row<'a>(
         if let Some(present) = &after {
             plan.split(present, &mut buf, &mut new)?;
         }
+        for &i in &from_before {
+            new[i] = old[i];
+        }
         match (&before, &after) {
-            (None, Some(_)) => visit("c", &new)?,
-            (Some(_), None) => visit("d", &old)?,
+            (None, Some(_)) => visit("c", &new, &missing)?,
+            (Some(_), None) => visit("d", &old, &[])?,
             (Some(_), Some(_)) => {
                 if plan.key_changed(&old, &new) {
-                    visit("d", &old)?;
+                    visit("d", &old, &[])?;
                 }
-                visit("u", &new)?;
+                visit("u", &new, &missing)?;
             }
             (None, None) => break,
         }
@@ -1071,9 +1121,9 @@ mod tests {
             let Some(EventData::RowsEvent(rows)) = rows_event.read_data().unwrap() else {
                 panic!("not a rows event")
             };
-            each_row(&rows, &plan, |op, cells| {
+            each_row(&rows, &plan, |op, cells, missing| {
                 ops.push(op.to_string());
-                out.append_image(&captured, &plan, cells, op, 7, None)
+                out.append_image(&captured, &plan, cells, missing, op, 7, None)
             })
         };
         append(&event(

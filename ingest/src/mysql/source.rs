@@ -572,8 +572,8 @@ impl MysqlSource {
                     .entry(id)
                     .or_insert_with(|| Rows::new(&captured.convs));
                 let ts = txn.commit_ts;
-                rows::each_row(&rows, plan, |op, cells| {
-                    out.append_image(captured, plan, cells, op, at as i64, ts)
+                rows::each_row(&rows, plan, |op, cells, missing| {
+                    out.append_image(captured, plan, cells, missing, op, at as i64, ts)
                 })?;
             }
             Some(EventData::XidEvent(_)) => self.commit(at, timestamp)?,
