@@ -357,6 +357,15 @@ impl Running {
 }
 
 /// Fences, then waits until a running pipeline has everything committed so far.
+/// Fences the source, then runs a pipeline until the lake has the fence.
+async fn caught_up(
+    conn: &mut mysql_async::Conn,
+    config: &str,
+) -> anyhow::Result<inlet_ingest::RunSummary> {
+    let target = fence(conn).await?;
+    inlet_tests::harness::cdc::run_until(config, target).await
+}
+
 async fn synced(conn: &mut mysql_async::Conn, lake: &std::path::Path) -> anyhow::Result<()> {
     let target = fence(conn).await?;
     wait_for(lake, target).await
@@ -454,7 +463,6 @@ async fn assert_matches(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> anyhow::Result<()> {
-    use inlet_tests::harness::cdc::run_until;
     let server = MariaDbServer::start()?;
     let mut conn = server.connect().await?;
     conn.query_drop(
@@ -481,8 +489,7 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config = mysql_config(&server, &lake, "");
-    let target = fence(&mut conn).await?;
-    let summary = run_until(&config, target).await?;
+    let summary = caught_up(&mut conn, &config).await?;
     ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     for table in ["orders", "lines"] {
         assert_matches(&mut conn, &lake, table).await?;
@@ -498,8 +505,7 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
          INSERT INTO shop.lines VALUES (3, 1, REPEAT('x', 60000));",
     )
     .await?;
-    let target = fence(&mut conn).await?;
-    run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     for table in ["orders", "lines"] {
         assert_matches(&mut conn, &lake, table).await?;
     }
@@ -536,8 +542,7 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
          FLUSH BINARY LOGS; INSERT INTO shop.orders (id, note) VALUES (100001, 'after restart');",
     )
     .await?;
-    let target = fence(&mut conn).await?;
-    run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     for table in ["orders", "lines"] {
         assert_matches(&mut conn, &lake, table).await?;
     }
@@ -548,7 +553,6 @@ async fn snapshot_then_binlog_exactly_once_across_rotation_and_restarts() -> any
 /// that is already past it must not empty that table again (its later rows are not replayed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncate_replayed_by_a_restart_spares_the_rows_written_after_it() -> anyhow::Result<()> {
-    use inlet_tests::harness::cdc::run_until;
     let server = MariaDbServer::start()?;
     let mut conn = server.connect().await?;
     conn.query_drop(
@@ -562,25 +566,21 @@ async fn a_truncate_replayed_by_a_restart_spares_the_rows_written_after_it() -> 
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config = mysql_config(&server, &lake, "");
-    let target = fence(&mut conn).await?;
-    run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     // b's checkpoint stays here: nothing changes it after.
     conn.query_drop("INSERT INTO shop.b VALUES (2, 'y')")
         .await?;
-    let target = fence(&mut conn).await?;
-    run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     conn.query_drop("TRUNCATE shop.a; INSERT INTO shop.a VALUES (3, 'after')")
         .await?;
-    let target = fence(&mut conn).await?;
-    run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     for table in ["a", "b"] {
         assert_matches(&mut conn, &lake, table).await?;
     }
     // The restart reads again from b's checkpoint, before the truncate.
     conn.query_drop("INSERT INTO shop.b VALUES (3, 'z')")
         .await?;
-    let target = fence(&mut conn).await?;
-    run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     for table in ["a", "b"] {
         assert_matches(&mut conn, &lake, table).await?;
     }
@@ -675,14 +675,12 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_fails_or_resna
         "include = [\"shop.*\"]\n",
         "include = [\"shop.*\"]\non_gap = \"resnapshot\"\n",
     );
-    let target = fence(&mut conn).await?;
-    let summary = inlet_tests::harness::cdc::run_until(&config, target).await?;
+    let summary = caught_up(&mut conn, &config).await?;
     ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     assert_matches(&mut conn, &lake, "t").await?;
     conn.query_drop("UPDATE shop.t SET v = 'after' WHERE id = 4")
         .await?;
-    let target = fence(&mut conn).await?;
-    inlet_tests::harness::cdc::run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     assert_matches(&mut conn, &lake, "t").await?;
     Ok(())
 }
@@ -693,7 +691,6 @@ async fn a_lost_connection_is_reestablished_and_a_purged_position_fails_or_resna
 /// `on_gap = "resnapshot"` copies the tables again from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Result<()> {
-    use inlet_tests::harness::cdc::run_until;
     use inlet_tests::harness::mariadb::BINLOG_ARGS;
     let schema = "CREATE DATABASE shop;
                   CREATE TABLE shop.inlet_fence (id INT PRIMARY KEY, at DATETIME(6));
@@ -713,8 +710,7 @@ async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Re
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let on_a = mysql_config(&first, &lake, "");
-    let target = fence(&mut a).await?;
-    run_until(&on_a, target).await?;
+    caught_up(&mut a, &on_a).await?;
     assert_matches(&mut a, &lake, "t").await?;
 
     // A server that tells no difference (MariaDB's server_id is all it has, and 1 is the
@@ -745,14 +741,12 @@ async fn positions_of_another_server_are_refused_or_copied_again() -> anyhow::Re
         "include = [\"shop.*\"]\n",
         "include = [\"shop.*\"]\non_gap = \"resnapshot\"\n",
     );
-    let target = fence(&mut b).await?;
-    let summary = run_until(&on_b, target).await?;
+    let summary = caught_up(&mut b, &on_b).await?;
     ensure!(summary.failed.is_empty(), "{:?}", summary.failed);
     assert_matches(&mut b, &lake, "t").await?;
     b.query_drop("UPDATE shop.t SET v = 'after' WHERE id = 5; DELETE FROM shop.t WHERE id = 2")
         .await?;
-    let target = fence(&mut b).await?;
-    run_until(&on_b, target).await?;
+    caught_up(&mut b, &on_b).await?;
     assert_matches(&mut b, &lake, "t").await?;
     Ok(())
 }
@@ -791,13 +785,11 @@ async fn a_failover_to_a_replica_continues_from_the_gtid_positions() -> anyhow::
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let on_primary = mysql_config(&primary, &lake, "");
-    let target = fence(&mut a).await?;
-    run_until(&on_primary, target).await?;
+    caught_up(&mut a, &on_primary).await?;
     // t moves on; u's checkpoint stays behind.
     a.query_drop("UPDATE shop.t SET v = 'a2' WHERE id = 1; DELETE FROM shop.t WHERE id = 3")
         .await?;
-    let target = fence(&mut a).await?;
-    run_until(&on_primary, target).await?;
+    caught_up(&mut a, &on_primary).await?;
     for table in ["t", "u"] {
         assert_matches(&mut a, &lake, table).await?;
     }
@@ -1210,8 +1202,7 @@ async fn every_type_reaches_the_lake_exactly() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config = mysql_config(&server, &lake, "");
-    let target = fence(&mut conn).await?;
-    inlet_tests::harness::cdc::run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     assert_matches(&mut conn, &lake, "types").await?;
     // The same values through the binlog, and an update of every column.
     conn.query_drop(format!(
@@ -1221,8 +1212,7 @@ async fn every_type_reaches_the_lake_exactly() -> anyhow::Result<()> {
         row(3)
     ))
     .await?;
-    let target = fence(&mut conn).await?;
-    inlet_tests::harness::cdc::run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     assert_matches(&mut conn, &lake, "types").await?;
     Ok(())
 }
@@ -1504,14 +1494,12 @@ async fn changes_logged_without_every_column_are_refused_not_nulled() -> anyhow:
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config = mysql_config(&server, &lake, "");
-    let target = fence(&mut conn).await?;
-    inlet_tests::harness::cdc::run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
 
     // A minimal delete is whole: only its key is needed.
     conn.query_drop("SET SESSION binlog_row_image = 'MINIMAL'; DELETE FROM shop.t WHERE id = 2")
         .await?;
-    let target = fence(&mut conn).await?;
-    inlet_tests::harness::cdc::run_until(&config, target).await?;
+    caught_up(&mut conn, &config).await?;
     assert_matches(&mut conn, &lake, "t").await?;
 
     // A minimal update holds `a` only (and the key in its before image), not `b`, and a minimal
@@ -1520,8 +1508,7 @@ async fn changes_logged_without_every_column_are_refused_not_nulled() -> anyhow:
         "UPDATE shop.t SET a = 'uno' WHERE id = 1; INSERT INTO shop.u (id, a) VALUES (1, 'x')",
     )
     .await?;
-    let target = fence(&mut conn).await?;
-    let summary = inlet_tests::harness::cdc::run_until(&config, target).await?;
+    let summary = caught_up(&mut conn, &config).await?;
     for table in ["shop.t", "shop.u"] {
         let failed: Vec<&(TableId, String)> = summary
             .failed
