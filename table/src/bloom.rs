@@ -195,6 +195,54 @@ impl BloomFilter {
         self.kind
     }
 
+    /// The filter a base file's footer holds, from its key-value metadata (`get` looks a key
+    /// up); `None` without one or of an unknown type: readers then take the file to hold any key.
+    pub fn from_footer<'a>(
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Option<Self>, BloomFilterError> {
+        let (Some(encoded), Some(Ok(kind))) = (
+            get(BLOOM_FILTER_KEY),
+            get(BLOOM_FILTER_TYPE_KEY).map(str::parse),
+        ) else {
+            return Ok(None);
+        };
+        Self::from_footer_string(kind, encoded).map(Some)
+    }
+
+    /// How many keys were added, for a DYNAMIC_V0 filter: every row before the last one took `nr`
+    /// keys (and the last one counts on once rows are filled round-robin). `None` for a SIMPLE
+    /// filter, which keeps no count.
+    pub fn added(&self) -> Option<usize> {
+        if self.kind != BloomFilterType::DynamicV0 {
+            return None;
+        }
+        let full = (self.rows.len() as i64 - 1) * i64::from(self.dynamic.nr);
+        usize::try_from(full + i64::from(self.dynamic.current)).ok()
+    }
+
+    /// Whether [`BloomFilter::for_keys`] of `keys` records gives a filter of this one's type,
+    /// sizes and number of rows: keys added to this one then land as they would in that one.
+    pub fn sized_for(&self, keys: usize) -> bool {
+        let fresh = Self::for_keys(keys);
+        if (
+            fresh.kind,
+            fresh.vector_size,
+            fresh.nb_hash,
+            fresh.dynamic.nr,
+        ) != (self.kind, self.vector_size, self.nb_hash, self.dynamic.nr)
+        {
+            return false;
+        }
+        // `active_row`: a row is added when the last one is full, while rows × nr < max_nr.
+        let (nr, max_nr) = (fresh.dynamic.nr as usize, fresh.dynamic.max_nr as usize);
+        let (mut rows, mut rest) = (1, keys.saturating_sub(nr));
+        while rest > 0 && rows * nr < max_nr {
+            rows += 1;
+            rest = rest.saturating_sub(nr);
+        }
+        rows == self.rows.len()
+    }
+
     /// How many hash functions the filter uses (the [`KeyHashes`] a probe needs).
     pub fn hash_count(&self) -> usize {
         self.nb_hash as usize

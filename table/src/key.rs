@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -136,7 +137,8 @@ impl KeyGenerator {
     /// refused with an error naming the row.
     pub fn partition_paths(&self, batch: &RecordBatch) -> Result<StringArray> {
         if self.partition_fields.is_empty() {
-            return Ok(StringArray::from(vec![""; batch.num_rows()]));
+            let empty = OffsetBuffer::new_zeroed(batch.num_rows());
+            return Ok(StringArray::new(empty, Default::default(), None));
         }
         let columns = self.columns(batch, &self.partition_fields, "partition")?;
         let formatters = formatters(&columns)?;

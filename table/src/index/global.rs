@@ -26,10 +26,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::bloom::{
-    BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, KeyHashes, MAX_RECORD_KEY,
-    MIN_RECORD_KEY, java_order,
-};
+use crate::bloom::{BloomFilter, KeyHashes, MAX_RECORD_KEY, MIN_RECORD_KEY, java_order};
 use crate::commit::metadata::KeyRanges;
 use crate::error::{Error, Result};
 use crate::file_group::{
@@ -580,10 +577,20 @@ impl KeyIndex {
                 .collect(),
             ..Relocation::default()
         };
-        // A delete is looked for everywhere; a change in the partitions it does not go to.
+        if view.live_file_groups().next().is_none() {
+            let stats = LookupStats {
+                elapsed: started.elapsed(),
+                ..LookupStats::default()
+            };
+            return Ok((relocation, stats));
+        }
+        // A delete is looked for everywhere; a change in the partitions it does not go to: none
+        // in a table without partitions, where a key's only place is its bucket's file group.
+        let unpartitioned = snapshot.table().properties().partition_fields.is_empty();
         let probes: Vec<Probe<'_>> = plan
             .winners
             .iter()
+            .filter(|&&row| plan.deletes.value(row) || !unpartitioned)
             .map(|&row| Probe {
                 row,
                 key: plan.keys.value(row),
@@ -919,16 +926,14 @@ async fn base_file_filter(storage: &Storage, file: &FileRef) -> Result<KeyFilter
         .flatten()
         .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
         .collect();
-    let (Some(encoded), Some(Ok(kind))) = (
-        kv.get(BLOOM_FILTER_KEY),
-        kv.get(BLOOM_FILTER_TYPE_KEY).map(|k| k.parse()),
-    ) else {
+    let bloom =
+        BloomFilter::from_footer(|k| kv.get(k).copied()).map_err(|e| Error::CorruptFile {
+            path: file.path.clone(),
+            reason: e.to_string(),
+        })?;
+    let Some(bloom) = bloom else {
         return Ok(KeyFilter::Any);
     };
-    let bloom = BloomFilter::from_footer_string(kind, encoded).map_err(|e| Error::CorruptFile {
-        path: file.path.clone(),
-        reason: e.to_string(),
-    })?;
     Ok(KeyFilter::Bloom {
         bloom,
         min: kv.get(MIN_RECORD_KEY).map(|s| s.to_string()),

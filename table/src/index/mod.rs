@@ -23,21 +23,24 @@ fn java_list_hash<'a>(items: impl Iterator<Item = &'a str>) -> i32 {
 /// key when it has no `:`, else the values of the `field:value` pairs whose field is a hash field.
 /// Like Hudi, a simple key that contains `:` yields no values (and lands in bucket `1 % N`): that
 /// is what keeps Java writers of the same table agreeing with us.
-fn hash_key_values<'a>(record_key: &'a str, hash_fields: &[String]) -> Vec<&'a str> {
-    if !record_key.contains(':') {
-        return vec![record_key];
-    }
-    record_key
+/// (An iterator: this runs for every record written.)
+fn hash_key_values<'a>(
+    record_key: &'a str,
+    hash_fields: &'a [String],
+) -> impl Iterator<Item = &'a str> {
+    let simple = !record_key.contains(':');
+    let pairs = record_key
         .split(',')
+        .take_while(move |_| !simple)
         .filter_map(|part| part.split_once(':'))
         .filter(|(field, _)| hash_fields.iter().any(|f| f == field))
-        .map(|(_, value)| value)
-        .collect()
+        .map(|(_, value)| value);
+    simple.then_some(record_key).into_iter().chain(pairs)
 }
 
 /// The bucket of a record key, hashing the values of `hash_fields` (the record key fields).
 pub fn bucket_id(record_key: &str, hash_fields: &[String], buckets: u32) -> u32 {
-    let hash = java_list_hash(hash_key_values(record_key, hash_fields).into_iter());
+    let hash = java_list_hash(hash_key_values(record_key, hash_fields));
     ((hash & i32::MAX) as u32) % buckets.max(1)
 }
 

@@ -68,8 +68,10 @@ pub fn without_meta_columns(schema: &Schema) -> SchemaRef {
 /// per row: dictionaries and min/max statistics only cost time there (Hudi looks records up by
 /// the footer's bloom filter and key range, not by column statistics), and they share long
 /// prefixes (`<instant>_<task>_…`, keys of one file group), which `DELTA_BYTE_ARRAY` stores once.
-/// The constant ones (file name, partition path) dictionary-encode to nothing and need no
-/// statistics either. Integer, date and timestamp columns are `DELTA_BINARY_PACKED`: ids and
+/// The constant ones need no statistics either: the file name dictionary-encodes to nothing, and
+/// the partition path is `DELTA_BYTE_ARRAY` too (each value the previous one: nothing to store),
+/// because a dictionary of the empty path of a table without partitions cost ~90 ns a row (the
+/// dictionary's lookups call `memcmp` on empty slices, slow in glibc's AVX-512 variant). Integer, date and timestamp columns are `DELTA_BINARY_PACKED`: ids and
 /// times that grow along the file pack into a few bits, few distinct values into few bits too,
 /// and random ones cost what plain encoding does.
 /// Spark (3.3+), Trino, Hive, hudi-rs, DuckDB and pyarrow read these standard encodings.
@@ -81,7 +83,7 @@ pub fn parquet_properties(schema: &Schema) -> WriterProperties {
         }
         let column = ColumnPath::from(name);
         builder = builder.set_column_statistics_enabled(column.clone(), EnabledStatistics::None);
-        if matches!(name, COMMIT_SEQNO | RECORD_KEY) {
+        if matches!(name, COMMIT_SEQNO | RECORD_KEY | PARTITION_PATH) {
             builder = builder
                 .set_column_dictionary_enabled(column.clone(), false)
                 .set_column_encoding(column, Encoding::DELTA_BYTE_ARRAY);

@@ -17,10 +17,12 @@ use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::ParquetMetaData;
 
 use super::parquet::BaseFileWriter;
 use super::plan::Plan;
 use super::plan::incoming_ordering;
+use crate::bloom::BloomFilter;
 use crate::cdc;
 use crate::error::{Error, Result};
 use crate::merge::{OrderingValues, Version, wins};
@@ -106,8 +108,14 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
     };
 
     if let Some((bytes, stored_path)) = &task.stored {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-            .and_then(|b| b.with_batch_size(BATCH_SIZE).build())
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+            .map_err(|e| Error::parquet(stored_path, e))?;
+        if let Some(filter) = extendable_filter(builder.metadata(), plan, task.rows) {
+            out.writer = out.writer.extending(filter);
+        }
+        let reader = builder
+            .with_batch_size(BATCH_SIZE)
+            .build()
             .map_err(|e| Error::parquet(stored_path, e))?;
         for batch in reader {
             let batch = batch.map_err(|e| Error::parquet(stored_path, e.into()))?;
@@ -215,6 +223,38 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
     }))
 }
 
+/// The stored file's bloom filter, when the new file may keep it and add only its new keys: one
+/// of Hudi's dynamic filters that (by its count) holds every stored key, is sized as a new file's
+/// filter would be, and is not burdened beyond a quarter of the rows by the keys it keeps for
+/// rows deleted since (a bloom filter cannot drop a key: they only make false positives). Any
+/// other filter, or one that does not parse, is built anew from every key.
+fn extendable_filter(
+    metadata: &ParquetMetaData,
+    plan: &Plan,
+    rows: &[usize],
+) -> Option<BloomFilter> {
+    let footer = metadata.file_metadata();
+    let kv = footer.key_value_metadata()?;
+    let get = |key: &str| {
+        kv.iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_deref())
+    };
+    let filter = BloomFilter::from_footer(get).ok()??;
+    let stored = usize::try_from(footer.num_rows()).ok()?;
+    let deletes = rows.iter().filter(|&&r| plan.deletes.value(r)).count();
+    let (fewest, most) = (
+        stored.saturating_sub(deletes),
+        stored + rows.len() - deletes,
+    );
+    let keys_after = filter.added()? + (rows.len() - deletes);
+    (filter.added()? >= stored
+        && filter.sized_for(fewest)
+        && filter.sized_for(most)
+        && keys_after <= fewest + fewest / 4)
+        .then_some(filter)
+}
+
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     batch.column_by_name(name).ok_or_else(|| Error::Schema {
         column: name.to_string(),
@@ -292,7 +332,12 @@ impl Output<'_> {
                 picks,
             )?);
         }
-        self.writer
-            .write(&RecordBatch::try_new(self.schema.clone(), columns)?)
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        // Rows picked against a stored batch are its rows or changes of them: their keys are in
+        // the stored file's filter.
+        match stored {
+            Some(_) => self.writer.write_known(&batch),
+            None => self.writer.write(&batch),
+        }
     }
 }

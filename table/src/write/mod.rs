@@ -155,9 +155,11 @@ impl Writer {
         self.lease()?;
         let table = self.table.clone();
         let storage = table.storage();
+        let started = std::time::Instant::now();
         let mut snapshot = self.current_snapshot().await?;
         let timeline = snapshot.timeline().clone();
         let mut prepared = prepare(&table, snapshot.schema(), &changes)?;
+        let prepared_at = started.elapsed();
         let avro_schema = prepared.avro_schema.clone();
         let arrow_schema =
             serde_json::to_string(prepared.logical_schema.as_ref()).map_err(|e| Error::Schema {
@@ -179,6 +181,7 @@ impl Writer {
             .await?;
         let view = snapshot.view();
         prepared.batch = prepared.plan.relocate(prepared.batch, &relocation)?;
+        let located_at = started.elapsed();
 
         let action = match table.properties().table_type {
             TableType::CopyOnWrite => Action::Commit,
@@ -235,7 +238,16 @@ impl Writer {
         };
         crate::failpoint!("commit.before-complete");
         crate::hang_point!("commit.before-complete");
-        self.complete(txn, snapshot, metadata, lookup).await
+        let written_at = started.elapsed();
+        let commit = self.complete(txn, snapshot, metadata, lookup).await;
+        tracing::debug!(
+            ?prepared_at,
+            ?located_at,
+            ?written_at,
+            completed_at = ?started.elapsed(),
+            "commit phases (elapsed at the end of each)"
+        );
+        commit
     }
 
     /// Empties the table in one replace commit (Hudi's `insert_overwrite_table` with no rows):

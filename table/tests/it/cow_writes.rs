@@ -1,7 +1,10 @@
 //! Copy-on-write upserts, deletes, ordering, time travel and incremental reads.
 
+use arrow::array::AsArray;
+use inlet_table::bloom::BloomFilter;
 use inlet_table::read::Query;
 use inlet_table::{InstantTime, Result};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::util::*;
 
@@ -288,5 +291,118 @@ async fn file_groups_larger_than_a_batch_merge_correctly() -> Result<()> {
         .map(|r| &r["_hoodie_commit_seqno"])
         .collect();
     assert_eq!(seqnos.len() as i64, updated + 10);
+    Ok(())
+}
+
+/// The bloom filter in a base file's footer and the record keys the file holds.
+fn footer_filter_and_keys(path: &std::path::Path) -> (BloomFilter, Vec<String>) {
+    let file = std::fs::File::open(path).expect("a base file");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    let get = |key: &str| {
+        kv.iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_deref())
+    };
+    let filter = BloomFilter::from_footer(get)
+        .expect("a valid filter")
+        .expect("a filter");
+    let mut keys = Vec::new();
+    for batch in builder.build().expect("a reader") {
+        let batch = batch.expect("a batch");
+        let column = batch
+            .column_by_name("_hoodie_record_key")
+            .expect("meta column");
+        keys.extend(column.as_string::<i32>().iter().flatten().map(String::from));
+    }
+    (filter, keys)
+}
+
+/// A rewrite of a file group larger than a bloom filter's row (60,000 keys) keeps the stored
+/// file's filter and adds the new keys only; once the keys it keeps for deleted rows would pass
+/// a quarter of the rows, the filter is built anew. Either way it holds every key of the file.
+#[tokio::test]
+async fn large_file_groups_extend_their_bloom_filter_with_new_keys_only() -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = local_table(&dir, props(&["id"], Some("ts"), &[], 1)).await?;
+    let n = 80_000i64;
+    let first: Vec<(i64, &str, Option<i64>, Option<&str>)> =
+        (0..n).map(|i| (i, "a", Some(1), Some("old"))).collect();
+    upsert(&table, rows(&first), None).await?;
+    let mut live: std::collections::BTreeSet<i64> = (0..n).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let (mut extended, mut rebuilt) = (0, 0);
+    let mut added_before = n as usize;
+    // Small commits extend the filter; the one that deletes 16,000 rows (a fifth: their keys
+    // and the changes' would pass a quarter of the 64,000 rows left) rebuilds it.
+    for (round, deleted) in [1_500, 1_500, 16_000, 1_500].into_iter().enumerate() {
+        let ts = Some(2 + round as i64);
+        let mut changes: Vec<(i64, &str, Option<i64>, Option<&str>)> = Vec::new();
+        let mut flags = Vec::new();
+        let existing: Vec<i64> = live.iter().copied().collect();
+        let mut touched = std::collections::BTreeSet::new();
+        while touched.len() < deleted {
+            let id = existing[rng.random_range(0..existing.len())];
+            if touched.insert(id) {
+                changes.push((id, "a", ts, None));
+                flags.push(true);
+                live.remove(&id);
+            }
+        }
+        for _ in 0..2_000 {
+            let id = existing[rng.random_range(0..existing.len())];
+            if touched.insert(id) {
+                changes.push((id, "a", ts, Some("updated")));
+                flags.push(false);
+            }
+        }
+        // New keys, some of them keys deleted in an earlier round.
+        let mut inserted = 0;
+        while inserted < 1_500 {
+            let id = rng.random_range(0..2 * n);
+            if !live.contains(&id) && touched.insert(id) {
+                changes.push((id, "a", ts, Some("inserted")));
+                flags.push(false);
+                live.insert(id);
+                inserted += 1;
+            }
+        }
+        let commit = upsert(&table, rows(&changes), Some(flags)).await?;
+        let stats: Vec<_> = commit.metadata.write_stats().collect();
+        assert_eq!(stats.len(), 1, "one file group");
+        let path = dir.path().join(stats[0].path.as_deref().expect("a path"));
+        let (filter, keys) = footer_filter_and_keys(&path);
+        let expected: Vec<String> = live.iter().map(i64::to_string).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_by_key(|k| k.parse::<i64>().expect("an id"));
+        assert_eq!(
+            sorted, expected,
+            "round {round}: the file holds the live keys"
+        );
+        let missing: Vec<&String> = keys.iter().filter(|k| !filter.might_contain(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: the filter lacks {missing:?}"
+        );
+        let added = filter.added().expect("a dynamic filter");
+        if added == added_before + inserted {
+            extended += 1;
+        } else {
+            assert_eq!(
+                added,
+                keys.len(),
+                "round {round}: a rebuilt filter holds the file's keys"
+            );
+            rebuilt += 1;
+        }
+        added_before = added;
+    }
+    assert_eq!((extended, rebuilt), (3, 1));
     Ok(())
 }
