@@ -16,8 +16,11 @@ use arrow::array::{
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::metadata::ParquetMetaData;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 
 use super::parquet::BaseFileWriter;
 use super::plan::Plan;
@@ -31,6 +34,11 @@ use crate::timeline::InstantTime;
 
 /// Rows decoded or written per batch.
 const BATCH_SIZE: usize = 8192;
+
+/// Stored row groups of at least this many rows that no change touches are copied into the new
+/// file as they are (their bytes, not decoded and encoded again); smaller ones are merged into
+/// the row group being written, so that many small commits do not leave many small row groups.
+const MIN_COPIED_ROWS: i64 = 16 * 1024;
 
 /// Inputs that stay the same for every file group of a commit.
 #[derive(Debug)]
@@ -108,16 +116,45 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
     };
 
     if let Some((bytes, stored_path)) = &task.stored {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let stored = ArrowReaderMetadata::load(bytes, options)
             .map_err(|e| Error::parquet(stored_path, e))?;
-        if let Some(filter) = extendable_filter(builder.metadata(), plan, task.rows) {
+        let metadata = stored.metadata().clone();
+        if let Some(filter) = extendable_filter(&metadata, plan, task.rows) {
             out.writer = out.writer.extending(filter);
         }
-        let reader = builder
-            .with_batch_size(BATCH_SIZE)
-            .build()
-            .map_err(|e| Error::parquet(stored_path, e))?;
-        for batch in reader {
+        let offsets = metadata.offset_index();
+        let copyable =
+            offsets.is_some() && out.writer.can_copy(metadata.file_metadata().schema_descr());
+        let mut batches = Vec::new();
+        for (group, group_meta) in metadata.row_groups().iter().enumerate() {
+            let builder = || {
+                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), stored.clone())
+                    .with_row_groups(vec![group])
+            };
+            if let (true, Some(offsets)) = (
+                copyable && group_meta.num_rows() >= MIN_COPIED_ROWS,
+                offsets.and_then(|o| o.get(group)),
+            ) {
+                let keys = group_keys(builder(), stored_path)?;
+                let strings = keys.as_string::<i32>();
+                let untouched = (0..strings.len())
+                    .all(|i| strings.is_null(i) || !incoming.contains_key(strings.value(i)));
+                if untouched {
+                    out.writer
+                        .copy_row_group(bytes, group_meta, offsets, &keys)?;
+                    continue;
+                }
+            }
+            let reader = builder()
+                .with_batch_size(BATCH_SIZE)
+                .build()
+                .map_err(|e| Error::parquet(stored_path, e))?;
+            batches.push(reader);
+        }
+        // The row groups to merge, after the copied ones (the order of rows in a file means
+        // nothing: readers and the key index go by key).
+        for batch in batches.into_iter().flatten() {
             let batch = batch.map_err(|e| Error::parquet(stored_path, e.into()))?;
             let batch = schema::align(&batch, &full_schema)?;
             let keys = column(&batch, RECORD_KEY)?.as_string::<i32>();
@@ -221,6 +258,32 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         deletes,
         cdc,
     }))
+}
+
+/// The record keys of the one row group `builder` reads.
+fn group_keys(builder: ParquetRecordBatchReaderBuilder<Bytes>, path: &str) -> Result<ArrayRef> {
+    let schema = builder.parquet_schema();
+    let leaf = schema
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == RECORD_KEY)
+        .ok_or_else(|| Error::Schema {
+            column: RECORD_KEY.to_string(),
+            reason: "missing from a stored base file".to_string(),
+        })?;
+    let mask = ProjectionMask::leaves(schema, [leaf]);
+    let batches = builder
+        .with_projection(mask)
+        .with_batch_size(usize::MAX >> 1)
+        .build()
+        .map_err(|e| Error::parquet(path, e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::parquet(path, e.into()))?;
+    let columns: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+    match columns.as_slice() {
+        [one] => Ok(one.slice(0, one.len())),
+        _ => Ok(arrow::compute::concat(&columns)?),
+    }
 }
 
 /// The stored file's bloom filter, when the new file may keep it and add only its new keys: one

@@ -11,7 +11,12 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::file::metadata::KeyValue;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{KeyValue, RowGroupMetaData};
+use parquet::file::page_index::offset_index::OffsetIndexMetaData;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::SchemaDescriptor;
 
 use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, MAX_RECORD_KEY, MIN_RECORD_KEY,
@@ -21,9 +26,13 @@ use crate::error::{Error, Result};
 use crate::schema::{self, FILE_NAME, RECORD_KEY};
 
 /// Writes one base file.
-#[derive(Debug)]
 pub struct BaseFileWriter {
-    writer: ArrowWriter<Vec<u8>>,
+    file: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// The row group being encoded: a writer per leaf column, and its rows so far.
+    open: Option<(Vec<ArrowColumnWriter>, usize)>,
+    max_group_rows: usize,
     keys: Keys,
     min_key: Option<String>,
     max_key: Option<String>,
@@ -36,10 +45,19 @@ impl BaseFileWriter {
     /// A writer for `schema` (meta columns then data columns); `path` names the file in errors.
     pub fn new(schema: SchemaRef, path: &str) -> Result<Self> {
         let props = schema::parquet_properties(&schema);
-        let writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))
+        // Parquet's default (1Mi rows); no byte bound is set.
+        let max_group_rows = props.max_row_group_row_count().unwrap_or(1 << 20).max(1);
+        // The Arrow writer sets up the Parquet schema and the `ARROW:schema` footer entry; its
+        // parts then let row groups be encoded here or copied from a stored file as they are.
+        let (file, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+            .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|e| Error::parquet(path, e))?;
         Ok(BaseFileWriter {
-            writer,
+            file,
+            factory,
+            schema,
+            open: None,
+            max_group_rows,
             keys: Keys::Collected(Vec::new()),
             min_key: None,
             max_key: None,
@@ -75,16 +93,26 @@ impl BaseFileWriter {
         let stamped = self.stamped(batch)?;
         let batch = stamped.as_ref().unwrap_or(batch);
         if let Some(keys) = batch.column_by_name(RECORD_KEY) {
-            match &mut self.keys {
-                Keys::Collected(all) => all.push(keys.clone()),
-                Keys::Extended(_) if known => {}
-                Keys::Extended(filter) => {
-                    keys.as_string::<i32>()
-                        .iter()
-                        .flatten()
-                        .for_each(|k| filter.add(k));
-                }
+            self.note_keys(keys, known);
+        }
+        self.rows += batch.num_rows();
+        self.encode(batch)
+            .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    /// Takes record keys into the footer's filter and key range.
+    fn note_keys(&mut self, keys: &ArrayRef, known: bool) {
+        match &mut self.keys {
+            Keys::Collected(all) => all.push(keys.clone()),
+            Keys::Extended(_) if known => {}
+            Keys::Extended(filter) => {
+                keys.as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .for_each(|k| filter.add(k));
             }
+        }
+        {
             for key in keys.as_string::<i32>().iter().flatten() {
                 // In Java's order, as Hudi writes them and readers compare them.
                 if self
@@ -103,10 +131,125 @@ impl BaseFileWriter {
                 }
             }
         }
-        self.rows += batch.num_rows();
-        self.writer
-            .write(batch)
+    }
+
+    /// Encodes a batch into the open row group, closing it whenever it is full.
+    fn encode(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let (writers, rows) = match &mut self.open {
+                Some(open) => open,
+                None => {
+                    let index = self.file.flushed_row_groups().len();
+                    let writers = self.factory.create_column_writers(index)?;
+                    self.open.insert((writers, 0))
+                }
+            };
+            let take = (self.max_group_rows - *rows).min(batch.num_rows() - offset);
+            let slice = batch.slice(offset, take);
+            let mut leaves = writers.iter_mut();
+            for (field, column) in self.schema.fields().iter().zip(slice.columns()) {
+                for leaf in compute_leaves(field, column)? {
+                    let writer = leaves
+                        .next()
+                        .ok_or_else(|| general_err("more leaf columns than writers"))?;
+                    writer.write(&leaf)?;
+                }
+            }
+            *rows += take;
+            offset += take;
+            if *rows >= self.max_group_rows {
+                self.close_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the open row group to the file, if it has rows.
+    fn close_row_group(&mut self) -> parquet::errors::Result<()> {
+        let Some((writers, rows)) = self.open.take() else {
+            return Ok(());
+        };
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut group = self.file.next_row_group()?;
+        for writer in writers {
+            writer.close()?.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        Ok(())
+    }
+
+    /// Whether row groups of a stored file with this Parquet schema can be copied as they are.
+    pub fn can_copy(&self, stored: &SchemaDescriptor) -> bool {
+        self.file.schema_descr() == stored
+    }
+
+    /// Copies row group `group` of the stored file `bytes` (of a schema [`can_copy`] accepts)
+    /// without decoding it: its column chunks' bytes as they are, but `_hoodie_file_name`, which
+    /// names this file. `keys` are its record keys, which the filter this writer is
+    /// [`extending`] must hold already.
+    ///
+    /// [`can_copy`]: BaseFileWriter::can_copy
+    /// [`extending`]: BaseFileWriter::extending
+    /// `offsets` is its offset index (page locations, one per column chunk), which Parquet
+    /// writes for every column chunk or none.
+    pub fn copy_row_group(
+        &mut self,
+        bytes: &Bytes,
+        group: &RowGroupMetaData,
+        offsets: &[OffsetIndexMetaData],
+        keys: &ArrayRef,
+    ) -> Result<()> {
+        self.note_keys(keys, true);
+        self.rows += group.num_rows() as usize;
+        self.copy(bytes, group, offsets)
             .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    fn copy(
+        &mut self,
+        bytes: &Bytes,
+        group: &RowGroupMetaData,
+        offsets: &[OffsetIndexMetaData],
+    ) -> parquet::errors::Result<()> {
+        if offsets.len() != group.columns().len() {
+            return Err(general_err("an offset index per column chunk is needed"));
+        }
+        self.close_row_group()?;
+        let rows = usize::try_from(group.num_rows()).unwrap_or(0);
+        let index = self.file.flushed_row_groups().len();
+        let mut writers = self.factory.create_column_writers(index)?;
+        let mut target = self.file.next_row_group()?;
+        for (leaf, chunk) in group.columns().iter().enumerate() {
+            if chunk.column_path().string() == FILE_NAME {
+                let names: ArrayRef =
+                    Arc::new(StringArray::from(vec![self.file_name.as_str(); rows]));
+                let field = self.schema.field_with_name(FILE_NAME)?;
+                let writer = &mut writers[leaf];
+                for column in compute_leaves(field, &names)? {
+                    writer.write(&column)?;
+                }
+                let writer = std::mem::replace(
+                    writer,
+                    self.factory.create_column_writers(index)?.swap_remove(leaf),
+                );
+                writer.close()?.append_to_row_group(&mut target)?;
+            } else {
+                let close = ColumnCloseResult {
+                    bytes_written: u64::try_from(chunk.compressed_size()).unwrap_or(0),
+                    rows_written: rows as u64,
+                    metadata: chunk.clone(),
+                    bloom_filter: None,
+                    column_index: None,
+                    offset_index: Some(offsets[leaf].clone()),
+                };
+                target.append_column(bytes, close)?;
+            }
+        }
+        target.close()?;
+        Ok(())
     }
 
     /// The batch with `_hoodie_file_name` set to this file's name, when some row names another.
@@ -165,11 +308,11 @@ impl BaseFileWriter {
             metadata.push(KeyValue::new(MAX_RECORD_KEY.to_string(), max));
         }
         for kv in metadata {
-            self.writer.append_key_value_metadata(kv);
+            self.file.append_key_value_metadata(kv);
         }
         let bytes = self
-            .writer
-            .into_inner()
+            .close_row_group()
+            .and_then(|()| self.file.into_inner())
             .map_err(|e| Error::parquet(&self.path, e))?;
         Ok(Bytes::from(bytes))
     }
@@ -182,4 +325,18 @@ enum Keys {
     Collected(Vec<ArrayRef>),
     /// A stored file's filter, holding the keys copied from it, with the new keys added.
     Extended(BloomFilter),
+}
+
+fn general_err(message: &str) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::General(message.to_string())
+}
+
+// Hand-written: the Parquet writer's parts print nothing useful.
+impl std::fmt::Debug for BaseFileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaseFileWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
 }

@@ -406,3 +406,80 @@ async fn large_file_groups_extend_their_bloom_filter_with_new_keys_only() -> Res
     assert_eq!((extended, rebuilt), (3, 1));
     Ok(())
 }
+
+/// The bytes of column `column`'s chunk in each row group of a base file.
+fn column_chunks(path: &std::path::Path, column: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).expect("a base file");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
+        .expect("a Parquet file");
+    builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|group| {
+            let chunk = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == column)
+                .expect("the column");
+            let (start, length) = chunk.byte_range();
+            bytes[start as usize..(start + length) as usize].to_vec()
+        })
+        .collect()
+}
+
+/// A rewrite copies the stored row groups no change touches as they are (but for
+/// `_hoodie_file_name`, which names the new file), merges the others, and reads back equal.
+#[tokio::test]
+async fn untouched_row_groups_are_copied_as_they_are() -> Result<()> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = local_table(&dir, props(&["id"], Some("ts"), &[], 1)).await?;
+    let n = 40_000i64;
+    let first: Vec<(i64, &str, Option<i64>, Option<&str>)> =
+        (0..n).map(|i| (i, "a", Some(1), Some("first"))).collect();
+    let c1 = upsert(&table, rows(&first), None).await?;
+    let path = |c: &inlet_table::write::Commit| {
+        let stats: Vec<_> = c.metadata.write_stats().collect();
+        dir.path().join(stats[0].path.as_deref().expect("a path"))
+    };
+    // Inserts only: the stored row group is copied, the new rows form a second one.
+    let second: Vec<(i64, &str, Option<i64>, Option<&str>)> = (n..2 * n)
+        .map(|i| (i, "a", Some(2), Some("second")))
+        .collect();
+    let c2 = upsert(&table, rows(&second), None).await?;
+    let (p1, p2) = (path(&c1), path(&c2));
+    let (v1, v2) = (column_chunks(&p1, "value"), column_chunks(&p2, "value"));
+    assert_eq!(v2.len(), 2, "a copied row group and a new one");
+    assert_eq!(v2[0], v1[0], "the first row group's bytes are copied");
+    // A change in the second row group: the first is copied again, the second merged.
+    let changes = vec![
+        (n + 5, "a", Some(3), Some("changed")),
+        (n + 6, "a", Some(3), None),
+    ];
+    let c3 = upsert(&table, rows(&changes), Some(vec![false, true])).await?;
+    let p3 = path(&c3);
+    let v3 = column_chunks(&p3, "value");
+    assert_eq!(v3[0], v1[0], "the untouched row group's bytes are copied");
+    assert_ne!(v3[1], v2[1], "the touched row group is written anew");
+
+    let read = read_map(&table, &Query::Snapshot).await?;
+    assert_eq!(read.len() as i64, 2 * n - 1);
+    let name = p3.file_name().and_then(|n| n.to_str()).expect("a name");
+    assert!(
+        read.values().all(|r| r["_hoodie_file_name"] == name),
+        "every row names the file"
+    );
+    assert_eq!(read["7"]["value"], "first");
+    assert_eq!(read["7"]["_hoodie_commit_time"], c1.instant.to_string());
+    assert_eq!(
+        read[&(n + 7).to_string()]["_hoodie_commit_time"],
+        c2.instant.to_string()
+    );
+    assert_eq!(read[&(n + 5).to_string()]["value"], "changed");
+    assert!(!read.contains_key(&(n + 6).to_string()));
+    // Every key is in the footer's filter and within its key range.
+    let (filter, keys) = footer_filter_and_keys(&p3);
+    assert_eq!(keys.len() as i64, 2 * n - 1);
+    assert!(keys.iter().all(|k| filter.might_contain(k)));
+    Ok(())
+}
