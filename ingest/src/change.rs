@@ -117,6 +117,20 @@ pub struct RowBatch {
     pub unresolved: Vec<Unresolved>,
     /// Cells that could not be stored, in row order.
     pub rejected: Vec<Rejected>,
+    /// Set when the batch ends inside a source transaction that is still open, by sources that
+    /// can resume there ([`Source::durable_inside`]): a transaction larger than the batch
+    /// bounds may then be written in several lake commits instead of held whole in memory.
+    pub inside: Option<Inside>,
+}
+
+/// A point inside a source transaction: its change at `change` (a position of
+/// [`crate::CDC_POSITION`]), in the transaction `txn`. Transactions are numbered in commit order
+/// (PostgreSQL: the LSN of the commit record), and the changes of one transaction arrive in
+/// increasing positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inside {
+    pub txn: u64,
+    pub change: u64,
 }
 
 /// One thing a source reports, in source commit order.
@@ -170,6 +184,9 @@ pub struct Checkpoint {
     /// The source's global transaction ids up to `position` ([`Source::gtid`]), which mean the
     /// same on every server of a replication topology (MariaDB: a GTID per domain).
     pub gtid: Option<String>,
+    /// Part of a larger transaction is in the table too: every transaction committed before
+    /// `inside.txn`, and its changes up to `inside.change`. The source resumes after them.
+    pub inside: Option<Inside>,
 }
 
 /// How far the table's initial snapshot got.
@@ -205,6 +222,9 @@ impl Checkpoint {
         }
         if let Some(gtid) = &self.gtid {
             value["gtid"] = json!(gtid);
+        }
+        if let Some(inside) = &self.inside {
+            value["inside"] = json!({ "txn": inside.txn, "change": inside.change });
         }
         value.to_string()
     }
@@ -242,6 +262,12 @@ impl Checkpoint {
             source,
             origin: text_of("origin"),
             gtid: text_of("gtid"),
+            inside: value.get("inside").and_then(|v| {
+                Some(Inside {
+                    txn: v.get("txn")?.as_u64()?,
+                    change: v.get("change")?.as_u64()?,
+                })
+            }),
         })
     }
 }
@@ -305,6 +331,11 @@ pub trait Source: Send {
     /// Everything up to `position` is durable downstream.
     fn acknowledge(&mut self, position: u64);
 
+    /// The changes of `table` up to `inside` (see [`Checkpoint::inside`]) are durable although
+    /// their transaction is still open: if they come again (after a lost connection), they are
+    /// not delivered again. Only called by sources that set [`RowBatch::inside`].
+    fn durable_inside(&mut self, _table: &TableId, _inside: Inside) {}
+
     /// Stops reading (after the last acknowledgement has been sent).
     fn close(&mut self) -> impl Future<Output = Result<()>> + Send;
 }
@@ -323,6 +354,10 @@ mod tests {
                 source: Some("postgres".into()),
                 origin: None,
                 gtid: None,
+                inside: Some(Inside {
+                    txn: 0x1_0000_0200,
+                    change: 0x1_0000_0100,
+                }),
             },
             Checkpoint {
                 position: 7,
@@ -331,6 +366,7 @@ mod tests {
                 source: Some("mysql".into()),
                 origin: Some("server_id 3".into()),
                 gtid: Some("0-3-17,1-2-5".into()),
+                inside: None,
             },
         ] {
             let kind = cp.source.clone().unwrap_or_default();
@@ -346,6 +382,7 @@ mod tests {
             source: None,
             origin: None,
             gtid: None,
+            inside: None,
         }
         .to_json("postgres", "1/A0");
         assert!(
@@ -361,6 +398,7 @@ mod tests {
                 source: None,
                 origin: None,
                 gtid: None,
+                inside: None,
             })
         );
         // Checkpoints of earlier versions carried an LSN: PostgreSQL's.

@@ -225,6 +225,7 @@ impl Rows {
             deletes: BooleanArray::from(self.deletes),
             unresolved: Vec::new(),
             rejected: Vec::new(),
+            inside: None,
         })
     }
 }
@@ -548,6 +549,7 @@ mod tests {
             source: Some("datagen".into()),
             origin: None,
             gtid: None,
+            inside: None,
         };
         let mut again = DatagenSource::new(config(&["s.a", "s.b"])).unwrap();
         again

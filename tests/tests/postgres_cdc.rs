@@ -1460,3 +1460,121 @@ async fn dead_letters_are_not_doubled_by_a_crash_before_their_table_commits() ->
     );
     Ok(())
 }
+
+/// The lake's rows of `uri` as (key, `_hoodie_commit_time`, [`inlet_ingest::CDC_POSITION`]).
+async fn rows_with_commit_times(uri: &str, key: &str) -> anyhow::Result<Vec<(i64, String, i64)>> {
+    let mut out = Vec::new();
+    for batch in lake_batches(uri).await? {
+        let column = |name: &str| batch.column_by_name(name).context(name.to_string());
+        let keys = arrow::compute::cast(column(key)?, &arrow::datatypes::DataType::Int64)?;
+        let times = column("_hoodie_commit_time")?.as_string::<i32>().clone();
+        let positions = column(inlet_ingest::CDC_POSITION)?
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone();
+        for (i, k) in keys
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .iter()
+            .enumerate()
+        {
+            out.push((
+                k.context("null key")?,
+                times.value(i).to_string(),
+                positions.value(i),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_larger_than_max_bytes_is_committed_in_parts_and_resumes_inside_it()
+-> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE big (id int PRIMARY KEY, v text, n int);
+             CREATE TABLE side (id int PRIMARY KEY, v text);
+             INSERT INTO big SELECT g, 'old-' || g, g FROM generate_series(1, 1000) g;",
+        )
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    // 1 MiB: the transaction below is ~20 times larger.
+    let config = config_text(&pg, &lake, &["public.*"], "")
+        .replace("[batch]\n", "[batch]\nmax_bytes = 1048576\n");
+    sync(&client, &config).await?;
+    // One transaction of ~230k changes: updates of rows stored before it, a row of another
+    // table, inserts, then changes of rows it inserted (after the first part is committed),
+    // deletes of old and new rows, and a key change.
+    client
+        .batch_execute(
+            "BEGIN;
+             UPDATE big SET v = 'early' WHERE id <= 500;
+             INSERT INTO side VALUES (1, 'in the big transaction');
+             INSERT INTO big SELECT g, 'new-' || g, g FROM generate_series(1001, 230000) g;
+             UPDATE big SET v = 'late' WHERE id % 1000 = 7;
+             DELETE FROM big WHERE id % 1000 = 3;
+             UPDATE big SET id = id + 1000000 WHERE id IN (5, 150005);
+             COMMIT;
+             INSERT INTO big VALUES (999999, 'after', 0);",
+        )
+        .await?;
+    // Killed right after the first commit inside the transaction is durable.
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    let log = dir.path().join("inlet.log");
+    let status = Command::new(inlet_bin())
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("INLET_FAILPOINT", "pipeline.after-commit-inside-transaction")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .status()?;
+    let text = std::fs::read_to_string(&log)?;
+    ensure!(
+        !status.success()
+            && text.contains("failpoint pipeline.after-commit-inside-transaction reached"),
+        "{status}: {text}"
+    );
+    let uri = lake.join("public/big").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let first = inlet_ingest::pipeline::table_checkpoint(&table)
+        .await?
+        .context("a checkpoint")?;
+    let inside = first.inside.context("the checkpoint is inside the transaction")?;
+    let partial = rows_with_commit_times(&uri, "id").await?;
+    let (_, first_time, _) = partial
+        .iter()
+        .max_by_key(|r| &r.1)
+        .context("rows")?
+        .clone();
+    ensure!(
+        partial.len() > 1000 && partial.len() < 230_000,
+        "the first part holds {} rows",
+        partial.len()
+    );
+    // The restart resumes inside the transaction: everything arrives, once.
+    sync(&client, &config).await?;
+    assert_table_matches(&client, &lake, "public", "big", "id").await?;
+    assert_table_matches(&client, &lake, "public", "side", "id").await?;
+    // The changes of the first part were not applied a second time: rows whose last change
+    // is at or before the checkpoint keep the first part's commit time, later ones are newer.
+    let rows = rows_with_commit_times(&uri, "id").await?;
+    let mut kept = 0;
+    for (id, time, position) in &rows {
+        if *position as u64 <= inside.change && *position as u64 > first.position {
+            ensure!(
+                *time == first_time,
+                "row {id} (position {position}) was written again at {time}"
+            );
+            kept += 1;
+        } else if *position as u64 > inside.change {
+            ensure!(*time > first_time, "row {id} at {time}");
+        }
+    }
+    ensure!(kept > 50_000, "only {kept} rows kept the first part's commit time");
+    Ok(())
+}

@@ -187,6 +187,7 @@ impl Rows {
             deletes: BooleanArray::from(self.deletes),
             unresolved: Vec::new(),
             rejected: self.rejected,
+            inside: None,
         })
     }
 }

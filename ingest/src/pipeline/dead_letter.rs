@@ -169,6 +169,7 @@ pub fn screen(
         deletes: deletes.as_boolean().clone(),
         unresolved,
         rejected: Vec::new(),
+        inside: rows.inside,
     };
     Ok(Screened {
         keep: Some(keep),
@@ -340,6 +341,7 @@ mod tests {
                 value: "NaN".into(),
                 reason: "no representation".into(),
             }],
+            inside: None,
         }
     }
 
@@ -427,6 +429,7 @@ mod tests {
             deletes: BooleanArray::from(vec![false, false]),
             unresolved: Vec::new(),
             rejected: Vec::new(),
+            inside: None,
         }
     }
 

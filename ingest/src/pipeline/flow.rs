@@ -252,6 +252,7 @@ impl Flow {
             deletes: rows.deletes,
             unresolved,
             rejected,
+            inside: rows.inside,
         }))
     }
 }
@@ -294,5 +295,6 @@ fn events(rows: RowBatch) -> Result<Option<RowBatch>> {
                 r
             })
             .collect(),
+        inside: rows.inside,
     }))
 }

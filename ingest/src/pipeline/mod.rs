@@ -33,7 +33,7 @@ use inlet_table::Table;
 use inlet_table::commit::metadata::CHECKPOINT_KEY;
 use inlet_table::write::{Changes, Operation, Writer};
 
-use crate::change::{Checkpoint, Event, RowBatch, SnapshotState, Source, TableId};
+use crate::change::{Checkpoint, Event, Inside, RowBatch, SnapshotState, Source, TableId};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::status::{PipelineStatus, State};
@@ -146,7 +146,7 @@ pub async fn table_checkpoint(table: &Table) -> Result<Option<Checkpoint>> {
 /// A buffered change of one table.
 #[derive(Debug)]
 enum Item {
-    Rows(RowBatch),
+    Rows(Box<RowBatch>),
     Truncate,
     /// Rows that cannot be written, for the dead-letter table.
     Dead(Vec<DeadLetter>),
@@ -178,6 +178,10 @@ struct TableState {
     /// follow, with dead-letter recovery: its rows go to the dead-letter table).
     conflict: Option<String>,
     flow: Flow,
+    /// The commit running on its own task (it holds the writer meanwhile).
+    inflight: Option<InFlight>,
+    /// [`Checkpoint::inside`] of the latest commit.
+    durable_inside: Option<Inside>,
 }
 
 impl TableState {
@@ -270,6 +274,8 @@ impl<S: Source> Pipeline<S> {
                     consistent_from,
                     conflict: None,
                     flow,
+                    inflight: None,
+                    durable_inside: checkpoint.as_ref().and_then(|c| c.inside),
                 },
             );
         }
@@ -317,6 +323,9 @@ impl<S: Source> Pipeline<S> {
             Ok(()) => self.flush_all().await,
             Err(e) => Err(e),
         };
+        // Commits in flight end either way (their writers are closed below).
+        let settled = self.settle_all().await;
+        let result = result.and(settled);
         if result.is_ok() {
             self.acknowledge(true).await;
         }
@@ -346,15 +355,24 @@ impl<S: Source> Pipeline<S> {
                 return Ok(());
             }
             if let Some(stop) = self.options.stop_at {
-                // Durable everywhere, or everywhere but in tables stopped by an error.
+                // Durable everywhere (once the commits in flight end, see `run`), or everywhere
+                // but in tables stopped by an error; and no table still being copied (a copy's
+                // rows are not durable when the positions it is consistent with are).
+                let copying = self
+                    .tables
+                    .values()
+                    .any(|s| s.failed.is_none() && s.snapshot.is_some());
                 let caught_up = self.processed >= stop
                     && self
                         .tables
                         .values()
-                        .all(|s| s.failed.is_some() || (!s.has_pending() && s.snapshot.is_none()));
-                if self.acked >= stop || caught_up {
+                        .all(|s| s.failed.is_some() || !s.has_pending());
+                if !copying && (self.acked >= stop || caught_up) {
                     return Ok(());
                 }
+            }
+            if self.settle_finished().await? {
+                self.acknowledge(false).await;
             }
             let event = self.source.next(wait).await?;
             self.handle(event).await?;
@@ -412,6 +430,7 @@ impl<S: Source> Pipeline<S> {
                 ::metrics::counter!(metrics::SOURCE_CHANGES, "pipeline" => self.options.name.clone())
                     .increment(n as u64);
                 let copying = state.snapshot.is_some();
+                let inside = rows.inside;
                 self.options.status.update(|s| {
                     s.changes += n as u64;
                     if copying {
@@ -451,7 +470,17 @@ impl<S: Source> Pipeline<S> {
                 if let Some(rows) = screened.keep {
                     state.rows += rows.batch.num_rows();
                     state.bytes += rows.batch.get_array_memory_size();
-                    state.pending.push(Item::Rows(rows));
+                    state.pending.push(Item::Rows(Box::new(rows)));
+                }
+                // Memory is bounded by `max_bytes`, not by the size of a source transaction:
+                // one that outgrows it is written in several commits, each checkpointed inside
+                // it (a source that cannot resume there sends no `inside`, and its transactions
+                // stay whole).
+                if let Some(inside) = inside
+                    && state.bytes >= self.options.max_bytes
+                {
+                    let id = state.id.clone();
+                    return self.flush_inside(&id, inside).await;
                 }
             }
             Event::Truncate(tables) => {
@@ -561,6 +590,7 @@ impl<S: Source> Pipeline<S> {
         if self.tables.get(id).is_some_and(|s| s.closed > 0) {
             self.flush(id).await?;
         }
+        self.settle(id).await?;
         let Some(state) = self.tables.get_mut(id) else {
             return Ok(());
         };
@@ -618,7 +648,7 @@ impl<S: Source> Pipeline<S> {
     async fn acknowledge(&mut self, now: bool) {
         let mut ack = self.processed;
         for state in self.tables.values() {
-            if state.failed.is_some() {
+            if state.failed.is_some() || state.inflight.is_some() {
                 ack = ack.min(state.durable);
             } else if state.has_pending() || state.snapshot.is_some() {
                 ack = ack.min(state.floor);
@@ -686,8 +716,30 @@ impl<S: Source> Pipeline<S> {
         self.options.status.update(|s| s.state = state);
     }
 
-    /// Commits the table's buffered changes with its checkpoint.
+    /// Commits the table's buffered changes with its checkpoint (after its commit in flight).
     async fn flush(&mut self, id: &TableId) -> Result<()> {
+        self.flush_through(id, None).await
+    }
+
+    /// Commits all the table's buffered changes, those of the open source transaction too, up
+    /// to `inside`: a transaction larger than the batch bounds is written in several commits.
+    async fn flush_inside(&mut self, id: &TableId, inside: Inside) -> Result<()> {
+        if let Some(state) = self.tables.get_mut(id) {
+            state.closed = state.pending.len();
+        }
+        tracing::info!(
+            table = %id,
+            rows = self.tables.get(id).map_or(0, |s| s.rows),
+            "A source transaction outgrew batch.max_bytes: committing its changes so far."
+        );
+        self.flush_through(id, Some(inside)).await?;
+        self.source.durable_inside(id, inside);
+        Ok(())
+    }
+
+    /// [`Pipeline::flush`], with the checkpoint inside an open transaction when `inside` is set.
+    async fn flush_through(&mut self, id: &TableId, inside: Option<Inside>) -> Result<()> {
+        self.settle(id).await?;
         let processed = self.processed;
         let Some(state) = self.tables.get_mut(id) else {
             return Ok(());
@@ -704,6 +756,7 @@ impl<S: Source> Pipeline<S> {
                 source: None,
                 origin,
                 gtid: None,
+                inside: None,
             },
             None => Checkpoint {
                 position: state.durable.max(processed),
@@ -712,6 +765,7 @@ impl<S: Source> Pipeline<S> {
                 source: None,
                 origin,
                 gtid: None,
+                inside,
             },
         };
         let (kind, source) = (self.source.kind(), &self.source);
@@ -752,6 +806,7 @@ impl<S: Source> Pipeline<S> {
                     source: None,
                     origin: checkpoint.origin.clone(),
                     gtid: None,
+                    inside: state.durable_inside,
                 }
             };
             // A replace commit of every file group: no table data is read.
@@ -772,7 +827,7 @@ impl<S: Source> Pipeline<S> {
         let rows: Vec<RowBatch> = items
             .into_iter()
             .filter_map(|i| match i {
-                Item::Rows(r) => Some(r),
+                Item::Rows(r) => Some(*r),
                 Item::Truncate | Item::Dead(_) => None,
             })
             .collect();
@@ -801,68 +856,11 @@ impl<S: Source> Pipeline<S> {
         let Some(state) = self.tables.get_mut(id) else {
             return Ok(());
         };
-        let Some(writer) = state.writer.as_mut() else {
-            return Ok(());
-        };
-        if !rows.is_empty() || state.force {
-            let table = writer.table().clone();
-            let (batch, deletes, unresolved) =
-                match batch::concat_rows(id, rows, state.schema.as_ref())? {
-                    Some(b) => b,
-                    None => {
-                        let schema = state
-                            .schema
-                            .clone()
-                            .unwrap_or_else(|| Arc::new(Schema::empty()));
-                        (
-                            batch::empty_with_cdc(&schema)?,
-                            BooleanArray::from(Vec::<bool>::new()),
-                            Vec::new(),
-                        )
-                    }
-                };
-            let (batch, deletes) = toast::resolve(
-                writer,
-                id,
-                &state.key,
-                batch,
-                deletes,
-                unresolved,
-                state.consistent_from,
-            )
-            .await?;
-            let rows = batch.num_rows();
-            if let Some(services) = &self.options.services {
-                services.before_commit(id, writer).await;
-            }
-            let started = Instant::now();
-            writer
-                .commit(
-                    Changes {
-                        batch,
-                        deletes: Some(deletes),
-                        operation: Operation::Upsert,
-                    },
-                    metadata(&checkpoint),
-                )
-                .await
-                .map_err(|e| Error::lake(&table, e))?;
-            tracing::info!(
-                table = %id,
-                rows,
-                checkpoint = %self.source.display(checkpoint.position),
-                ms = started.elapsed().as_millis() as u64,
-                "Committed."
-            );
-            self.summary.rows += rows as u64;
-            self.summary.commits += 1;
-            if let Some(services) = &self.options.services {
-                services.after_commit(id, writer).await;
-            }
-        }
-        state.durable = checkpoint.position;
-        state.floor = state.durable;
-        // What is left belongs to the open transaction.
+        let position = checkpoint.position;
+        state.durable_inside = checkpoint.inside;
+        // What is left belongs to the open transaction: once the commit is durable, so is
+        // everything before it.
+        state.floor = position;
         state.rows = state
             .pending
             .iter()
@@ -880,8 +878,186 @@ impl<S: Source> Pipeline<S> {
             })
             .sum();
         state.since = (!state.pending.is_empty()).then(Instant::now);
+        if rows.is_empty() && !state.force {
+            state.durable = position;
+            return Ok(());
+        }
         state.force = false;
+        let Some(mut writer) = state.writer.take() else {
+            return Ok(());
+        };
+        let table = writer.table().clone();
+        let commit = DataCommit {
+            id: id.clone(),
+            key: state.key.clone(),
+            schema: state.schema.clone(),
+            consistent_from: state.consistent_from,
+            rows,
+            metadata: metadata(&checkpoint),
+            at: match checkpoint.inside {
+                Some(inside) => format!(
+                    "{}, inside the transaction committing at {} through {}",
+                    self.source.display(position),
+                    self.source.display(inside.txn),
+                    self.source.display(inside.change)
+                ),
+                None => self.source.display(position),
+            },
+            inside: checkpoint.inside.is_some(),
+            services: self.options.services.clone(),
+        };
+        // The commit runs while the pipeline reads on; the table's next flush (or the end of
+        // the run) waits for it, and nothing of it is acknowledged before it is durable.
+        let handle = tokio::spawn(async move {
+            let result = commit.run(&mut writer).await;
+            (writer, result)
+        });
+        state.inflight = Some(InFlight {
+            position,
+            table,
+            handle,
+        });
         Ok(())
+    }
+
+    /// Waits for the table's commit in flight, if any, and takes its outcome.
+    async fn settle(&mut self, id: &TableId) -> Result<()> {
+        let Some(state) = self.tables.get_mut(id) else {
+            return Ok(());
+        };
+        let Some(inflight) = state.inflight.take() else {
+            return Ok(());
+        };
+        let (writer, result) = inflight.handle.await.map_err(|e| {
+            let reason = format!("the commit task ended abnormally: {e}");
+            Error::lake(&inflight.table, inlet_table::Error::Task(reason))
+        })?;
+        state.writer = Some(writer);
+        let rows = result?;
+        state.durable = inflight.position;
+        self.summary.rows += rows as u64;
+        self.summary.commits += 1;
+        Ok(())
+    }
+
+    /// Takes the outcome of every commit that has finished (without waiting): true if any did.
+    async fn settle_finished(&mut self) -> Result<bool> {
+        let done: Vec<TableId> = self
+            .tables
+            .values()
+            .filter(|s| s.inflight.as_ref().is_some_and(|f| f.handle.is_finished()))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &done {
+            self.settle(id).await?;
+        }
+        Ok(!done.is_empty())
+    }
+
+    /// Waits for every commit in flight.
+    async fn settle_all(&mut self) -> Result<()> {
+        let ids: Vec<TableId> = self.tables.keys().cloned().collect();
+        let mut first_error = None;
+        for id in ids {
+            if let Err(e) = self.settle(&id).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A table commit that runs on its own task, overlapping the reading of the next changes.
+#[derive(Debug)]
+struct InFlight {
+    /// The checkpoint it makes durable.
+    position: u64,
+    table: Table,
+    handle: tokio::task::JoinHandle<(Writer, Result<usize>)>,
+}
+
+/// What a data commit needs, owned, so that it can run on its own task.
+struct DataCommit {
+    id: TableId,
+    key: Vec<String>,
+    schema: Option<SchemaRef>,
+    consistent_from: u64,
+    rows: Vec<RowBatch>,
+    metadata: BTreeMap<String, String>,
+    /// The checkpoint, for the log.
+    at: String,
+    /// Whether the checkpoint is inside an open source transaction.
+    inside: bool,
+    services: Option<Arc<dyn TableServiceHooks>>,
+}
+
+impl DataCommit {
+    /// Commits the rows (or, with none, a commit that only carries the checkpoint): the rows
+    /// written.
+    async fn run(self, writer: &mut Writer) -> Result<usize> {
+        let DataCommit {
+            id,
+            key,
+            schema,
+            consistent_from,
+            rows,
+            metadata,
+            at,
+            inside,
+            services,
+        } = self;
+        let table = writer.table().clone();
+        let (batch, deletes, unresolved) = match batch::concat_rows(&id, rows, schema.as_ref())? {
+            Some(b) => b,
+            None => {
+                let schema = schema.unwrap_or_else(|| Arc::new(Schema::empty()));
+                (
+                    batch::empty_with_cdc(&schema)?,
+                    BooleanArray::from(Vec::<bool>::new()),
+                    Vec::new(),
+                )
+            }
+        };
+        let (batch, deletes) = toast::resolve(
+            writer,
+            &id,
+            &key,
+            batch,
+            deletes,
+            unresolved,
+            consistent_from,
+        )
+        .await?;
+        let rows = batch.num_rows();
+        if let Some(services) = &services {
+            services.before_commit(&id, writer).await;
+        }
+        let started = Instant::now();
+        writer
+            .commit(
+                Changes {
+                    batch,
+                    deletes: Some(deletes),
+                    operation: Operation::Upsert,
+                },
+                metadata,
+            )
+            .await
+            .map_err(|e| Error::lake(&table, e))?;
+        if inside {
+            inlet_table::failpoint!("pipeline.after-commit-inside-transaction");
+        }
+        tracing::info!(
+            table = %id,
+            rows,
+            checkpoint = %at,
+            ms = started.elapsed().as_millis() as u64,
+            "Committed."
+        );
+        if let Some(services) = &services {
+            services.after_commit(&id, writer).await;
+        }
+        Ok(rows)
     }
 }
 

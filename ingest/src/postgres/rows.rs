@@ -173,6 +173,7 @@ impl RowBuilder {
             deletes: self.deletes.finish(),
             unresolved: std::mem::take(&mut self.unresolved),
             rejected: std::mem::take(&mut self.rejected),
+            inside: None,
         }))
     }
 }

@@ -28,7 +28,9 @@ use super::pgoutput::{self, Message, OldTuple, Relation, TupleData, TupleValue};
 use super::rows::{Cell, ColumnSpec, RowBuilder, data_schema};
 use super::snapshot::{self, CopyJob};
 use super::types::TypeCatalog;
-use crate::change::{Checkpoint, Event, SchemaChange, SnapshotState, Source, TableId, TableInfo};
+use crate::change::{
+    Checkpoint, Event, Inside, SchemaChange, SnapshotState, Source, TableId, TableInfo,
+};
 use crate::error::{Error, Result};
 
 /// Rows gathered across back-to-back transactions before they are handed on.
@@ -94,6 +96,9 @@ pub struct PostgresSource {
     queue: VecDeque<Event>,
     acked: u64,
     skip: HashMap<TableId, u64>,
+    /// Per table, the open transaction whose changes up to a point are in the table already
+    /// (from its checkpoint, or committed since): they are not delivered again.
+    inside: HashMap<TableId, Inside>,
     /// Selected tables that are not captured, with the reason.
     skipped: Vec<(TableId, String)>,
     /// A lost replication connection being re-established, attempt by attempt between calls
@@ -147,6 +152,7 @@ impl PostgresSource {
             queue: VecDeque::new(),
             acked: 0,
             skip: HashMap::new(),
+            inside: HashMap::new(),
             skipped: Vec::new(),
             reconnect: None,
             next_slot_check: tokio::time::Instant::now(),
@@ -319,6 +325,10 @@ impl PostgresSource {
         self.skip = checkpoints
             .iter()
             .map(|(t, c)| (t.clone(), c.position))
+            .collect();
+        self.inside = checkpoints
+            .iter()
+            .filter_map(|(t, c)| Some((t.clone(), c.inside?)))
             .collect();
         let (tx, rx) = mpsc::channel(4);
         match slot {
@@ -792,7 +802,7 @@ impl PostgresSource {
                     wal_start.0,
                     &self.tables,
                     &self.types,
-                    &self.skip,
+                    (&self.skip, &self.inside),
                     &mut self.queue,
                 )?;
             }
@@ -875,6 +885,9 @@ struct Captured {
     /// Positions (in the relation's columns) of the lake record key columns.
     key: Vec<usize>,
     skip_below: u64,
+    /// Transactions committed before `inside.txn`, and its changes up to `inside.change`, are
+    /// in the table already.
+    inside: Option<Inside>,
 }
 
 struct Stream {
@@ -915,12 +928,20 @@ impl Stream {
         Ok(())
     }
 
-    fn flush_relation(&mut self, oid: u32, queue: &mut VecDeque<Event>) -> Result<()> {
+    /// Hands on the rows of relation `oid` gathered so far; `inside`: they end inside the open
+    /// transaction, at that change.
+    fn flush_relation(
+        &mut self,
+        oid: u32,
+        inside: Option<Inside>,
+        queue: &mut VecDeque<Event>,
+    ) -> Result<()> {
         if let Some(Rel {
             captured: Some(c), ..
         }) = self.relations.get_mut(&oid)
-            && let Some(rows) = c.builder.finish()?
+            && let Some(mut rows) = c.builder.finish()?
         {
+            rows.inside = inside;
             queue.push_back(Event::Rows(rows));
         }
         self.dirty.retain(|&d| d != oid);
@@ -933,7 +954,7 @@ impl Stream {
         position: u64,
         tables: &BTreeMap<TableId, CatalogTable>,
         types: &TypeCatalog,
-        skip: &HashMap<TableId, u64>,
+        skip: (&HashMap<TableId, u64>, &HashMap<TableId, Inside>),
         queue: &mut VecDeque<Event>,
     ) -> Result<()> {
         let txn = self.txn.unwrap_or(Txn {
@@ -946,7 +967,7 @@ impl Stream {
             Message::Type(_) | Message::Origin(_) | Message::Logical(_) => {}
             Message::Begin(_) | Message::Commit(_) => {}
             Message::Insert(insert) => {
-                if let Some(c) = self.target(insert.relation_oid, &txn)? {
+                if let Some(c) = self.target(insert.relation_oid, &txn, position)? {
                     let cells = cells(&insert.new)?;
                     c.builder.append(
                         "c",
@@ -956,11 +977,11 @@ impl Stream {
                         cells,
                         None,
                     )?;
-                    self.mark(insert.relation_oid, queue)?;
+                    self.mark(insert.relation_oid, &txn, position, queue)?;
                 }
             }
             Message::Update(update) => {
-                if let Some(c) = self.target(update.relation_oid, &txn)? {
+                if let Some(c) = self.target(update.relation_oid, &txn, position)? {
                     let new = cells(&update.new)?;
                     let old = match &update.old {
                         Some(old) => Some(cells(old.tuple())?),
@@ -1011,11 +1032,11 @@ impl Stream {
                         merged,
                         key_row,
                     )?;
-                    self.mark(update.relation_oid, queue)?;
+                    self.mark(update.relation_oid, &txn, position, queue)?;
                 }
             }
             Message::Delete(delete) => {
-                if let Some(c) = self.target(delete.relation_oid, &txn)? {
+                if let Some(c) = self.target(delete.relation_oid, &txn, position)? {
                     let old = cells(delete.old.tuple())?;
                     let old = old
                         .into_iter()
@@ -1026,14 +1047,14 @@ impl Stream {
                         .collect::<Vec<_>>();
                     c.builder
                         .append("d", Some(position as i64), txn.commit_ts, true, old, None)?;
-                    self.mark(delete.relation_oid, queue)?;
+                    self.mark(delete.relation_oid, &txn, position, queue)?;
                 }
             }
             Message::Truncate(truncate) => {
                 let mut truncated = Vec::new();
                 for oid in truncate.relation_oids {
-                    if self.target(oid, &txn)?.is_some() {
-                        self.flush_relation(oid, queue)?;
+                    if self.target(oid, &txn, position)?.is_some() {
+                        self.flush_relation(oid, None, queue)?;
                         if let Some(Rel {
                             captured: Some(c), ..
                         }) = self.relations.get(&oid)
@@ -1050,8 +1071,8 @@ impl Stream {
         Ok(())
     }
 
-    /// The captured relation `oid` if this transaction's rows of it are wanted.
-    fn target(&mut self, oid: u32, txn: &Txn) -> Result<Option<&mut Captured>> {
+    /// The captured relation `oid` if this transaction's change at `position` is wanted.
+    fn target(&mut self, oid: u32, txn: &Txn, position: u64) -> Result<Option<&mut Captured>> {
         if txn.skip_all {
             return Ok(None);
         }
@@ -1062,11 +1083,28 @@ impl Stream {
             Some(Rel { captured: None }) => Ok(None),
             Some(Rel {
                 captured: Some(c), ..
-            }) => Ok((txn.final_lsn >= c.skip_below).then_some(c)),
+            }) => {
+                let written = match c.inside {
+                    Some(inside) => {
+                        txn.final_lsn < inside.txn
+                            || (txn.final_lsn == inside.txn && position <= inside.change)
+                    }
+                    None => false,
+                };
+                Ok((txn.final_lsn >= c.skip_below && !written).then_some(c))
+            }
         }
     }
 
-    fn mark(&mut self, oid: u32, queue: &mut VecDeque<Event>) -> Result<()> {
+    /// Notes rows of relation `oid` (the latest at `position`), and hands them on early when
+    /// the open transaction has many.
+    fn mark(
+        &mut self,
+        oid: u32,
+        txn: &Txn,
+        position: u64,
+        queue: &mut VecDeque<Event>,
+    ) -> Result<()> {
         if !self.dirty.contains(&oid) {
             self.dirty.push(oid);
         }
@@ -1076,7 +1114,11 @@ impl Stream {
             Some(Rel { captured: Some(c) }) if c.builder.len() >= TXN_CHUNK_ROWS
         );
         if big {
-            self.flush_relation(oid, queue)?;
+            let inside = Inside {
+                txn: txn.final_lsn,
+                change: position,
+            };
+            self.flush_relation(oid, Some(inside), queue)?;
         }
         Ok(())
     }
@@ -1086,7 +1128,7 @@ impl Stream {
         relation: Relation,
         tables: &BTreeMap<TableId, CatalogTable>,
         types: &TypeCatalog,
-        skip: &HashMap<TableId, u64>,
+        (skip, inside): (&HashMap<TableId, u64>, &HashMap<TableId, Inside>),
         queue: &mut VecDeque<Event>,
     ) -> Result<()> {
         let id = TableId::new(
@@ -1120,7 +1162,7 @@ impl Stream {
             return Ok(());
         }
         // A barrier: rows built with the old columns go first.
-        self.flush_relation(relation.oid, queue)?;
+        self.flush_relation(relation.oid, None, queue)?;
         let mut key = Vec::new();
         for k in &table.key {
             let Some(i) = relation.columns.iter().position(|c| &c.name == k) else {
@@ -1145,6 +1187,7 @@ impl Stream {
                     builder: RowBuilder::new(id.clone(), specs),
                     key,
                     skip_below: skip.get(&id).copied().unwrap_or(0),
+                    inside: inside.get(&id).copied(),
                     table: id,
                 }),
             },
@@ -1204,6 +1247,11 @@ impl Source for PostgresSource {
 
     async fn next(&mut self, wait: Duration) -> Result<Event> {
         self.next_inner(wait).await
+    }
+
+    fn durable_inside(&mut self, table: &TableId, inside: Inside) {
+        // Read by the relations of the next connection: the current one sends no change twice.
+        self.inside.insert(table.clone(), inside);
     }
 
     fn acknowledge(&mut self, position: u64) {

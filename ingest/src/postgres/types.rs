@@ -409,10 +409,14 @@ fn parse_bytea(text: &str) -> Option<Vec<u8>> {
 
 /// `YYYY-MM-DD` (ISO; `… BC` for years before 1) as days since 1970-01-01.
 fn parse_date(text: &str) -> Option<i32> {
-    let (text, bc) = match text.strip_suffix(" BC") {
-        Some(t) => (t, true),
-        None => (text, false),
-    };
+    match text.strip_suffix(" BC") {
+        Some(t) => parse_ymd(t, true),
+        None => parse_ymd(text, false),
+    }
+}
+
+/// `YYYY-MM-DD` (of the era `bc` says) as days since the Unix epoch.
+fn parse_ymd(text: &str, bc: bool) -> Option<i32> {
     let mut parts = text.splitn(3, '-');
     let year: i32 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
@@ -462,7 +466,7 @@ fn parse_timestamp(text: &str, with_offset: bool) -> Option<i64> {
     } else {
         (time, 0)
     };
-    let days = parse_date(&(date.to_string() + if bc { " BC" } else { "" }))?;
+    let days = parse_ymd(date, bc)?;
     let micros = parse_time(time)?;
     Some(i64::from(days) * 86_400_000_000 + micros - offset_secs * 1_000_000)
 }

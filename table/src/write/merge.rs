@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, UInt32Array, new_null_array,
 };
+use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
@@ -29,7 +30,7 @@ use crate::bloom::BloomFilter;
 use crate::cdc;
 use crate::error::{Error, Result};
 use crate::merge::{OrderingValues, Version, wins};
-use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, RECORD_KEY};
+use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, FILE_NAME, PARTITION_PATH, RECORD_KEY};
 use crate::timeline::InstantTime;
 
 /// Rows decoded or written per batch.
@@ -124,6 +125,18 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
             out.writer = out.writer.extending(filter);
         }
         let offsets = metadata.offset_index();
+        // The stored file name and partition path are not read: every row gets the new file's
+        // (one partition per file group), and decoding them cost as much as a data column.
+        let descr = metadata.file_metadata().schema_descr();
+        let read = ProjectionMask::roots(
+            descr,
+            (0..descr.root_schema().get_fields().len()).filter(|&i| {
+                !matches!(
+                    descr.root_schema().get_fields()[i].name(),
+                    FILE_NAME | PARTITION_PATH
+                )
+            }),
+        );
         let copyable =
             offsets.is_some() && out.writer.can_copy(metadata.file_metadata().schema_descr());
         let mut batches = Vec::new();
@@ -147,6 +160,7 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                 }
             }
             let reader = builder()
+                .with_projection(read.clone())
                 .with_batch_size(BATCH_SIZE)
                 .build()
                 .map_err(|e| Error::parquet(stored_path, e))?;
@@ -318,6 +332,12 @@ fn extendable_filter(
         .then_some(filter)
 }
 
+/// `value` `n` times, built by doubling copies rather than one copy per row.
+fn repeated(value: &str, n: usize) -> StringArray {
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(value.len(), n));
+    StringArray::new(offsets, Buffer::from_vec(value.as_bytes().repeat(n)), None)
+}
+
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     batch.column_by_name(name).ok_or_else(|| Error::Schema {
         column: name.to_string(),
@@ -378,8 +398,8 @@ impl Output<'_> {
             Arc::new(times.finish()),
             Arc::new(seqnos.finish()),
             Arc::new(keys.finish()),
-            Arc::new(StringArray::from(vec![task.partition; picks.len()])),
-            Arc::new(StringArray::from(vec![task.file_name; picks.len()])),
+            Arc::new(repeated(task.partition, picks.len())),
+            Arc::new(repeated(task.file_name, picks.len())),
         ];
         for field in ctx.data_schema.fields() {
             let stored_column = stored
