@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -50,6 +50,12 @@ impl KeyGenerator {
     /// literally `__null__` or `__empty__`) is refused, naming the row.
     pub fn record_keys(&self, batch: &RecordBatch) -> Result<StringArray> {
         let columns = self.columns(batch, &self.record_key_fields, "record key")?;
+        if let [column] = columns.as_slice()
+            && !self.complex
+            && column.data_type().is_integer()
+        {
+            return integer_keys(column, &self.record_key_fields[0]);
+        }
         let formatters = formatters(&columns)?;
         // The separator in front of each next field: a value containing it is ambiguous.
         let separators: Vec<String> = self
@@ -260,6 +266,20 @@ fn formatters(columns: &[ArrayRef]) -> Result<Vec<ArrayFormatter<'_>>> {
         .collect()
 }
 
+/// The keys of a simple key on one integer column (the usual case: a database's id), in the
+/// same decimal text as the general path, by the cast kernel rather than a formatter call per
+/// row (several times faster at a million rows).
+fn integer_keys(column: &ArrayRef, field: &str) -> Result<StringArray> {
+    if let Some(row) = (0..column.len()).find(|&r| column.is_null(r)) {
+        return Err(Error::Record {
+            row,
+            reason: format!("record key column {field:?} is null (a Hudi record key needs a value)"),
+        });
+    }
+    let text = arrow::compute::cast(column, &DataType::Utf8)?;
+    Ok(text.as_string::<i32>().clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +314,40 @@ mod tests {
         props.partition_fields = partitions.iter().map(|s| s.to_string()).collect();
         props.hive_style_partitioning = hive;
         KeyGenerator::new(&props)
+    }
+
+    #[test]
+    fn integer_keys_are_the_formatters_text() -> Result<()> {
+        use arrow::array::{Int8Array, Int16Array, Int64Array, UInt64Array};
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int8Array::from(vec![i8::MIN, -1, 0, 7, i8::MAX])),
+            Arc::new(Int16Array::from(vec![i16::MIN, -10, 0, 100, i16::MAX])),
+            Arc::new(Int32Array::from(vec![i32::MIN, -1, 0, 1_000_000, i32::MAX])),
+            Arc::new(Int64Array::from(vec![i64::MIN, -42, 0, 1 << 40, i64::MAX])),
+            Arc::new(UInt64Array::from(vec![0, 1, 9, 10, u64::MAX])),
+        ];
+        for column in columns {
+            let batch = RecordBatch::try_from_iter(vec![("id", column.clone())])?;
+            let keys = generator(&["id"], &[], false).record_keys(&batch)?;
+            let formatter = &formatters(std::slice::from_ref(&column))?[0];
+            let expected: Vec<String> = (0..column.len())
+                .map(|r| formatter.value(r).to_string())
+                .collect();
+            let got: Vec<&str> = keys.iter().flatten().collect();
+            assert_eq!(got, expected, "{}", column.data_type());
+        }
+        let nulls = RecordBatch::try_from_iter(vec![(
+            "id",
+            Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+        )])?;
+        let err = generator(&["id"], &[], false)
+            .record_keys(&nulls)
+            .expect_err("null key");
+        assert_eq!(
+            err.to_string(),
+            "row 2 of the commit: record key column \"id\" is null (a Hudi record key needs a value)"
+        );
+        Ok(())
     }
 
     #[test]

@@ -919,26 +919,33 @@ fn slice_files<'a>(slice: &'a FileSlice<'_>) -> impl Iterator<Item = FileRef> + 
 /// A base file's bloom filter and min/max keys, from its footer (two range reads).
 async fn base_file_filter(storage: &Storage, file: &FileRef) -> Result<KeyFilter> {
     let metadata = read_footer(storage, &file.path, file.size).await?;
-    let kv: HashMap<&str, &str> = metadata
-        .file_metadata()
-        .key_value_metadata()
-        .into_iter()
-        .flatten()
-        .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
-        .collect();
-    let bloom =
-        BloomFilter::from_footer(|k| kv.get(k).copied()).map_err(|e| Error::CorruptFile {
-            path: file.path.clone(),
-            reason: e.to_string(),
-        })?;
-    let Some(bloom) = bloom else {
-        return Ok(KeyFilter::Any);
-    };
-    Ok(KeyFilter::Bloom {
-        bloom,
-        min: kv.get(MIN_RECORD_KEY).map(|s| s.to_string()),
-        max: kv.get(MAX_RECORD_KEY).map(|s| s.to_string()),
+    let path = file.path.clone();
+    // Decoding a filter (a few MB of base64 for a large file) is CPU work: the files of one
+    // lookup are decoded in parallel.
+    tokio::task::spawn_blocking(move || {
+        let kv: HashMap<&str, &str> = metadata
+            .file_metadata()
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
+            .collect();
+        let bloom = BloomFilter::from_footer(|k| kv.get(k).copied())
+            .map_err(|e| Error::CorruptFile {
+                path,
+                reason: e.to_string(),
+            })?;
+        let Some(bloom) = bloom else {
+            return Ok(KeyFilter::Any);
+        };
+        Ok(KeyFilter::Bloom {
+            bloom,
+            min: kv.get(MIN_RECORD_KEY).map(|s| s.to_string()),
+            max: kv.get(MAX_RECORD_KEY).map(|s| s.to_string()),
+        })
     })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))?
 }
 
 /// The keys of a log file's data blocks (deleted keys are not stored).

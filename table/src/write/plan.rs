@@ -164,31 +164,49 @@ impl Plan {
         self.row_buckets[row]
     }
 
-    /// Applies a relocation: dropped rows leave their groups; each delete it places becomes a
-    /// new row (a copy of its source row, appended to `batch`) in the group of its partition.
+    /// Applies a relocation: dropped rows leave their groups; a delete it places in the
+    /// partition its row names stays in its group, and each one it places elsewhere becomes a
+    /// new row (a copy of its source row, appended to `batch`) in the group of that partition.
     /// Returns the batch the plan's rows now index.
     pub fn relocate(&mut self, batch: RecordBatch, relocation: &Relocation) -> Result<RecordBatch> {
         if relocation.is_empty() {
             return Ok(batch);
         }
-        let dropped: std::collections::HashSet<usize, RandomState> =
-            relocation.dropped.iter().copied().collect();
-        for rows in self.groups.values_mut() {
-            rows.retain(|r| !dropped.contains(r));
+        // A delete found in the partition its own row names stays in its group (all of them in
+        // a table without partitions); only those found elsewhere are copied there.
+        let mut kept: std::collections::HashSet<usize, RandomState> = Default::default();
+        let elsewhere: Vec<&(usize, String)> = relocation
+            .deletes_at
+            .iter()
+            .filter(|(row, partition)| {
+                !(self.deletes.value(*row)
+                    && same_partition(self.partitions.value(*row), partition)
+                    && kept.insert(*row))
+            })
+            .collect();
+        let dropped: std::collections::HashSet<usize, RandomState> = relocation
+            .dropped
+            .iter()
+            .copied()
+            .filter(|r| !kept.contains(r))
+            .collect();
+        if !dropped.is_empty() {
+            for rows in self.groups.values_mut() {
+                rows.retain(|r| !dropped.contains(r));
+            }
+            self.groups.retain(|_, rows| !rows.is_empty());
+            self.winners.retain(|r| !dropped.contains(r));
         }
-        self.groups.retain(|_, rows| !rows.is_empty());
-        self.winners.retain(|r| !dropped.contains(r));
-        if relocation.deletes_at.is_empty() {
+        if elsewhere.is_empty() {
             return Ok(batch);
         }
         let first = batch.num_rows();
-        let sources =
-            UInt32Array::from_iter_values(relocation.deletes_at.iter().map(|(row, _)| *row as u32));
+        let sources = UInt32Array::from_iter_values(elsewhere.iter().map(|(row, _)| *row as u32));
         let copies = take_record_batch(&batch, &sources)?;
         let batch = concat_batches(&batch.schema(), [&batch, &copies])?;
         let keys = concat(&[&self.keys, take(&self.keys, &sources, None)?.as_ref()])?;
         self.keys = downcast_strings(keys)?;
-        let moved = StringArray::from_iter_values(relocation.deletes_at.iter().map(|(_, p)| p));
+        let moved = StringArray::from_iter_values(elsewhere.iter().map(|(_, p)| p));
         self.partitions = downcast_strings(concat(&[&self.partitions, &moved])?)?;
         let mut flags: Vec<bool> = self.deletes.iter().map(|d| d.unwrap_or(false)).collect();
         flags.resize(batch.num_rows(), true);
@@ -200,7 +218,7 @@ impl Plan {
             })?;
             self.ordering = Some(OrderingValues::new(converter, column)?);
         }
-        for (i, (source, partition)) in relocation.deletes_at.iter().enumerate() {
+        for (i, (source, partition)) in elsewhere.into_iter().enumerate() {
             let bucket = self.row_buckets[*source];
             self.row_buckets.push(bucket);
             self.groups

@@ -30,15 +30,14 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use futures::TryStreamExt;
 use inlet_ingest::RunSummary;
-use inlet_tests::harness::cdc::{FENCE_DDL, config_text, fence, run_until};
+use inlet_tests::harness::cdc::{FENCE_DDL, config_text, fence, run_until, run_until_within};
 use inlet_tests::harness::postgres::PostgresServer;
+use inlet_tests::harness::process::{Rss, log_to_stderr};
 use tokio_postgres::Client;
 
 /// Rows per transaction of the default mode's change backlog.
@@ -62,6 +61,7 @@ enum Mode {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    log_to_stderr();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--large") {
         let rows: i64 = args.get(1).map_or(Ok(LARGE_ROWS), |a| a.parse())?;
@@ -335,7 +335,7 @@ async fn measure(config: &str, target: u64, mode: Mode) -> anyhow::Result<(RunSu
     let started = Instant::now();
     let summary = match mode {
         Mode::Default => run_until(config, target).await?,
-        Mode::Large => run_long(config, target).await?,
+        Mode::Large => run_until_within(config, target, LARGE_LIMIT).await?,
     };
     let secs = started.elapsed().as_secs_f64();
     let phase = Phase {
@@ -347,55 +347,7 @@ async fn measure(config: &str, target: u64, mode: Mode) -> anyhow::Result<(RunSu
     Ok((summary, phase))
 }
 
-/// [`run_until`] with [`LARGE_LIMIT`] instead of its 60 s.
-async fn run_long(config: &str, stop_at: u64) -> anyhow::Result<RunSummary> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-    let config = inlet_config::Config::parse(config, "bench config")?;
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let run = inlet_ingest::service::run(&config, shutdown, Some(stop_at));
-    let summary = tokio::time::timeout(LARGE_LIMIT, run)
-        .await
-        .with_context(|| format!("the pipeline did not catch up within {LARGE_LIMIT:?}"))??;
-    Ok(summary)
-}
 
-/// This process's resident memory from /proc/self/status, in KiB (0 where unreadable).
-#[derive(Debug, Clone, Copy)]
-struct Rss {
-    /// VmRSS: now.
-    current_kib: u64,
-    /// VmHWM: the peak since the process started, or since [`Rss::reset_peak`].
-    peak_kib: u64,
-}
-
-impl Rss {
-    fn now() -> Rss {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
-        Rss {
-            current_kib: field("VmRSS:"),
-            peak_kib: field("VmHWM:"),
-        }
-    }
-
-    /// Sets the peak back to the current RSS by writing "5" to /proc/self/clear_refs (Linux
-    /// >= 4.0). False if the kernel refused.
-    fn reset_peak() -> bool {
-        std::fs::write("/proc/self/clear_refs", "5").is_ok()
-    }
-}
 
 /// Copies inlet's slot and drains the copy up to `target` with `pg_recvlogical` (pgoutput, to
 /// /dev/null), the peer of inlet's drain: seconds.

@@ -68,6 +68,15 @@ pub async fn fence(client: &Client) -> anyhow::Result<u64> {
 
 /// Runs the pipeline of `config` in this process until everything up to `stop_at` is durable.
 pub async fn run_until(config: &str, stop_at: u64) -> anyhow::Result<RunSummary> {
+    run_until_within(config, stop_at, Duration::from_secs(60)).await
+}
+
+/// [`run_until`], giving up after `limit`.
+pub async fn run_until_within(
+    config: &str,
+    stop_at: u64,
+    limit: Duration,
+) -> anyhow::Result<RunSummary> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
@@ -78,9 +87,9 @@ pub async fn run_until(config: &str, stop_at: u64) -> anyhow::Result<RunSummary>
     let config = inlet_config::Config::parse(config, "test config")?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let run = inlet_ingest::service::run(&config, shutdown, Some(stop_at));
-    let summary = tokio::time::timeout(Duration::from_secs(60), run)
+    let summary = tokio::time::timeout(limit, run)
         .await
-        .context("the pipeline did not catch up within 60 s")??;
+        .with_context(|| format!("the pipeline did not catch up within {limit:?}"))??;
     Ok(summary)
 }
 

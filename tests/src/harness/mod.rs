@@ -13,6 +13,7 @@ pub mod http;
 pub mod mariadb;
 pub mod moto;
 pub mod postgres;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -80,13 +80,7 @@ pub fn child_args(
 /// Runs the step [`child_args`] describes and prints its [`Step`] as one JSON line.
 pub async fn run_child(args: &[String]) -> anyhow::Result<()> {
     // INLET_LOG=inlet_table=debug prints the commit's phases (to stderr).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INLET_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    inlet_tests::harness::process::log_to_stderr();
     let [kind, table_type, dir, buckets, expect] = args else {
         anyhow::bail!("{STEP_ARG} KIND TYPE DIR BUCKETS EXPECT, got {args:?}");
     };

@@ -75,26 +75,4 @@ impl Step {
     }
 }
 
-/// This process's resident memory, from /proc (Linux).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Rss {
-    pub current_kib: u64,
-    pub peak_kib: u64,
-}
-
-impl Rss {
-    pub fn now() -> Rss {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0)
-        };
-        Rss {
-            current_kib: field("VmRSS:"),
-            peak_kib: field("VmHWM:"),
-        }
-    }
-}
+pub use inlet_tests::harness::process::Rss;
