@@ -333,8 +333,9 @@ pub trait Source: Send {
 
     /// The changes of `table` up to `inside` (see [`Checkpoint::inside`]) are durable although
     /// their transaction is still open: if they come again (after a lost connection), they are
-    /// not delivered again. Only called by sources that set [`RowBatch::inside`].
-    fn durable_inside(&mut self, _table: &TableId, _inside: Inside) {}
+    /// not delivered again. Only called for rows whose [`RowBatch::inside`] the source set; no
+    /// default, so that a wrapper cannot forget to pass it on.
+    fn durable_inside(&mut self, table: &TableId, inside: Inside);
 
     /// Stops reading (after the last acknowledgement has been sent).
     fn close(&mut self) -> impl Future<Output = Result<()>> + Send;

@@ -22,7 +22,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use inlet_config::{DatagenConfig, Mix};
 
-use crate::change::{Checkpoint, Event, RowBatch, SchemaChange, Source, TableId, TableInfo};
+use crate::change::{
+    Checkpoint, Event, Inside, RowBatch, SchemaChange, Source, TableId, TableInfo,
+};
 use crate::error::{Error, Result};
 
 /// Transactions generated per call at most (bounds one batch when the rate is unlimited).
@@ -451,6 +453,9 @@ impl Source for DatagenSource {
     }
 
     fn acknowledge(&mut self, _position: u64) {}
+
+    /// Never called: generated transactions are small and carry no `inside`.
+    fn durable_inside(&mut self, _table: &TableId, _inside: Inside) {}
 
     async fn close(&mut self) -> Result<()> {
         Ok(())

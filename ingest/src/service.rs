@@ -15,7 +15,7 @@ use inlet_table::storage::Storage;
 use inlet_table::{Table, TableConfig, TableProperties, TableType};
 
 use crate::CDC_POSITION;
-use crate::change::{Checkpoint, Event, Source, TableId, TableInfo};
+use crate::change::{Checkpoint, Event, Inside, Source, TableId, TableInfo};
 use crate::datagen::DatagenSource;
 use crate::error::{Error, Result};
 use crate::metrics::TableMetrics;
@@ -293,6 +293,14 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.acknowledge(position),
             AnySource::Mysql(s) => s.acknowledge(position),
             AnySource::Datagen(s) => s.acknowledge(position),
+        }
+    }
+
+    fn durable_inside(&mut self, table: &TableId, inside: Inside) {
+        match self {
+            AnySource::Postgres(s) => s.durable_inside(table, inside),
+            AnySource::Mysql(s) => s.durable_inside(table, inside),
+            AnySource::Datagen(s) => s.durable_inside(table, inside),
         }
     }
 

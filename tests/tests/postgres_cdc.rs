@@ -1544,13 +1544,8 @@ async fn a_transaction_larger_than_max_bytes_is_committed_in_parts_and_resumes_i
     let first = inlet_ingest::pipeline::table_checkpoint(&table)
         .await?
         .context("a checkpoint")?;
-    let inside = first.inside.context("the checkpoint is inside the transaction")?;
+    ensure!(first.inside.is_some(), "the checkpoint is not inside the transaction");
     let partial = rows_with_commit_times(&uri, "id").await?;
-    let (_, first_time, _) = partial
-        .iter()
-        .max_by_key(|r| &r.1)
-        .context("rows")?
-        .clone();
     ensure!(
         partial.len() > 1000 && partial.len() < 230_000,
         "the first part holds {} rows",
@@ -1560,21 +1555,103 @@ async fn a_transaction_larger_than_max_bytes_is_committed_in_parts_and_resumes_i
     sync(&client, &config).await?;
     assert_table_matches(&client, &lake, "public", "big", "id").await?;
     assert_table_matches(&client, &lake, "public", "side", "id").await?;
-    // The changes of the first part were not applied a second time: rows whose last change
-    // is at or before the checkpoint keep the first part's commit time, later ones are newer.
-    let rows = rows_with_commit_times(&uri, "id").await?;
-    let mut kept = 0;
-    for (id, time, position) in &rows {
-        if *position as u64 <= inside.change && *position as u64 > first.position {
-            ensure!(
-                *time == first_time,
-                "row {id} (position {position}) was written again at {time}"
-            );
-            kept += 1;
-        } else if *position as u64 > inside.change {
-            ensure!(*time > first_time, "row {id} at {time}");
+    assert_written_once(&table, &uri).await
+}
+
+/// Every change of a transaction written in parts was applied once: a row whose last change is
+/// in the part a commit checkpointed inside the transaction (after the previous part's
+/// `inside.change`, up to its own) has that commit's `_hoodie_commit_time`, and a row changed
+/// after the last part has a later one. A change applied again (after a restart or a
+/// reconnection) would give its row a later commit time.
+async fn assert_written_once(table: &inlet_table::Table, uri: &str) -> anyhow::Result<()> {
+    let timeline = table.timeline().await?;
+    let mut parts: Vec<(String, u64, inlet_ingest::change::Inside)> = Vec::new();
+    for instant in timeline.completed_writes() {
+        let metadata = timeline.commit_metadata(table.storage(), instant).await?;
+        let checkpoint = metadata
+            .checkpoint()
+            .and_then(inlet_ingest::Checkpoint::from_json);
+        if let Some(c) = checkpoint
+            && let Some(inside) = c.inside
+        {
+            parts.push((instant.time.to_string(), c.position, inside));
         }
     }
-    ensure!(kept > 50_000, "only {kept} rows kept the first part's commit time");
+    ensure!(!parts.is_empty(), "no commit inside the transaction");
+    let mut kept = 0;
+    for (id, time, position) in rows_with_commit_times(uri, "id").await? {
+        let position = position as u64;
+        if position <= parts[0].1 {
+            continue; // from before the transaction
+        }
+        match parts.iter().find(|p| position <= p.2.change) {
+            Some((part_time, _, _)) => {
+                ensure!(
+                    time == *part_time,
+                    "row {id} (position {position}) was written again at {time}, after {part_time}"
+                );
+                kept += 1;
+            }
+            None => {
+                let last = &parts[parts.len() - 1].0;
+                ensure!(time > *last, "row {id} at {time}, before {last}");
+            }
+        }
+    }
+    ensure!(kept > 50_000, "only {kept} rows kept their part's commit time");
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_inside_a_transaction_written_in_parts_skips_what_is_written()
+-> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute("CREATE TABLE big (id int PRIMARY KEY, v text, n int);")
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = config_text(&pg, &lake, &["public.*"], "")
+        .replace("[batch]\n", "[batch]\nmax_bytes = 1048576\n");
+    sync(&client, &config).await?;
+    client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO big SELECT g, 'new-' || g, g FROM generate_series(1, 250000) g;
+             UPDATE big SET v = 'late' WHERE id % 1000 = 7;
+             DELETE FROM big WHERE id % 1000 = 3;
+             COMMIT;",
+        )
+        .await?;
+    let target = fence(&client).await?;
+    // The replication connection is dropped each time a part is committed: the transaction is
+    // read again from its start after each part.
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    let log = dir.path().join("inlet.log");
+    let mut child = Command::new(inlet_bin())
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("INLET_LOG", "warn,inlet_ingest=info")
+        .env("INLET_FAILPOINT", "error:postgres.after-commit-inside-transaction")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let waited = wait_confirmed(&client, "inlet", target, Duration::from_secs(240)).await;
+    Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()?;
+    let status = child.wait()?;
+    let text = std::fs::read_to_string(&log)?;
+    waited.with_context(|| format!("inlet log:\n{text}"))?;
+    ensure!(status.success(), "inlet run exited with {status}:\n{text}");
+    let reconnects = text.matches("Replication connection re-established").count();
+    ensure!(reconnects >= 2, "{reconnects} reconnections:\n{text}");
+    assert_table_matches(&client, &lake, "public", "big", "id").await?;
+    let uri = lake.join("public/big").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    assert_written_once(&table, &uri).await
 }

@@ -24,7 +24,9 @@ use super::catalog;
 use super::gtid::{self, Gtid, GtidState, TxnId};
 use super::rows::{self, Captured, Plan, Rows};
 use super::{MysqlConnect, snapshot};
-use crate::change::{Checkpoint, Event, SchemaChange, SnapshotState, Source, TableId, TableInfo};
+use crate::change::{
+    Checkpoint, Event, Inside, SchemaChange, SnapshotState, Source, TableId, TableInfo,
+};
 use crate::error::{Error, Result};
 
 mod position;
@@ -848,6 +850,10 @@ impl Source for MysqlSource {
             }
         }
     }
+
+    /// Never called: rows of MySQL transactions carry no `inside` (a transaction is delivered
+    /// whole, and held whole).
+    fn durable_inside(&mut self, _table: &TableId, _inside: Inside) {}
 
     fn acknowledge(&mut self, position: u64) {
         // The binlog keeps no reader state: the checkpoints in the lake are the position. GTID

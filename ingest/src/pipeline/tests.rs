@@ -46,6 +46,8 @@ impl Source for Scripted {
         self.acks.try_lock().unwrap().push(position);
     }
 
+    fn durable_inside(&mut self, _table: &TableId, _inside: crate::change::Inside) {}
+
     async fn close(&mut self) -> Result<()> {
         Ok(())
     }

@@ -104,6 +104,9 @@ pub struct PostgresSource {
     /// A lost replication connection being re-established, attempt by attempt between calls
     /// to `next` (so that the pipeline still sees shutdown and time bounds meanwhile).
     reconnect: Option<Reconnect>,
+    /// The connection is to be dropped at the next step, as if lost (failpoint
+    /// `error:postgres.after-commit-inside-transaction`, for tests).
+    lose_connection: bool,
     /// When the slot is looked at next, and when the last heartbeat was written.
     next_slot_check: tokio::time::Instant,
     last_heartbeat: Option<tokio::time::Instant>,
@@ -155,6 +158,7 @@ impl PostgresSource {
             inside: HashMap::new(),
             skipped: Vec::new(),
             reconnect: None,
+            lose_connection: false,
             next_slot_check: tokio::time::Instant::now(),
             last_heartbeat: None,
             lag_warned: false,
@@ -726,6 +730,15 @@ impl PostgresSource {
         if self.reconnect.is_some() {
             return self.retry_connection(wait).await;
         }
+        if std::mem::take(&mut self.lose_connection)
+            && let Phase::Streaming(stream) = &mut self.phase
+        {
+            let _ = stream.client.shutdown().await;
+            let lost = std::io::Error::other("connection dropped by a failpoint");
+            self.reconnect(pgwire_replication::PgWireError::Io(std::sync::Arc::new(lost)))
+                .await?;
+            return Ok(None);
+        }
         let Phase::Streaming(stream) = &mut self.phase else {
             return Err(Error::Stopped);
         };
@@ -1252,6 +1265,10 @@ impl Source for PostgresSource {
     fn durable_inside(&mut self, table: &TableId, inside: Inside) {
         // Read by the relations of the next connection: the current one sends no change twice.
         self.inside.insert(table.clone(), inside);
+        #[cfg(feature = "failpoints")]
+        if inlet_table::failpoint::error_at("postgres.after-commit-inside-transaction") {
+            self.lose_connection = true;
+        }
     }
 
     fn acknowledge(&mut self, position: u64) {
