@@ -476,8 +476,11 @@ impl<S: Source> Pipeline<S> {
                 // one that outgrows it is written in several commits, each checkpointed inside
                 // it (a source that cannot resume there sends no `inside`, and its transactions
                 // stay whole).
+                // Not while the table is being copied: its checkpoint is then the copy's, which
+                // has no place for `inside`.
                 if let Some(inside) = inside
                     && state.bytes >= self.options.max_bytes
+                    && state.snapshot.is_none()
                 {
                     let id = state.id.clone();
                     return self.flush_inside(&id, inside).await;
