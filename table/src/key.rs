@@ -273,7 +273,9 @@ fn integer_keys(column: &ArrayRef, field: &str) -> Result<StringArray> {
     if let Some(row) = (0..column.len()).find(|&r| column.is_null(r)) {
         return Err(Error::Record {
             row,
-            reason: format!("record key column {field:?} is null (a Hudi record key needs a value)"),
+            reason: format!(
+                "record key column {field:?} is null (a Hudi record key needs a value)"
+            ),
         });
     }
     let text = arrow::compute::cast(column, &DataType::Utf8)?;

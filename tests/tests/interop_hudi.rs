@@ -326,7 +326,10 @@ async fn copied_row_groups_are_read_by_hudi_rs_pyarrow_and_duckdb() -> anyhow::R
     // Inserts, more inserts (the first row group is copied), then changes of the second row
     // group only (the first is copied again): an update, a delete and an insert.
     writer
-        .commit(Changes::upsert(batch((0..n).collect(), "first", 1)?), Default::default())
+        .commit(
+            Changes::upsert(batch((0..n).collect(), "first", 1)?),
+            Default::default(),
+        )
         .await?;
     writer
         .commit(
@@ -356,7 +359,10 @@ async fn copied_row_groups_are_read_by_hudi_rs_pyarrow_and_duckdb() -> anyhow::R
     // The copied first row group; the second (40000 - 1 deleted) with the insert.
     assert_eq!(groups, vec![n, n], "{path:?}");
     let compared = common::compare_with_hudi_rs(&table, &uri, &[]).await?;
-    assert_eq!(compared, 7, "snapshot, and as of and from each of 3 commits");
+    assert_eq!(
+        compared, 7,
+        "snapshot, and as of and from each of 3 commits"
+    );
     let rows = table.read(&inlet_table::read::Query::Snapshot).await?;
     assert_eq!(rows.num_rows() as i64, 2 * n);
     check_base_files(dir.path()).await?;

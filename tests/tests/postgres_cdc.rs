@@ -1429,14 +1429,8 @@ async fn dead_letters_are_not_doubled_by_a_crash_before_their_table_commits() ->
     let config_path = dir.path().join("inlet.toml");
     std::fs::write(&config_path, &config)?;
     let log = dir.path().join("inlet.log");
-    let mut child = Command::new(inlet_bin())
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("INLET_FAILPOINT", "pipeline.after-dead-letters")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()?;
+    let mut child =
+        inlet_run_with_failpoint(&config_path, &log, "pipeline.after-dead-letters")?.spawn()?;
     let status = child.wait()?;
     let text = std::fs::read_to_string(&log)?;
     ensure!(
@@ -1459,6 +1453,56 @@ async fn dead_letters_are_not_doubled_by_a_crash_before_their_table_commits() ->
         lake_rows(&uri, &["id".to_string()]).await?
     );
     Ok(())
+}
+
+/// A server with `ddl` and the fence table, and a lake synced with it, with `max_bytes` = 1 MiB
+/// (a transaction of ~200k rows is ~20 times larger); the configuration is also written to
+/// `config_path`.
+struct SmallBatches {
+    pg: PostgresServer,
+    client: Client,
+    dir: tempfile::TempDir,
+    lake: std::path::PathBuf,
+    config: String,
+    config_path: std::path::PathBuf,
+}
+
+impl SmallBatches {
+    async fn start(ddl: &str) -> anyhow::Result<SmallBatches> {
+        let pg = PostgresServer::start()?;
+        let client = pg.connect().await?;
+        client.batch_execute(ddl).await?;
+        client.batch_execute(FENCE_DDL).await?;
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        let config = config_text(&pg, &lake, &["public.*"], "")
+            .replace("[batch]\n", "[batch]\nmax_bytes = 1048576\n");
+        sync(&client, &config).await?;
+        let config_path = dir.path().join("inlet.toml");
+        std::fs::write(&config_path, &config)?;
+        Ok(SmallBatches {
+            pg,
+            client,
+            dir,
+            lake,
+            config,
+            config_path,
+        })
+    }
+}
+
+/// `inlet run` of the configuration at `config` with `INLET_FAILPOINT` = `failpoint`, its
+/// standard error to `log`.
+fn inlet_run_with_failpoint(config: &Path, log: &Path, failpoint: &str) -> anyhow::Result<Command> {
+    let mut command = Command::new(inlet_bin());
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .env("INLET_FAILPOINT", failpoint)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?);
+    Ok(command)
 }
 
 /// The lake's rows of `uri` as (key, `_hoodie_commit_time`, [`inlet_ingest::CDC_POSITION`]).
@@ -1489,22 +1533,19 @@ async fn rows_with_commit_times(uri: &str, key: &str) -> anyhow::Result<Vec<(i64
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_larger_than_max_bytes_is_committed_in_parts_and_resumes_inside_it()
 -> anyhow::Result<()> {
-    let pg = PostgresServer::start()?;
-    let client = pg.connect().await?;
-    client
-        .batch_execute(
-            "CREATE TABLE big (id int PRIMARY KEY, v text, n int);
-             CREATE TABLE side (id int PRIMARY KEY, v text);
-             INSERT INTO big SELECT g, 'old-' || g, g FROM generate_series(1, 1000) g;",
-        )
-        .await?;
-    client.batch_execute(FENCE_DDL).await?;
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    // 1 MiB: the transaction below is ~20 times larger.
-    let config = config_text(&pg, &lake, &["public.*"], "")
-        .replace("[batch]\n", "[batch]\nmax_bytes = 1048576\n");
-    sync(&client, &config).await?;
+    let SmallBatches {
+        pg: _pg,
+        client,
+        dir,
+        lake,
+        config,
+        config_path,
+    } = SmallBatches::start(
+        "CREATE TABLE big (id int PRIMARY KEY, v text, n int);
+         CREATE TABLE side (id int PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, 'old-' || g, g FROM generate_series(1, 1000) g;",
+    )
+    .await?;
     // One transaction of ~230k changes: updates of rows stored before it, a row of another
     // table, inserts, then changes of rows it inserted (after the first part is committed),
     // deletes of old and new rows, and a key change.
@@ -1522,17 +1563,13 @@ async fn a_transaction_larger_than_max_bytes_is_committed_in_parts_and_resumes_i
         )
         .await?;
     // Killed right after the first commit inside the transaction is durable.
-    let config_path = dir.path().join("inlet.toml");
-    std::fs::write(&config_path, &config)?;
     let log = dir.path().join("inlet.log");
-    let status = Command::new(inlet_bin())
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("INLET_FAILPOINT", "pipeline.after-commit-inside-transaction")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .status()?;
+    let status = inlet_run_with_failpoint(
+        &config_path,
+        &log,
+        "pipeline.after-commit-inside-transaction",
+    )?
+    .status()?;
     let text = std::fs::read_to_string(&log)?;
     ensure!(
         !status.success()
@@ -1544,7 +1581,10 @@ async fn a_transaction_larger_than_max_bytes_is_committed_in_parts_and_resumes_i
     let first = inlet_ingest::pipeline::table_checkpoint(&table)
         .await?
         .context("a checkpoint")?;
-    ensure!(first.inside.is_some(), "the checkpoint is not inside the transaction");
+    ensure!(
+        first.inside.is_some(),
+        "the checkpoint is not inside the transaction"
+    );
     let partial = rows_with_commit_times(&uri, "id").await?;
     ensure!(
         partial.len() > 1000 && partial.len() < 230_000,
@@ -1598,24 +1638,24 @@ async fn assert_written_once(table: &inlet_table::Table, uri: &str) -> anyhow::R
             }
         }
     }
-    ensure!(kept > 50_000, "only {kept} rows kept their part's commit time");
+    ensure!(
+        kept > 50_000,
+        "only {kept} rows kept their part's commit time"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_inside_a_transaction_written_in_parts_skips_what_is_written()
 -> anyhow::Result<()> {
-    let pg = PostgresServer::start()?;
-    let client = pg.connect().await?;
-    client
-        .batch_execute("CREATE TABLE big (id int PRIMARY KEY, v text, n int);")
-        .await?;
-    client.batch_execute(FENCE_DDL).await?;
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let config = config_text(&pg, &lake, &["public.*"], "")
-        .replace("[batch]\n", "[batch]\nmax_bytes = 1048576\n");
-    sync(&client, &config).await?;
+    let SmallBatches {
+        pg: _pg,
+        client,
+        dir,
+        lake,
+        config_path,
+        ..
+    } = SmallBatches::start("CREATE TABLE big (id int PRIMARY KEY, v text, n int);").await?;
     client
         .batch_execute(
             "BEGIN;
@@ -1628,18 +1668,14 @@ async fn a_connection_lost_inside_a_transaction_written_in_parts_skips_what_is_w
     let target = fence(&client).await?;
     // The replication connection is dropped each time a part is committed: the transaction is
     // read again from its start after each part.
-    let config_path = dir.path().join("inlet.toml");
-    std::fs::write(&config_path, &config)?;
     let log = dir.path().join("inlet.log");
-    let mut child = Command::new(inlet_bin())
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("INLET_LOG", "warn,inlet_ingest=info")
-        .env("INLET_FAILPOINT", "error:postgres.after-commit-inside-transaction")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()?;
+    let mut child = inlet_run_with_failpoint(
+        &config_path,
+        &log,
+        "error:postgres.after-commit-inside-transaction",
+    )?
+    .env("INLET_LOG", "warn,inlet_ingest=info")
+    .spawn()?;
     let waited = wait_confirmed(&client, "inlet", target, Duration::from_secs(240)).await;
     Command::new("kill")
         .args(["-s", "TERM", &child.id().to_string()])
@@ -1648,7 +1684,9 @@ async fn a_connection_lost_inside_a_transaction_written_in_parts_skips_what_is_w
     let text = std::fs::read_to_string(&log)?;
     waited.with_context(|| format!("inlet log:\n{text}"))?;
     ensure!(status.success(), "inlet run exited with {status}:\n{text}");
-    let reconnects = text.matches("Replication connection re-established").count();
+    let reconnects = text
+        .matches("Replication connection re-established")
+        .count();
     ensure!(reconnects >= 2, "{reconnects} reconnections:\n{text}");
     assert_table_matches(&client, &lake, "public", "big", "id").await?;
     let uri = lake.join("public/big").display().to_string();

@@ -735,8 +735,10 @@ impl PostgresSource {
         {
             let _ = stream.client.shutdown().await;
             let lost = std::io::Error::other("connection dropped by a failpoint");
-            self.reconnect(pgwire_replication::PgWireError::Io(std::sync::Arc::new(lost)))
-                .await?;
+            self.reconnect(pgwire_replication::PgWireError::Io(std::sync::Arc::new(
+                lost,
+            )))
+            .await?;
             return Ok(None);
         }
         let Phase::Streaming(stream) = &mut self.phase else {

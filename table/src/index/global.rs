@@ -930,8 +930,8 @@ async fn base_file_filter(storage: &Storage, file: &FileRef) -> Result<KeyFilter
             .flatten()
             .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
             .collect();
-        let bloom = BloomFilter::from_footer(|k| kv.get(k).copied())
-            .map_err(|e| Error::CorruptFile {
+        let bloom =
+            BloomFilter::from_footer(|k| kv.get(k).copied()).map_err(|e| Error::CorruptFile {
                 path,
                 reason: e.to_string(),
             })?;

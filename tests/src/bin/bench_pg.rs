@@ -347,8 +347,6 @@ async fn measure(config: &str, target: u64, mode: Mode) -> anyhow::Result<(RunSu
     Ok((summary, phase))
 }
 
-
-
 /// Copies inlet's slot and drains the copy up to `target` with `pg_recvlogical` (pgoutput, to
 /// /dev/null), the peer of inlet's drain: seconds.
 async fn recvlogical(pg: &PostgresServer, client: &Client, target: u64) -> anyhow::Result<f64> {
