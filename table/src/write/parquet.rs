@@ -112,23 +112,21 @@ impl BaseFileWriter {
                     .for_each(|k| filter.add(k));
             }
         }
-        {
-            for key in keys.as_string::<i32>().iter().flatten() {
-                // In Java's order, as Hudi writes them and readers compare them.
-                if self
-                    .min_key
-                    .as_deref()
-                    .is_none_or(|m| java_order(key, m).is_lt())
-                {
-                    self.min_key = Some(key.to_string());
-                }
-                if self
-                    .max_key
-                    .as_deref()
-                    .is_none_or(|m| java_order(key, m).is_gt())
-                {
-                    self.max_key = Some(key.to_string());
-                }
+        for key in keys.as_string::<i32>().iter().flatten() {
+            // In Java's order, as Hudi writes them and readers compare them.
+            if self
+                .min_key
+                .as_deref()
+                .is_none_or(|m| java_order(key, m).is_lt())
+            {
+                self.min_key = Some(key.to_string());
+            }
+            if self
+                .max_key
+                .as_deref()
+                .is_none_or(|m| java_order(key, m).is_gt())
+            {
+                self.max_key = Some(key.to_string());
             }
         }
     }
