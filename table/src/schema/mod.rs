@@ -75,8 +75,13 @@ pub fn without_meta_columns(schema: &Schema) -> SchemaRef {
 /// times that grow along the file pack into a few bits, few distinct values into few bits too,
 /// and random ones cost what plain encoding does.
 /// Spark (3.3+), Trino, Hive, hudi-rs, DuckDB and pyarrow read these standard encodings.
-pub fn parquet_properties(schema: &Schema) -> WriterProperties {
+/// Other columns are dictionary-encoded (the writer falls back to plain when the dictionary page
+/// fills), but the `plain` ones.
+pub fn parquet_properties(schema: &Schema, plain: &[ColumnPath]) -> WriterProperties {
     let mut builder = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    for column in plain {
+        builder = builder.set_column_dictionary_enabled(column.clone(), false);
+    }
     for name in [COMMIT_SEQNO, RECORD_KEY, PARTITION_PATH, FILE_NAME] {
         if schema.field_with_name(name).is_err() {
             continue;

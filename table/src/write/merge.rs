@@ -1,7 +1,8 @@
 //! Merging incoming changes into one file group (copy-on-write), streaming: the stored base file
-//! is decoded a batch at a time; stored rows that a change supersedes are replaced or deleted in
-//! place, untouched rows are copied with their `_hoodie_commit_time`/`_hoodie_commit_seqno`, and
-//! new keys are appended. Memory is bounded by the batch size plus the incoming changes. No I/O.
+//! is decoded a batch at a time; the rows of a batch that no change supersedes are copied with
+//! their `_hoodie_commit_time`/`_hoodie_commit_seqno` (in runs, by a filter), followed by the
+//! changes that replace the others (deleted rows are dropped), and new keys are appended. Memory is
+//! bounded by the batch size plus the incoming changes. No I/O.
 
 use std::collections::HashMap;
 
@@ -11,10 +12,11 @@ use std::sync::Arc;
 use std::fmt::Write as _;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch, StringArray,
+    StringBuilder, UInt32Array, new_null_array,
 };
-use arrow::buffer::{Buffer, OffsetBuffer};
-use arrow::compute::interleave;
+use arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer};
+use arrow::compute::{FilterBuilder, take};
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ProjectionMask;
@@ -30,7 +32,7 @@ use crate::bloom::BloomFilter;
 use crate::cdc;
 use crate::error::{Error, Result};
 use crate::merge::{OrderingValues, Version, wins};
-use crate::schema::{self, COMMIT_SEQNO, COMMIT_TIME, FILE_NAME, PARTITION_PATH, RECORD_KEY};
+use crate::schema::{self, FILE_NAME, PARTITION_PATH, RECORD_KEY};
 use crate::timeline::InstantTime;
 
 /// Rows decoded or written per batch.
@@ -121,6 +123,7 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         let stored = ArrowReaderMetadata::load(bytes, options)
             .map_err(|e| Error::parquet(stored_path, e))?;
         let metadata = stored.metadata().clone();
+        out.writer = out.writer.encoded_like(&metadata)?;
         if let Some(filter) = extendable_filter(&metadata, plan, task.rows) {
             out.writer = out.writer.extending(filter);
         }
@@ -178,8 +181,10 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                 }
                 _ => None,
             };
-            // (source, row): source 0 = this stored batch, 1 = incoming.
-            let mut picks = Vec::with_capacity(batch.num_rows());
+            // The stored rows kept as they are, and the incoming rows that replace others: those
+            // are written after the kept ones, which are copied in runs rather than row by row.
+            let mut kept = BooleanBufferBuilder::new(batch.num_rows());
+            let mut replacing = Vec::new();
             // Changed stored rows: (op, stored row, incoming row of an update).
             let mut changed: Vec<(&str, u32, Option<u32>)> = Vec::new();
             for i in 0..batch.num_rows() {
@@ -188,7 +193,7 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                     .then(|| keys.value(i))
                     .and_then(|k| incoming.get(k).copied());
                 let Some(row) = change else {
-                    picks.push((0, i));
+                    kept.append(true);
                     continue;
                 };
                 incoming.remove(keys.value(i));
@@ -200,18 +205,23 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                     delete: false,
                     ordering: ordering.as_ref().and_then(|o| o.get(i)),
                 };
-                if !wins(newer, stored) {
-                    picks.push((0, i));
-                } else if plan.deletes.value(row) {
-                    deletes += 1;
-                    changed.push(("d", i as u32, None));
-                } else {
-                    updates += 1;
-                    picks.push((1, row));
-                    changed.push(("u", i as u32, Some(row as u32)));
+                let replaced = wins(newer, stored);
+                kept.append(!replaced);
+                match (replaced, plan.deletes.value(row)) {
+                    (false, _) => {}
+                    (true, true) => {
+                        deletes += 1;
+                        changed.push(("d", i as u32, None));
+                    }
+                    (true, false) => {
+                        updates += 1;
+                        replacing.push(row);
+                        changed.push(("u", i as u32, Some(row as u32)));
+                    }
                 }
             }
-            out.write(Some(&batch), &picks)?;
+            out.write_kept(&batch, kept.finish())?;
+            out.write_incoming(&replacing, true)?;
             if ctx.cdc_schema.is_some() && !changed.is_empty() {
                 let stored_data: Vec<ArrayRef> = data
                     .fields()
@@ -242,8 +252,7 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         return Ok(None);
     }
     for chunk in inserts.chunks(BATCH_SIZE) {
-        let picks: Vec<(usize, usize)> = chunk.iter().map(|&r| (1, r)).collect();
-        out.write(None, &picks)?;
+        out.write_incoming(chunk, false)?;
         if ctx.cdc_schema.is_some() {
             let after: UInt32Array = chunk.iter().map(|&r| Some(r as u32)).collect();
             changes.push(cdc::records(
@@ -355,72 +364,72 @@ struct Output<'a> {
 }
 
 impl Output<'_> {
-    fn write(&mut self, stored: Option<&RecordBatch>, picks: &[(usize, usize)]) -> Result<()> {
-        if picks.is_empty() {
+    /// Writes the `kept` rows of a stored batch (aligned to the file's schema), their meta
+    /// columns as they were but the file name and partition path, which are this file's.
+    fn write_kept(&mut self, stored: &RecordBatch, kept: BooleanBuffer) -> Result<()> {
+        let rows = kept.count_set_bits();
+        if rows == 0 {
+            return Ok(());
+        }
+        let filter = (rows < stored.num_rows()).then(|| {
+            FilterBuilder::new(&BooleanArray::new(kept, None))
+                .optimize()
+                .build()
+        });
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .zip(stored.columns())
+            .map(|(field, column)| match field.name().as_str() {
+                PARTITION_PATH => Ok(Arc::new(repeated(self.task.partition, rows)) as ArrayRef),
+                FILE_NAME => Ok(Arc::new(repeated(self.task.file_name, rows)) as ArrayRef),
+                _ => match &filter {
+                    Some(filter) => filter.filter(column),
+                    None => Ok(column.clone()),
+                },
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        // Rows of the stored file: their keys are in its filter.
+        self.writer.write_known(&batch)
+    }
+
+    /// Writes incoming `rows` as new records of this commit; `replacing`: they replace stored
+    /// rows, so their keys are in the stored file's filter already.
+    fn write_incoming(&mut self, rows: &[usize], replacing: bool) -> Result<()> {
+        if rows.is_empty() {
             return Ok(());
         }
         let (ctx, task) = (self.ctx, self.task);
-        let stored_meta = |name: &str| {
-            stored
-                .and_then(|b| b.column_by_name(name))
-                .map(|c| c.as_string::<i32>())
-        };
-        let (old_times, old_seqnos, old_keys) = (
-            stored_meta(COMMIT_TIME),
-            stored_meta(COMMIT_SEQNO),
-            stored_meta(RECORD_KEY),
-        );
         let instant = ctx.instant.as_str();
         // Appended straight into the column buffers: no string per row.
-        let n = picks.len();
-        let mut times = StringBuilder::with_capacity(n, n * instant.len());
-        let mut seqnos = StringBuilder::with_capacity(n, n * (instant.len() + 8));
-        let mut keys = StringBuilder::with_capacity(n, n * 16);
-        let copy = |to: &mut StringBuilder, from: Option<&StringArray>, row: usize| match from {
-            Some(a) if a.is_valid(row) => to.append_value(a.value(row)),
-            _ => to.append_null(),
-        };
-        for &(source, row) in picks {
-            if source == 0 {
-                copy(&mut times, old_times, row);
-                copy(&mut seqnos, old_seqnos, row);
-                copy(&mut keys, old_keys, row);
-            } else {
-                times.append_value(instant);
-                write!(seqnos, "{instant}_{}_{}", task.task, self.new_records)
-                    .map_err(|e| Error::Task(e.to_string()))?;
-                seqnos.append_value("");
-                self.new_records += 1;
-                keys.append_value(ctx.plan.keys.value(row));
-            }
+        let mut seqnos = StringBuilder::with_capacity(rows.len(), rows.len() * (instant.len() + 8));
+        for _ in rows {
+            write!(seqnos, "{instant}_{}_{}", task.task, self.new_records)
+                .map_err(|e| Error::Task(e.to_string()))?;
+            seqnos.append_value("");
+            self.new_records += 1;
         }
+        let indices = UInt32Array::from_iter_values(rows.iter().map(|&r| r as u32));
+        let keys: &dyn Array = &ctx.plan.keys;
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(times.finish()),
+            Arc::new(repeated(instant, rows.len())),
             Arc::new(seqnos.finish()),
-            Arc::new(keys.finish()),
-            Arc::new(repeated(task.partition, picks.len())),
-            Arc::new(repeated(task.file_name, picks.len())),
+            take(keys, &indices, None)?,
+            Arc::new(repeated(task.partition, rows.len())),
+            Arc::new(repeated(task.file_name, rows.len())),
         ];
         for field in ctx.data_schema.fields() {
-            let stored_column = stored
-                .and_then(|b| b.column_by_name(field.name()).cloned())
-                .unwrap_or_else(|| new_null_array(field.data_type(), 0));
-            let incoming = ctx
-                .incoming
-                .column_by_name(field.name())
-                .cloned()
-                .unwrap_or_else(|| new_null_array(field.data_type(), 0));
-            columns.push(interleave(
-                &[stored_column.as_ref(), incoming.as_ref()],
-                picks,
-            )?);
+            columns.push(match ctx.incoming.column_by_name(field.name()) {
+                Some(column) => take(column, &indices, None)?,
+                None => new_null_array(field.data_type(), rows.len()),
+            });
         }
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
-        // Rows picked against a stored batch are its rows or changes of them: their keys are in
-        // the stored file's filter.
-        match stored {
-            Some(_) => self.writer.write_known(&batch),
-            None => self.writer.write(&batch),
+        match replacing {
+            true => self.writer.write_known(&batch),
+            false => self.writer.write(&batch),
         }
     }
 }

@@ -12,11 +12,13 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::basic::Encoding;
 use parquet::column::writer::ColumnCloseResult;
-use parquet::file::metadata::{KeyValue, RowGroupMetaData};
+use parquet::file::metadata::{KeyValue, ParquetMetaData, RowGroupMetaData};
 use parquet::file::page_index::offset_index::OffsetIndexMetaData;
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::SchemaDescriptor;
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
 use crate::bloom::{
     BLOOM_FILTER_KEY, BLOOM_FILTER_TYPE_KEY, BloomFilter, MAX_RECORD_KEY, MIN_RECORD_KEY,
@@ -44,14 +46,10 @@ pub struct BaseFileWriter {
 impl BaseFileWriter {
     /// A writer for `schema` (meta columns then data columns); `path` names the file in errors.
     pub fn new(schema: SchemaRef, path: &str) -> Result<Self> {
-        let props = schema::parquet_properties(&schema);
+        let props = schema::parquet_properties(&schema, &[]);
         // Parquet's default (1Mi rows); no byte bound is set.
         let max_group_rows = props.max_row_group_row_count().unwrap_or(1 << 20).max(1);
-        // The Arrow writer sets up the Parquet schema and the `ARROW:schema` footer entry; its
-        // parts then let row groups be encoded here or copied from a stored file as they are.
-        let (file, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-            .and_then(ArrowWriter::into_serialized_writer)
-            .map_err(|e| Error::parquet(path, e))?;
+        let (file, factory) = open(&schema, props).map_err(|e| Error::parquet(path, e))?;
         Ok(BaseFileWriter {
             file,
             factory,
@@ -73,6 +71,22 @@ impl BaseFileWriter {
     pub fn extending(mut self, filter: BloomFilter) -> Self {
         self.keys = Keys::Extended(filter);
         self
+    }
+
+    /// Encodes columns as the stored file `stored`, which this one replaces, ended up: a column
+    /// written there without its dictionary (given up when the dictionary page filled, or never
+    /// used) is written plain here too. The rewrite holds mostly the same rows, so a dictionary
+    /// would fill up again, and the Parquet writer only gives it up after hashing every value up
+    /// to that point: for random doubles that was a tenth of a copy-on-write merge, and the file
+    /// came out larger than plain. Must come before anything is written.
+    pub fn encoded_like(mut self, stored: &ParquetMetaData) -> Result<Self> {
+        let plain = plain_columns(stored);
+        if !plain.is_empty() {
+            let props = schema::parquet_properties(&self.schema, &plain);
+            (self.file, self.factory) =
+                open(&self.schema, props).map_err(|e| Error::parquet(&self.path, e))?;
+        }
+        Ok(self)
     }
 
     /// Writes a batch (meta and data columns); rows read from other files (compaction) get this
@@ -105,12 +119,7 @@ impl BaseFileWriter {
         match &mut self.keys {
             Keys::Collected(all) => all.push(keys.clone()),
             Keys::Extended(_) if known => {}
-            Keys::Extended(filter) => {
-                keys.as_string::<i32>()
-                    .iter()
-                    .flatten()
-                    .for_each(|k| filter.add(k));
-            }
+            Keys::Extended(filter) => filter.add_all(keys.as_string::<i32>().iter().flatten()),
         }
         for key in keys.as_string::<i32>().iter().flatten() {
             // In Java's order, as Hudi writes them and readers compare them.
@@ -285,12 +294,10 @@ impl BaseFileWriter {
             Keys::Collected(all) => {
                 let count = all.iter().map(|k| k.len() - k.null_count()).sum();
                 let mut bloom = BloomFilter::for_keys(count);
-                for keys in &all {
-                    keys.as_string::<i32>()
-                        .iter()
-                        .flatten()
-                        .for_each(|k| bloom.add(k));
-                }
+                bloom.add_all(
+                    all.iter()
+                        .flat_map(|k| k.as_string::<i32>().iter().flatten()),
+                );
                 bloom
             }
         };
@@ -325,6 +332,30 @@ enum Keys {
     Extended(BloomFilter),
 }
 
+/// The columns with data pages in a plain (not dictionary) encoding in some row group of a stored
+/// file, by the footer's page encoding statistics (files without them name none).
+fn plain_columns(stored: &ParquetMetaData) -> Vec<ColumnPath> {
+    let mut plain: Vec<ColumnPath> = Vec::new();
+    for chunk in stored.row_groups().iter().flat_map(|g| g.columns()) {
+        let Some(data_pages) = chunk.page_encoding_stats_mask() else {
+            continue;
+        };
+        if data_pages.is_set(Encoding::PLAIN) && !plain.contains(chunk.column_path()) {
+            plain.push(chunk.column_path().clone());
+        }
+    }
+    plain
+}
+
+/// The Arrow writer sets up the Parquet schema and the `ARROW:schema` footer entry; its parts
+/// then let row groups be encoded here or copied from a stored file as they are.
+fn open(
+    schema: &SchemaRef,
+    props: WriterProperties,
+) -> parquet::errors::Result<(SerializedFileWriter<Vec<u8>>, ArrowRowGroupWriterFactory)> {
+    ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))?.into_serialized_writer()
+}
+
 fn general_err(message: &str) -> parquet::errors::ParquetError {
     parquet::errors::ParquetError::General(message.to_string())
 }
@@ -336,5 +367,120 @@ impl std::fmt::Debug for BaseFileWriter {
             .field("path", &self.path)
             .field("rows", &self.rows)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use arrow::array::{Decimal128Array, Float64Array};
+    use arrow::datatypes::{DataType, Field, Float64Type, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    /// A rewrite encodes plain the columns its stored file holds without a dictionary (one that
+    /// overflowed, one that never had one) and keeps the others' dictionaries; every value reads
+    /// back bit for bit: floats from the whole bit space (NaN payloads, both zeros, subnormals),
+    /// non-ASCII strings, decimals.
+    #[test]
+    fn a_rewrite_keeps_the_stored_files_plain_columns_plain() -> Result<(), Box<dyn Error>> {
+        let mut rng = StdRng::seed_from_u64(13);
+        let rows = 5_000;
+        let specials = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::from_bits(0x7ff0_0000_0000_0001),
+            f64::from_bits(0xfff8_dead_beef_0001),
+            f64::INFINITY,
+            f64::MIN_POSITIVE / 2.0,
+        ];
+        let amount: Float64Array = specials
+            .iter()
+            .copied()
+            .chain((specials.len()..rows).map(|_| f64::from_bits(rng.random())))
+            .enumerate()
+            .map(|(i, v)| (i % 97 != 50).then_some(v))
+            .collect();
+        let ids: StringArray = (0..rows)
+            .map(|i| Some(format!("Köln-{i:x}-\u{1F600}")))
+            .collect();
+        let price: Float64Array = (0..rows).map(|i| Some((i % 300) as f64 / 4.0)).collect();
+        let city: StringArray = (0..rows)
+            .map(|i| Some(["Köln", "", "Zürich"][i % 3]))
+            .collect();
+        let total = Decimal128Array::from_iter_values((0..rows).map(|i| i as i128 * 7 - 3))
+            .with_precision_and_scale(18, 4)?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("amount", DataType::Float64, true),
+            Field::new("id", DataType::Utf8, true),
+            Field::new("price", DataType::Float64, true),
+            Field::new("city", DataType::Utf8, true),
+            Field::new("total", DataType::Decimal128(18, 4), true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(amount),
+            Arc::new(ids),
+            Arc::new(price),
+            Arc::new(city),
+            Arc::new(total),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+
+        // The stored file: dictionary pages of 4 KiB, which the unique amounts and totals
+        // overflow; the ids without a dictionary.
+        let props = WriterProperties::builder()
+            .set_dictionary_page_size_limit(4096)
+            .set_column_dictionary_enabled(ColumnPath::from("id"), false)
+            .build();
+        let mut stored = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))?;
+        stored.write(&batch)?;
+        let stored = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(stored.into_inner()?))?;
+
+        let dictionaries = |bytes: Bytes| -> Result<Vec<bool>, Box<dyn Error>> {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+            let pages = reader.metadata().row_groups()[0]
+                .columns()
+                .iter()
+                .map(|c| {
+                    let mask = c.page_encoding_stats_mask();
+                    c.dictionary_page_offset().is_some()
+                        && mask.is_some_and(|m| !m.is_set(Encoding::PLAIN))
+                })
+                .collect();
+            let read = reader
+                .build()?
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let read = arrow::compute::concat_batches(&schema, &read)?;
+            for (column, (got, want)) in read.columns().iter().zip(batch.columns()).enumerate() {
+                assert_eq!(got.to_data(), want.to_data(), "column {column}");
+            }
+            let bits = |b: &RecordBatch| -> Vec<Option<u64>> {
+                let a = b.column(0).as_primitive::<Float64Type>();
+                a.iter().map(|v| v.map(f64::to_bits)).collect()
+            };
+            assert_eq!(bits(&read), bits(&batch));
+            Ok(pages)
+        };
+
+        let mut fresh = BaseFileWriter::new(schema.clone(), "t/a.parquet")?;
+        fresh.write(&batch)?;
+        assert_eq!(
+            dictionaries(fresh.finish()?)?,
+            [true; 5],
+            "a new file tries a dictionary everywhere"
+        );
+        let mut rewrite =
+            BaseFileWriter::new(schema.clone(), "t/b.parquet")?.encoded_like(stored.metadata())?;
+        rewrite.write(&batch.slice(0, 1_000))?;
+        rewrite.write(&batch.slice(1_000, rows - 1_000))?;
+        assert_eq!(
+            dictionaries(rewrite.finish()?)?,
+            [false, false, true, true, false]
+        );
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -30,7 +31,7 @@ pub struct Plan {
     /// Comparable ordering values of incoming rows, when event-time ordered.
     pub ordering: Option<OrderingValues>,
     /// The converter that made them; stored values must be encoded with the same one.
-    pub ordering_converter: Option<RowConverter>,
+    pub ordering_converter: Option<Arc<RowConverter>>,
     /// The winning row of each key, in input order.
     pub winners: Vec<usize>,
     pub groups: BTreeMap<(String, u32), Vec<usize>>,
@@ -72,7 +73,9 @@ pub fn plan(
                 column: field.clone(),
                 reason: "the table's ordering field is missing from the written rows".to_string(),
             })?;
-            let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())])?;
+            let converter = Arc::new(RowConverter::new(vec![SortField::new(
+                column.data_type().clone(),
+            )])?);
             let rows = OrderingValues::new(&converter, column)?;
             (Some(field.clone()), Some(converter), Some(rows))
         }

@@ -154,7 +154,7 @@ pub(super) fn decode_parquet_records(content: &[u8]) -> Result<RecordBatch, Stri
 
 /// Encodes `batch` as the content of a Parquet data block, Snappy-compressed.
 pub(super) fn encode_parquet_records(batch: &RecordBatch) -> Result<Vec<u8>, String> {
-    let props = crate::schema::parquet_properties(&batch.schema());
+    let props = crate::schema::parquet_properties(&batch.schema(), &[]);
     let mut buffer = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(props))
         .map_err(|e| e.to_string())?;
