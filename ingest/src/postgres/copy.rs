@@ -4,8 +4,9 @@
 
 use std::borrow::Cow;
 
-/// One field of a COPY row: `None` for NULL.
-pub type Field<'a> = Option<Cow<'a, str>>;
+/// One field of a COPY row: `None` for NULL, else its bytes with escapes resolved (the caller
+/// checks they are UTF-8: PostgreSQL sends the database's encoding).
+pub type Field<'a> = Option<Cow<'a, [u8]>>;
 
 /// Splits COPY text data, arriving in chunks with arbitrary boundaries, into rows.
 #[derive(Debug, Default)]
@@ -22,7 +23,7 @@ impl CopyParser {
     ) -> Result<(), E> {
         let mut rest = chunk;
         if !self.partial.is_empty() {
-            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
                 self.partial.extend_from_slice(rest);
                 return Ok(());
             };
@@ -34,7 +35,7 @@ impl CopyParser {
             row(&fields)?;
         }
         let mut fields: Vec<Field<'_>> = Vec::new();
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             split(&rest[..end], &mut fields);
             row(&fields)?;
             fields.clear();
@@ -45,19 +46,26 @@ impl CopyParser {
     }
 }
 
+/// The fields of a line: one pass over its tabs and backslashes.
 fn split<'a>(line: &'a [u8], fields: &mut Vec<Field<'a>>) {
-    for field in line.split(|&b| b == b'\t') {
-        if field == b"\\N" {
-            fields.push(None);
-        } else if field.contains(&b'\\') {
-            fields.push(Some(Cow::Owned(unescape(field))));
+    let field = |bytes: &'a [u8], escaped: bool| match bytes {
+        b"\\N" => None,
+        _ if escaped => Some(Cow::Owned(unescape(bytes))),
+        _ => Some(Cow::Borrowed(bytes)),
+    };
+    let (mut start, mut escaped) = (0, false);
+    for at in memchr::memchr2_iter(b'\t', b'\\', line) {
+        if line[at] == b'\\' {
+            escaped = true;
         } else {
-            fields.push(Some(String::from_utf8_lossy(field)));
+            fields.push(field(&line[start..at], escaped));
+            (start, escaped) = (at + 1, false);
         }
     }
+    fields.push(field(&line[start..], escaped));
 }
 
-fn unescape(field: &[u8]) -> String {
+fn unescape(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
     while i < field.len() {
@@ -99,7 +107,7 @@ fn unescape(field: &[u8]) -> String {
             other => out.push(other),
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -109,27 +117,42 @@ mod tests {
     #[test]
     fn rows_across_chunks() {
         let mut parser = CopyParser::default();
-        let mut rows: Vec<Vec<Option<String>>> = Vec::new();
-        let data = b"1\ta\\tb\t\\N\n2\t\\\\x\\101\t\n";
-        for chunk in data.chunks(3) {
-            parser
-                .push::<()>(chunk, |fields| {
-                    rows.push(
-                        fields
-                            .iter()
-                            .map(|f| f.as_ref().map(|c| c.to_string()))
-                            .collect(),
-                    );
-                    Ok(())
-                })
-                .unwrap();
+        let mut rows: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+        // Escapes of every kind, an escaped backslash before a tab, NULL next to an escaped
+        // `\N` (the text), an empty field at the end, a non-UTF-8 byte by octal escape.
+        let data =
+            b"1\ta\\tb\t\\N\n2\t\\\\x\\101\t\n3\t\\\\\tK\xc3\xb6ln\t\\\\N\t\\351\\b\\x41\\0\n";
+        for size in [1, 3, 7, data.len()] {
+            rows.clear();
+            for chunk in data.chunks(size) {
+                parser
+                    .push::<()>(chunk, |fields| {
+                        rows.push(
+                            fields
+                                .iter()
+                                .map(|f| f.as_ref().map(|c| c.to_vec()))
+                                .collect(),
+                        );
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            let text = |s: &str| Some(s.as_bytes().to_vec());
+            assert_eq!(
+                rows,
+                vec![
+                    vec![text("1"), text("a\tb"), None],
+                    vec![text("2"), text("\\xA"), text("")],
+                    vec![
+                        text("3"),
+                        text("\\"),
+                        text("Köln"),
+                        text("\\N"),
+                        Some(vec![0xe9, 8, b'A', 0]),
+                    ],
+                ],
+                "chunks of {size}"
+            );
         }
-        assert_eq!(
-            rows,
-            vec![
-                vec![Some("1".into()), Some("a\tb".into()), None],
-                vec![Some("2".into()), Some("\\xA".into()), Some(String::new())],
-            ]
-        );
     }
 }

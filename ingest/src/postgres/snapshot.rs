@@ -127,26 +127,44 @@ async fn copy_table(
     .map_err(|_| Error::Stopped)?;
     let mut builder = RowBuilder::new(id.clone(), table.columns.clone());
     let mut parser = CopyParser::default();
-    let mut last_key: Vec<String> = Vec::new();
+    // The last row's key values (their buffers reused from row to row).
+    let mut last_key: Vec<String> = vec![String::new(); key_index.len()];
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(err("reading COPY data"))?;
         parser.push(&chunk, |fields| {
-            last_key.clear();
-            for &i in &key_index {
-                last_key.push(
-                    fields
-                        .get(i)
-                        .and_then(|f| f.as_deref())
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-            let cells = fields.iter().map(|f| match f {
-                None => Cell::Null,
-                Some(text) => Cell::Text(text),
+            // The first column whose value is not UTF-8 (appended as null, then refused).
+            let mut not_utf8 = None;
+            let cells = fields.iter().zip(&table.columns).map(|(field, column)| {
+                let Some(bytes) = field else {
+                    return Cell::Null;
+                };
+                std::str::from_utf8(bytes).map_or_else(
+                    |_| {
+                        not_utf8.get_or_insert((column, bytes));
+                        Cell::Null
+                    },
+                    Cell::Text,
+                )
             });
             builder.append("r", Some(0), None, false, cells, None)?;
+            if let Some((column, bytes)) = not_utf8 {
+                return Err(Error::PgValue {
+                    table: id.to_string(),
+                    column: column.name.clone(),
+                    reason: format!(
+                        "\"{}\" is not UTF-8: the database's encoding must be UTF8, as for \
+                         streamed changes",
+                        String::from_utf8_lossy(bytes).escape_debug()
+                    ),
+                });
+            }
+            for (key, &i) in last_key.iter_mut().zip(&key_index) {
+                key.clear();
+                if let Some(Some(bytes)) = fields.get(i) {
+                    key.push_str(&String::from_utf8_lossy(bytes));
+                }
+            }
             Ok::<_, Error>(())
         })?;
         if builder.len() >= CHUNK_ROWS {

@@ -265,11 +265,10 @@ impl ColumnBuilder {
     /// Arrow representation (numeric `NaN`, date/timestamp `±infinity`) and was stored as null.
     /// An error is fatal for the builder (a list may be partly appended).
     pub fn append_text(&mut self, text: &str) -> Result<bool, BadValue> {
-        if matches!(text, "NaN" | "infinity" | "-infinity")
-            && matches!(
-                self,
-                ColumnBuilder::Decimal(..) | ColumnBuilder::Date(_) | ColumnBuilder::Timestamp(..)
-            )
+        if matches!(
+            self,
+            ColumnBuilder::Decimal(..) | ColumnBuilder::Date(_) | ColumnBuilder::Timestamp(..)
+        ) && matches!(text, "NaN" | "infinity" | "-infinity")
         {
             self.append_null();
             return Ok(false);

@@ -312,8 +312,10 @@ fn group_keys(builder: ParquetRecordBatchReaderBuilder<Bytes>, path: &str) -> Re
 /// The stored file's bloom filter, when the new file may keep it and add only its new keys: one
 /// of Hudi's dynamic filters that (by its count) holds every stored key, is sized as a new file's
 /// filter would be, and is not burdened beyond a quarter of the rows by the keys it keeps for
-/// rows deleted since (a bloom filter cannot drop a key: they only make false positives). Any
-/// other filter, or one that does not parse, is built anew from every key.
+/// rows deleted since (a bloom filter cannot drop a key: they only make false positives). New
+/// keys are no burden: a file group that grows by inserts (a snapshot's commits) keeps
+/// extending its filter, rather than hashing every key again at each commit. Any other filter,
+/// or one that does not parse, is built anew from every key.
 fn extendable_filter(
     metadata: &ParquetMetaData,
     plan: &Plan,
@@ -333,12 +335,9 @@ fn extendable_filter(
         stored.saturating_sub(deletes),
         stored + rows.len() - deletes,
     );
-    let keys_after = filter.added()? + (rows.len() - deletes);
-    (filter.added()? >= stored
-        && filter.sized_for(fewest)
-        && filter.sized_for(most)
-        && keys_after <= fewest + fewest / 4)
-        .then_some(filter)
+    // Keys of rows deleted before, and at most `deletes` more.
+    let stale = filter.added()?.checked_sub(stored)? + deletes;
+    (filter.sized_for(fewest) && filter.sized_for(most) && stale <= fewest / 4).then_some(filter)
 }
 
 /// `value` `n` times, built by doubling copies rather than one copy per row.

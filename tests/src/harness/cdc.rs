@@ -176,13 +176,18 @@ pub async fn source_rows(
     use futures::StreamExt;
     while let Some(chunk) = stream.next().await {
         parser.push(&chunk?, |fields| {
-            let cells = fields.iter().map(|f| match f {
-                None => Cell::Null,
-                Some(t) => Cell::Text(t),
-            });
+            let cells = fields
+                .iter()
+                .map(|f| match f {
+                    None => Ok(Cell::Null),
+                    Some(t) => std::str::from_utf8(t).map(Cell::Text),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::from)?;
             builder
                 .append("r", None, None, false, cells, None)
                 .map(|_| ())
+                .map_err(anyhow::Error::from)
         })?;
     }
     match builder.finish()? {
