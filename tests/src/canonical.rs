@@ -1,6 +1,8 @@
 //! A reader-independent form of query results, to compare what two readers returned: every row
 //! as a JSON object of chosen columns, with types that readers legitimately differ on (integer
-//! widths, timestamp zones) normalised; rows sorted. Floats are compared bit for bit: each is
+//! widths, timestamp zones) normalised, dates and timestamps as numbers (a date past chrono's
+//! range has no other rendering, and one error string for every such date would hide a wrong
+//! one); rows sorted. Floats are compared bit for bit: each is
 //! the string [`float_text`] gives.
 
 use std::path::Path;
@@ -34,7 +36,8 @@ pub fn rows(batches: &[RecordBatch], columns: &[String]) -> anyhow::Result<Vec<S
                     Some(DataType::Int64)
                 }
                 DataType::Float32 => Some(DataType::Float64),
-                DataType::Timestamp(..) => Some(DataType::Int64),
+                DataType::Timestamp(..) | DataType::Date64 => Some(DataType::Int64),
+                DataType::Date32 => Some(DataType::Int32),
                 DataType::LargeUtf8 | DataType::Utf8View => Some(DataType::Utf8),
                 _ => None,
             };

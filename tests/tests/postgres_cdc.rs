@@ -65,12 +65,27 @@ async fn assert_table_matches(
 
 const TYPES_DDL: &str = "
     CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+    CREATE DOMAIN posint AS int4 CHECK (VALUE > 0);
+    CREATE DOMAIN code AS char(4);
+    CREATE TYPE pair AS (a int, b text);
     CREATE TABLE types (
         id int8 PRIMARY KEY, b bool, i2 int2, i4 int4, f4 float4, f8 float8,
         n numeric(12,3), nu numeric, t text, vc varchar(10), c char(3), by bytea, d date,
         tm time, ts timestamp, tstz timestamptz, u uuid, j json, jb jsonb, m mood,
-        ai int4[], at text[], an numeric(6,2)[], ad date[], ip inet);
+        ai int4[], at text[], an numeric(6,2)[], ad date[], ip inet,
+        iv interval, ch \"char\", rg int4range, dp posint, dc code, pr pair, o oid, tt timetz);
 ";
+
+/// Values at the edges of each type's range and format; binary (snapshot) and text (stream)
+/// decoding must agree on all of them.
+const TYPES_EDGE_ROW: &str = "INSERT INTO types (id, b, i2, i4, f4, f8, n, nu, t, vc, c, by, d,
+    tm, ts, tstz, u, j, jb, m, ai, at, an, ad, ip, iv, ch, rg, dp, dc, pr, o, tt)
+    VALUES ($1, false, -32768, -2147483648, '-Infinity', '4.9e-324', '-0.001', '1e-30', '',
+    'Köln', 'a', '\\x', '300000-01-01', '24:00:00', '0044-03-15 12:00:00.000001 BC',
+    '294000-06-30 23:59:59.5+00', '00000000-0000-0000-0000-000000000000', '[]',
+    '{\"k\": \"ü\", \"n\": 1e400}', 'sad', '{}', '{\"\",NULL}', '{NULL}', '{4714-11-24 BC}', '::1',
+    '-1 year 2 mons 3 days 04:05:06.7', (-23)::\"char\", '[1,5)', 7, 'ab', ROW(NULL, NULL),
+    4294967295, '12:00:00+05:30')";
 
 const TYPES_ROW: &str = "INSERT INTO types VALUES ($1, true, -2, 40000, 1.5, -2.25e100, 123456789.125,
     '3.14159265358979323846264338327950288', 'héllo\tworld\\', 'vc', 'ab', '\\x00ff10', '2024-02-29',
@@ -94,6 +109,7 @@ async fn every_mapped_type_by_snapshot_and_stream() -> anyhow::Result<()> {
             &[],
         )
         .await?;
+    client.execute(TYPES_EDGE_ROW, &[&5i64]).await?;
     let lake = tempfile::tempdir()?;
     let config = config_text(&pg, lake.path(), &["public.*"], "");
     sync(&client, &config).await?;
@@ -101,6 +117,7 @@ async fn every_mapped_type_by_snapshot_and_stream() -> anyhow::Result<()> {
 
     // Streamed: the same values through pgoutput.
     client.execute(TYPES_ROW, &[&4i64]).await?;
+    client.execute(TYPES_EDGE_ROW, &[&6i64]).await?;
     client
         .execute(
             "UPDATE types SET t = 'changed', ai = '{}' WHERE id = 1",
@@ -682,15 +699,18 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
     let client = pg.connect().await?;
     client
         .batch_execute(
-            "CREATE TABLE bad (id int PRIMARY KEY, n numeric(10,2), d date, ts timestamptz, t text);
+            "CREATE TABLE bad (id int PRIMARY KEY, n numeric(10,2), d date, ts timestamptz, t text,
+                               ds date[]);
              CREATE TABLE good (id int PRIMARY KEY, v text);
              CREATE TABLE nokey (a int, b text);
              ALTER TABLE nokey REPLICA IDENTITY FULL;
-             INSERT INTO bad VALUES (1, 1.5, '2020-01-01', '2020-01-01 00:00:00+00', 'fine'),
-               (2, 'NaN', '2020-01-02', NULL, 'nan'),
-               (3, 2.5, 'infinity', NULL, 'infinite date'),
-               (4, 3.5, NULL, '-infinity', 'infinite timestamp'),
-               (5, 4.5, NULL, NULL, repeat('x', 2000));
+             INSERT INTO bad VALUES (1, 1.5, '2020-01-01', '2020-01-01 00:00:00+00', 'fine', NULL),
+               (2, 'NaN', '2020-01-02', NULL, 'nan', NULL),
+               (3, 2.5, 'infinity', NULL, 'infinite date', NULL),
+               (4, 3.5, NULL, '-infinity', 'infinite timestamp', NULL),
+               (5, 4.5, NULL, NULL, repeat('x', 2000), NULL),
+               (8, 1, NULL, '294270-01-01 00:00:00+00', 'past Arrow''s timestamps', NULL),
+               (9, 1, NULL, NULL, 'an infinite element', '{2020-01-01,infinity}');
              INSERT INTO good VALUES (1, 'one');
              INSERT INTO nokey VALUES (1, 'keyed'), (NULL, 'no key');",
         )
@@ -720,7 +740,7 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
         .iter()
         .map(|(t, _, r, _)| (t.as_str(), r.as_str()))
         .collect();
-    ensure!(letters.len() == 5, "{reasons:#?}");
+    ensure!(letters.len() == 7, "{reasons:#?}");
     for (table, needle, row_id) in [
         (
             "public.bad",
@@ -743,6 +763,16 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
             Some(5),
         ),
         ("public.nokey", "record key column a is null", None),
+        (
+            "public.bad",
+            "column ts: \"294270-01-01 00:00:00+00\" has no representation",
+            Some(8),
+        ),
+        (
+            "public.bad",
+            "column ds: \"{2020-01-01,infinity}\" has no representation",
+            Some(9),
+        ),
     ] {
         let found = letters
             .iter()
@@ -766,7 +796,8 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
     client
         .batch_execute(
             "UPDATE bad SET n = 'NaN' WHERE id = 1;
-             INSERT INTO bad VALUES (6, 6.5, '2021-01-01', NULL, 'six');
+             INSERT INTO bad VALUES (6, 6.5, '2021-01-01', NULL, 'six'),
+               (10, 1, NULL, '294270-01-01 00:00:00+00', 'past Arrow''s timestamps, streamed');
              ALTER TABLE good ALTER COLUMN v TYPE int USING length(v);
              INSERT INTO good VALUES (2, 2);",
         )
@@ -784,7 +815,14 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
         "the bad update changed the lake row"
     );
     let letters = dead_letters(lake.path())?;
-    ensure!(letters.len() == 7, "{letters:#?}");
+    ensure!(letters.len() == 10, "{letters:#?}");
+    ensure!(
+        letters.iter().any(|(t, op, r, row)| t == "public.bad"
+            && op == "c"
+            && r.contains("\"294270-01-01 00:00:00+00\" has no representation")
+            && row["id"] == 10),
+        "{letters:#?}"
+    );
     ensure!(
         letters.iter().any(|(t, op, r, row)| t == "public.bad"
             && op == "u"
@@ -801,7 +839,7 @@ async fn rows_that_cannot_be_written_go_to_the_dead_letter_table_or_stop_their_t
     );
     // A restart resumes without writing any dead letter twice.
     sync(&client, &config).await?;
-    ensure!(dead_letters(lake.path())?.len() == 7);
+    ensure!(dead_letters(lake.path())?.len() == 10);
 
     // With the default recovery (stop), the same row stops its table, with the row in the error;
     // the other tables go on and nothing is nulled silently.
@@ -1072,6 +1110,188 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
         );
     }
     assert_table_matches(&client, &lake, "public", "big", "id").await?;
+    Ok(())
+}
+
+/// The snapshot reads COPY's binary format and writes the last copied key into its checkpoint
+/// as text, for a resumed copy's `WHERE (key) > (literal)`. For each key type, at the edges of
+/// its range, that text must select exactly the value it came from; and it must be the text
+/// PostgreSQL itself gives (dead letters show it), floats aside (any text of the same value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_values_as_text_name_the_values_they_came_from() -> anyhow::Result<()> {
+    use inlet_ingest::postgres::binary::{BinaryCopy, Wire};
+    use inlet_ingest::postgres::connect::quote_literal;
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    client
+        .batch_execute("CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN code AS char(4);")
+        .await?;
+    let cases: &[(&str, &[&str])] = &[
+        ("bool", &["true", "false"]),
+        ("int2", &["-32768", "0", "32767"]),
+        ("int4", &["-2147483648", "2147483647"]),
+        ("int8", &["-9223372036854775808", "9223372036854775807"]),
+        ("oid", &["0", "4294967295"]),
+        (
+            "float4",
+            &[
+                "'-Infinity'",
+                "'-0'",
+                "'1.17549435e-38'",
+                "'1e-45'",
+                "'3.4028235e38'",
+                "'NaN'",
+                "'0.1'",
+            ],
+        ),
+        (
+            "float8",
+            &[
+                "'4.9e-324'",
+                "'1.7976931348623157e308'",
+                "'0.1'",
+                "'NaN'",
+                "'-Infinity'",
+                "'-1e-300'",
+            ],
+        ),
+        (
+            "numeric(38,5)",
+            &[
+                "'-0.00001'",
+                "'123456789012345678901234567890123.12345'",
+                "'0'",
+                "'10000'",
+                "'-9999.9999'",
+            ],
+        ),
+        (
+            "text",
+            &["''", "'Köln'", "'a''b'", "E'tab\\there'", "'ünï\\N'"],
+        ),
+        ("varchar(5)", &["'x y'"]),
+        ("char(4)", &["'ab'", "''"]),
+        ("code", &["'c'"]),
+        ("name", &["'a name'"]),
+        ("mood", &["'sad'", "'ok'"]),
+        (
+            "uuid",
+            &[
+                "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+                "'00000000-0000-0000-0000-000000000000'",
+            ],
+        ),
+        ("bytea", &["'\\x'", "'\\x00ff0a5c'"]),
+        (
+            "date",
+            &[
+                "'infinity'",
+                "'-infinity'",
+                "'4714-11-24 BC'",
+                "'0001-01-01 BC'",
+                "'5874897-12-31'",
+                "'2000-02-29'",
+                "'1999-12-31'",
+            ],
+        ),
+        (
+            "time",
+            &[
+                "'00:00:00'",
+                "'24:00:00'",
+                "'12:34:56.000001'",
+                "'23:59:59.5'",
+            ],
+        ),
+        (
+            "timestamp",
+            &[
+                "'infinity'",
+                "'-infinity'",
+                "'4713-01-01 00:00:00 BC'",
+                "'0044-03-15 12:00:00.25 BC'",
+                "'294276-12-31 23:59:59.999999'",
+                "'2000-01-01 00:00:00'",
+                "'1969-12-31 23:59:59.999999'",
+            ],
+        ),
+        (
+            "timestamptz",
+            &[
+                "'infinity'",
+                "'4713-01-01 00:00:00+00 BC'",
+                "'294276-12-31 23:59:59.999999+00'",
+                "'2001-02-03 04:05:06.789+02'",
+            ],
+        ),
+        ("jsonb", &["'{\"a\": [1, \"ü\"]}'", "'null'"]),
+        ("inet", &["'::1'", "'10.0.0.1/8'"]),
+        ("interval", &["'-1 year 2 mons 3 days 04:05:06.7'"]),
+        ("int4[]", &["'{1,NULL}'"]),
+    ];
+    let types = inlet_ingest::postgres::catalog::load_types(&client).await?;
+    for &(ty, values) in cases {
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS k; CREATE TABLE k (v {ty}); INSERT INTO k VALUES ({});",
+                values.join("), (")
+            ))
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT atttypid, atttypmod FROM pg_attribute WHERE attrelid = 'k'::regclass \
+                 AND attname = 'v'",
+                &[],
+            )
+            .await?;
+        let (oid, typmod): (u32, i32) = (row.get(0), row.get(1));
+        let conv = match inlet_ingest::postgres::types::conversion(&types, oid, typmod) {
+            Ok(conv) | Err((conv, _)) => conv,
+        };
+        let wire = Wire::of(&types, oid, &conv);
+        let sql = format!(
+            "COPY (SELECT {}, format('%s', v) FROM k) TO STDOUT (FORMAT binary)",
+            wire.select("v")
+        );
+        let stream = client.copy_out(sql.as_str()).await?;
+        futures::pin_mut!(stream);
+        let mut parser = BinaryCopy::default();
+        let mut texts: Vec<(String, String)> = Vec::new();
+        use futures::StreamExt;
+        while let Some(chunk) = stream.next().await {
+            parser.push(&chunk?, |tuple| {
+                let ours = wire.text(tuple.get(0).unwrap_or_default());
+                let theirs = String::from_utf8_lossy(tuple.get(1).unwrap_or_default());
+                texts.push((
+                    ours.map_err(|e| inlet_ingest::Error::Protocol(e.0))?
+                        .into_owned(),
+                    theirs.into_owned(),
+                ));
+                Ok(())
+            })?;
+        }
+        parser.finish()?;
+        ensure!(texts.len() == values.len(), "{ty}: {texts:?}");
+        for (ours, theirs) in &texts {
+            if !ty.starts_with("float") {
+                ensure!(
+                    ours == theirs,
+                    "{ty} ({wire:?}): {ours:?}, PostgreSQL says {theirs:?}"
+                );
+            }
+            let found: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM k WHERE v = {}", quote_literal(ours)),
+                    &[],
+                )
+                .await?
+                .get(0);
+            ensure!(
+                found == 1,
+                "{ty}: {ours:?} selects {found} rows ({theirs:?})"
+            );
+        }
+    }
     Ok(())
 }
 

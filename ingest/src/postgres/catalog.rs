@@ -5,6 +5,7 @@ use tokio_postgres::Client;
 use tokio_postgres::types::Oid;
 
 use super::Lsn;
+use super::binary::Wire;
 use super::connect::quote_ident;
 use super::rows::ColumnSpec;
 use super::source::ConfiguredKey;
@@ -18,6 +19,8 @@ pub struct CatalogTable {
     pub oid: u32,
     pub id: TableId,
     pub columns: Vec<ColumnSpec>,
+    /// How each column arrives in COPY's binary format.
+    pub wires: Vec<Wire>,
     pub key: Vec<String>,
 }
 
@@ -198,12 +201,18 @@ pub async fn tables(
             )
             .await
             .map_err(query_err("reading columns"))?;
+        let type_oids: Vec<Oid> = columns.iter().map(|r| r.get(1)).collect();
         let columns = column_specs(
             types,
             true,
             &id,
             columns.iter().map(|r| (r.get(0), r.get(1), r.get(2))),
         );
+        let wires = columns
+            .iter()
+            .zip(&type_oids)
+            .map(|(column, &oid)| Wire::of(types, oid, &column.conv))
+            .collect();
         let identity_key: Vec<String> = client
             .query(
                 "SELECT a.attname::text FROM pg_index i \
@@ -264,6 +273,7 @@ pub async fn tables(
                 oid,
                 id,
                 columns,
+                wires,
                 key,
             }),
         }

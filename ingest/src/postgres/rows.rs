@@ -1,7 +1,8 @@
-//! Rows of one table built straight into Arrow builders: data columns from PostgreSQL text
-//! values, then the CDC columns, the delete flags and the cells left for the pipeline to fill
+//! Rows of one table built straight into Arrow builders: data columns from PostgreSQL text or
+//! binary values, then the CDC columns, the delete flags and the cells left for the pipeline to fill
 //! (unchanged TOAST values).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -9,6 +10,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Field, Schema, SchemaRef};
 
+use super::binary::Wire;
 use super::types::{ColumnBuilder, Conv};
 use crate::change::{Rejected, RowBatch, TableId, Unresolved};
 use crate::error::{Error, Result};
@@ -20,6 +22,8 @@ pub enum Cell<'a> {
     /// Not sent (unchanged TOAST value): resolved later.
     Unchanged,
     Text(&'a str),
+    /// A value in COPY's binary format.
+    Binary(Wire, &'a [u8]),
 }
 
 /// A column of a captured table.
@@ -115,8 +119,12 @@ impl RowBuilder {
         let row = self.rows;
         let mut cells = cells.into_iter();
         for (i, builder) in self.columns.iter_mut().enumerate() {
-            match cells.next().unwrap_or(Cell::Null) {
-                Cell::Null => builder.append_null(),
+            let (stored, value): (_, &dyn Fn() -> String) = match cells.next().unwrap_or(Cell::Null)
+            {
+                Cell::Null => {
+                    builder.append_null();
+                    continue;
+                }
                 Cell::Unchanged => {
                     builder.append_null();
                     self.unresolved.push(Unresolved {
@@ -124,26 +132,37 @@ impl RowBuilder {
                         column: i,
                         key_row: key_row.unwrap_or(row),
                     });
+                    continue;
                 }
                 Cell::Text(text) => {
                     self.bytes += text.len();
-                    let stored = builder.append_text(text).map_err(|e| Error::PgValue {
-                        table: self.table.to_string(),
-                        column: self.specs[i].name.clone(),
-                        reason: e.0,
-                    })?;
-                    if !stored {
-                        self.rejected.push(Rejected {
-                            row,
-                            column: self.specs[i].name.clone(),
-                            value: text.to_string(),
-                            reason: format!(
-                                "{text:?} has no representation in the lake column ({})",
-                                self.specs[i].conv.data_type()
-                            ),
-                        });
-                    }
+                    (builder.append_text(text), &|| text.to_string())
                 }
+                Cell::Binary(wire, bytes) => {
+                    self.bytes += bytes.len();
+                    (builder.append_binary(wire, bytes), &move || {
+                        wire.text(bytes).map_or_else(|e| e.0, Cow::into_owned)
+                    })
+                }
+            };
+            let spec = &self.specs[i];
+            let stored = stored.map_err(|e| Error::PgValue {
+                table: self.table.to_string(),
+                column: spec.name.clone(),
+                reason: e.0,
+            })?;
+            if !stored {
+                // The value as the source sent it, for the dead letter.
+                let value = value();
+                self.rejected.push(Rejected {
+                    row,
+                    column: spec.name.clone(),
+                    reason: format!(
+                        "{value:?} has no representation in the lake column ({})",
+                        spec.conv.data_type()
+                    ),
+                    value,
+                });
             }
         }
         self.op.append_value(op);

@@ -1,15 +1,19 @@
-//! The initial snapshot: tables copied with `COPY … TO STDOUT` (text format) inside the slot's
+//! The initial snapshot: tables copied with `COPY … TO STDOUT (FORMAT binary)` inside the slot's
 //! exported snapshot (or, when resuming, a fresh repeatable-read snapshot), several tables at
 //! once, in key order so that an interrupted copy resumes after the last committed key.
+//!
+//! Binary, because the text format costs more than the rest of the snapshot together: the
+//! server formats every timestamp and number, and we parse them back.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::binary::{BinaryCopy, Tuple, Wire};
 use super::catalog::CatalogTable;
 use super::connect::{ConnectOptions, quote_ident, quote_literal};
-use super::copy::CopyParser;
 use super::rows::{Cell, RowBuilder};
 use crate::change::{Event, TableId};
 use crate::error::{Error, Result};
@@ -89,15 +93,20 @@ async fn copy_table(
     };
     let table = &job.table;
     let id: &TableId = &table.id;
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
-    let keys: Vec<String> = table.key.iter().map(|k| quote_ident(k)).collect();
-    let key_index: Vec<usize> = table
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .zip(&table.wires)
+        .map(|(c, wire)| wire.select(&quote_ident(&c.name)))
+        .collect();
+    // Qualified, so that a key never names a select-list expression of the same name.
+    let keys: Vec<String> = table
         .key
         .iter()
-        .filter_map(|k| table.columns.iter().position(|c| &c.name == k))
+        .map(|k| format!("source.{}", quote_ident(k)))
         .collect();
     let mut sql = format!(
-        "COPY (SELECT {} FROM {}.{}",
+        "COPY (SELECT {} FROM {}.{} AS source",
         columns.join(", "),
         quote_ident(&id.schema),
         quote_ident(&id.name)
@@ -111,7 +120,10 @@ async fn copy_table(
         ));
         tracing::info!(table = %id, after = ?after, "Resuming the snapshot after the last copied key.");
     }
-    sql.push_str(&format!(" ORDER BY {}) TO STDOUT", keys.join(", ")));
+    sql.push_str(&format!(
+        " ORDER BY {}) TO STDOUT (FORMAT binary)",
+        keys.join(", ")
+    ));
     let stream = client
         .copy_out(sql.as_str())
         .await
@@ -126,46 +138,30 @@ async fn copy_table(
     .await
     .map_err(|_| Error::Stopped)?;
     let mut builder = RowBuilder::new(id.clone(), table.columns.clone());
-    let mut parser = CopyParser::default();
-    // The last row's key values (their buffers reused from row to row).
-    let mut last_key: Vec<String> = vec![String::new(); key_index.len()];
+    let mut parser = BinaryCopy::default();
+    // The last row's key values as sent (their buffers reused from row to row).
+    let mut last_key = LastKey::new(table);
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(err("reading COPY data"))?;
-        parser.push(&chunk, |fields| {
-            // The first column whose value is not UTF-8 (appended as null, then refused).
-            let mut not_utf8 = None;
-            let cells = fields.iter().zip(&table.columns).map(|(field, column)| {
-                let Some(bytes) = field else {
-                    return Cell::Null;
-                };
-                std::str::from_utf8(bytes).map_or_else(
-                    |_| {
-                        not_utf8.get_or_insert((column, bytes));
-                        Cell::Null
-                    },
-                    Cell::Text,
-                )
-            });
-            builder.append("r", Some(0), None, false, cells, None)?;
-            if let Some((column, bytes)) = not_utf8 {
-                return Err(Error::PgValue {
-                    table: id.to_string(),
-                    column: column.name.clone(),
-                    reason: format!(
-                        "\"{}\" is not UTF-8: the database's encoding must be UTF8, as for \
-                         streamed changes",
-                        String::from_utf8_lossy(bytes).escape_debug()
-                    ),
+        parser.push(&chunk, |tuple| {
+            if tuple.len() != table.columns.len() {
+                return Err(Error::Protocol(format!(
+                    "COPY of {id} sent {} fields for {} columns",
+                    tuple.len(),
+                    table.columns.len()
+                )));
+            }
+            let cells = tuple
+                .iter()
+                .zip(&table.wires)
+                .map(|(field, &wire)| match field {
+                    None => Cell::Null,
+                    Some(bytes) => Cell::Binary(wire, bytes),
                 });
-            }
-            for (key, &i) in last_key.iter_mut().zip(&key_index) {
-                key.clear();
-                if let Some(Some(bytes)) = fields.get(i) {
-                    key.push_str(&String::from_utf8_lossy(bytes));
-                }
-            }
-            Ok::<_, Error>(())
+            builder.append("r", Some(0), None, false, cells, None)?;
+            last_key.keep(&tuple);
+            Ok(())
         })?;
         if builder.len() >= CHUNK_ROWS {
             total += builder.len() as u64;
@@ -179,6 +175,7 @@ async fn copy_table(
             );
         }
     }
+    parser.finish()?;
     total += builder.len() as u64;
     send_chunk(&mut builder, &last_key, job.position, tx).await?;
     client
@@ -201,20 +198,77 @@ async fn copy_table(
     Ok(())
 }
 
+/// The key of the last row copied, where a resumed copy starts after.
+struct LastKey {
+    /// Each key column's name, index and wire format.
+    columns: Vec<(String, usize, Wire)>,
+    values: Vec<Option<Vec<u8>>>,
+}
+
+impl LastKey {
+    fn new(table: &CatalogTable) -> LastKey {
+        let columns: Vec<(String, usize, Wire)> = table
+            .key
+            .iter()
+            .filter_map(|k| {
+                let i = table.columns.iter().position(|c| &c.name == k)?;
+                Some((k.clone(), i, table.wires[i]))
+            })
+            .collect();
+        LastKey {
+            values: vec![None; columns.len()],
+            columns,
+        }
+    }
+
+    fn keep(&mut self, tuple: &Tuple<'_>) {
+        for (value, &(_, i, _)) in self.values.iter_mut().zip(&self.columns) {
+            match tuple.get(i) {
+                Some(bytes) => {
+                    let buffer = value.get_or_insert_with(Vec::new);
+                    buffer.clear();
+                    buffer.extend_from_slice(bytes);
+                }
+                None => *value = None,
+            }
+        }
+    }
+
+    /// The key as SQL literals' text (a null key column as the empty string).
+    fn literals(&self, table: &TableId) -> Result<Vec<String>> {
+        self.values
+            .iter()
+            .zip(&self.columns)
+            .map(|(value, (name, _, wire))| match value {
+                None => Ok(String::new()),
+                Some(bytes) => wire
+                    .text(bytes)
+                    .map(Cow::into_owned)
+                    .map_err(|e| Error::PgValue {
+                        table: table.to_string(),
+                        column: name.clone(),
+                        reason: e.0,
+                    }),
+            })
+            .collect()
+    }
+}
+
 async fn send_chunk(
     builder: &mut RowBuilder,
-    last_key: &[String],
+    last_key: &LastKey,
     position: u64,
     tx: &mpsc::Sender<Result<Event>>,
 ) -> Result<()> {
     if let Some(rows) = builder.finish()? {
         let table = rows.table.clone();
+        let after_key = last_key.literals(&table)?;
         tx.send(Ok(Event::Rows(rows)))
             .await
             .map_err(|_| Error::Stopped)?;
         tx.send(Ok(Event::SnapshotProgress {
             table,
-            after_key: last_key.to_vec(),
+            after_key,
             position,
         }))
         .await

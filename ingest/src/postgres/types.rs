@@ -262,14 +262,16 @@ impl ColumnBuilder {
     }
 
     /// Appends one value given in PostgreSQL's text output format. `Ok(false)`: the value has no
-    /// Arrow representation (numeric `NaN`, date/timestamp `±infinity`) and was stored as null.
-    /// An error is fatal for the builder (a list may be partly appended).
+    /// Arrow representation (numeric `NaN` and `±Infinity`, date/timestamp `±infinity`, a
+    /// timestamp past 294247 AD) and was stored as null. An error is fatal for the builder (a
+    /// list may be partly appended).
     pub fn append_text(&mut self, text: &str) -> Result<bool, BadValue> {
-        if matches!(
-            self,
-            ColumnBuilder::Decimal(..) | ColumnBuilder::Date(_) | ColumnBuilder::Timestamp(..)
-        ) && matches!(text, "NaN" | "infinity" | "-infinity")
-        {
+        // Timestamps past 294247 AD are found by their own parse below.
+        let special = match self {
+            ColumnBuilder::Timestamp(..) => matches!(text, "infinity" | "-infinity"),
+            _ => !self.represents(text),
+        };
+        if special {
             self.append_null();
             return Ok(false);
         }
@@ -299,7 +301,14 @@ impl ColumnBuilder {
             }
             ColumnBuilder::Date(b) => b.append_value(parse_date(text).ok_or_else(|| bad("date"))?),
             ColumnBuilder::Timestamp(b, tz) => {
-                b.append_value(parse_timestamp(text, *tz).ok_or_else(|| bad("timestamp"))?)
+                let micros = parse_timestamp(text, *tz).ok_or_else(|| bad("timestamp"))?;
+                match i64::try_from(micros) {
+                    Ok(micros) => b.append_value(micros),
+                    Err(_) => {
+                        b.append_null();
+                        return Ok(false);
+                    }
+                }
             }
             ColumnBuilder::List {
                 offsets,
@@ -308,6 +317,13 @@ impl ColumnBuilder {
                 ..
             } => {
                 let elements = parse_array(text).ok_or_else(|| bad("array"))?;
+                // An element without a representation rejects the whole array (a null element
+                // would change it silently).
+                if elements.iter().flatten().any(|v| !child.represents(v)) {
+                    offsets.push(offsets.last().copied().unwrap_or(0));
+                    validity.append_null();
+                    return Ok(false);
+                }
                 for element in &elements {
                     match element {
                         None => child.append_null(),
@@ -321,6 +337,19 @@ impl ColumnBuilder {
             }
         }
         Ok(true)
+    }
+
+    /// Whether the value `text` (valid or not) has an Arrow representation in this builder.
+    fn represents(&self, text: &str) -> bool {
+        match self {
+            ColumnBuilder::Decimal(..) => !matches!(text, "NaN" | "Infinity" | "-Infinity"),
+            ColumnBuilder::Date(_) => !matches!(text, "infinity" | "-infinity"),
+            ColumnBuilder::Timestamp(_, tz) => {
+                !matches!(text, "infinity" | "-infinity")
+                    && parse_timestamp(text, *tz).is_none_or(|m| i64::try_from(m).is_ok())
+            }
+            _ => true,
+        }
     }
 
     /// The values so far as an array; the builder is left empty.
@@ -414,16 +443,50 @@ fn parse_date(text: &str) -> Option<i32> {
     }
 }
 
-/// `YYYY-MM-DD` (of the era `bc` says) as days since the Unix epoch.
+/// `YYYY-MM-DD` (of the era `bc` says) as days since the Unix epoch (PostgreSQL's dates reach
+/// year 5874897, far past chrono's range).
 fn parse_ymd(text: &str, bc: bool) -> Option<i32> {
     let mut parts = text.splitn(3, '-');
-    let year: i32 = parts.next()?.parse().ok()?;
+    let year: i64 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
     let day: u32 = parts.next()?.parse().ok()?;
     let year = if bc { 1 - year } else { year };
-    let date = chrono::NaiveDate::from_ymd_opt(year, month, day)?;
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    i32::try_from(date.signed_duration_since(epoch).num_days()).ok()
+    i32::try_from(days_from_civil(year, month, day)?).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (year 0 is 1 BC); `None` if there is no
+/// such day. (H. Hinnant's `days_from_civil`, in eras of 400 years.)
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if day == 0 || day > days_in_month || year.unsigned_abs() > 1 << 40 {
+        return None;
+    }
+    let year = if month <= 2 { year - 1 } else { year };
+    let (era, year_of_era) = (year.div_euclid(400), year.rem_euclid(400));
+    let day_of_year = (153 * i64::from((month + 9) % 12) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let (era, day_of_era) = (days.div_euclid(146_097), days.rem_euclid(146_097));
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// `HH:MM:SS[.ffffff]` as microseconds since midnight (24:00:00 allowed).
@@ -445,8 +508,9 @@ fn parse_time(text: &str) -> Option<i64> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff][±HH[:MM[:SS]]][ BC]` as microseconds since the Unix epoch (UTC
-/// when an offset is given).
-fn parse_timestamp(text: &str, with_offset: bool) -> Option<i64> {
+/// when an offset is given), which may be beyond 64 bits (PostgreSQL's timestamps reach 294276
+/// AD, Arrow's microseconds since 1970 294247 AD).
+fn parse_timestamp(text: &str, with_offset: bool) -> Option<i128> {
     let (text, bc) = match text.strip_suffix(" BC") {
         Some(t) => (t, true),
         None => (text, false),
@@ -467,7 +531,10 @@ fn parse_timestamp(text: &str, with_offset: bool) -> Option<i64> {
     };
     let days = parse_ymd(date, bc)?;
     let micros = parse_time(time)?;
-    Some(i64::from(days) * 86_400_000_000 + micros - offset_secs * 1_000_000)
+    Some(
+        i128::from(days) * 86_400_000_000 + i128::from(micros)
+            - i128::from(offset_secs) * 1_000_000,
+    )
 }
 
 /// The elements of a one-dimensional array literal `{a,"b c",NULL}` (a `[l:u]=` bounds prefix is
@@ -562,6 +629,62 @@ mod tests {
         );
         assert_eq!(parse_bytea("\\x00ff"), Some(vec![0, 255]));
         assert_eq!(parse_float("-Infinity"), Some(f64::NEG_INFINITY));
+    }
+
+    #[test]
+    fn civil_dates_agree_with_chrono_and_reach_postgres_limits() {
+        use chrono::Datelike;
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        for days in (-95_000_000i64..95_000_000).step_by(9973).chain(-800..800) {
+            let date = epoch + chrono::Duration::days(days);
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(
+                (y, m, d),
+                (i64::from(date.year()), date.month(), date.day())
+            );
+            assert_eq!(days_from_civil(y, m, d), Some(days));
+        }
+        assert_eq!(days_from_civil(2023, 2, 29), None);
+        assert_eq!(days_from_civil(2000, 13, 1), None);
+        // PostgreSQL's first and last dates (`date '5874897-12-31' - date '1970-01-01'`).
+        assert_eq!(parse_date("5874897-12-31"), Some(2_145_042_905));
+        assert_eq!(parse_date("4714-11-24 BC"), Some(-2_440_588));
+        assert_eq!(civil_from_days(2_145_042_905), (5_874_897, 12, 31));
+    }
+
+    #[test]
+    fn values_without_an_arrow_representation_are_rejected_not_wrapped() {
+        let mut t = ColumnBuilder::new(&Conv::Timestamp);
+        assert_eq!(t.append_text("294247-01-10 04:00:54.775807"), Ok(true));
+        assert_eq!(t.append_text("294247-01-10 04:00:54.775808"), Ok(false));
+        assert_eq!(t.append_text("294276-12-31 23:59:59.999999"), Ok(false));
+        assert_eq!(t.append_text("4714-11-24 00:00:00 BC"), Ok(true));
+        let a = t.finish();
+        let a = a.as_primitive::<TimestampMicrosecondType>();
+        assert_eq!(a.value(0), i64::MAX);
+        assert!(a.is_null(1) && a.is_null(2));
+        assert_eq!(a.value(3), -2_440_588 * 86_400_000_000);
+        let mut n = ColumnBuilder::new(&Conv::Decimal(10, 2));
+        for special in ["NaN", "Infinity", "-Infinity"] {
+            assert_eq!(n.append_text(special), Ok(false), "{special}");
+        }
+        let mut d = ColumnBuilder::new(&Conv::Date);
+        assert!(
+            d.append_text("Infinity").is_err(),
+            "dates spell it infinity"
+        );
+        // One element without a representation rejects its array, not just the element.
+        let mut l = ColumnBuilder::new(&Conv::List(Box::new(Conv::Timestamp)));
+        assert_eq!(
+            l.append_text("{\"2000-01-01 00:00:00\",infinity}"),
+            Ok(false)
+        );
+        assert_eq!(l.append_text("{\"294270-01-01 00:00:00\"}"), Ok(false));
+        assert_eq!(l.append_text("{\"2000-01-01 00:00:00\",NULL}"), Ok(true));
+        let a = l.finish();
+        let a = a.as_list::<i32>();
+        assert!(a.is_null(0) && a.is_null(1) && !a.is_null(2));
+        assert_eq!(a.value(2).len(), 2);
     }
 
     #[test]

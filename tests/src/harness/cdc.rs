@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use super::copy_text::CopyParser;
 use anyhow::Context;
 use arrow::array::RecordBatch;
 use inlet_ingest::change::TableId;
 use inlet_ingest::postgres::catalog;
-use inlet_ingest::postgres::copy::CopyParser;
 use inlet_ingest::postgres::rows::{Cell, RowBuilder};
 use inlet_ingest::postgres::{Lsn, connect::quote_ident};
 use inlet_ingest::{CDC_COMMIT_TS, CDC_OP, CDC_POSITION, RunSummary};

@@ -8,6 +8,7 @@
 //! `INLET_MOTO_SERVER`, or else at `<repo>/.venv/bin/`.
 
 pub mod cdc;
+pub mod copy_text;
 pub mod fixtures;
 pub mod http;
 pub mod mariadb;
