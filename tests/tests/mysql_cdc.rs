@@ -1111,7 +1111,7 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config =
-        mysql_config(&server, &lake, "").replace("[batch]\n", "[batch]\nmax_rows = 10000\n");
+        mysql_config(&server, &lake, "").replace("[batch]\n", "[batch]\nmax_bytes = 400000\n");
     let config_path = dir.path().join("inlet.toml");
     std::fs::write(&config_path, &config)?;
     // Killed once the first chunks are committed.

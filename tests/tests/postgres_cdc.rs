@@ -895,8 +895,9 @@ async fn survives_sigkill_during_a_concurrent_workload() -> anyhow::Result<()> {
     client.batch_execute(FENCE_DDL).await?;
     let lake = tempfile::tempdir()?;
     let config_path = lake.path().join("inlet.toml");
+    // Small batches, also while copying (bounded by bytes then): many commits to crash between.
     let config = config_text(&pg, &lake.path().join("lake"), &["public.*"], "")
-        .replace("max_rows = 100000", "max_rows = 5000");
+        .replace("max_rows = 100000", "max_rows = 5000\nmax_bytes = 1000000");
     std::fs::write(&config_path, &config)?;
     let log = lake.path().join("inlet.log");
 
@@ -1059,7 +1060,7 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
     let config = config_text(&pg, &lake, &["public.*"], "")
-        .replace("max_rows = 100000", "max_rows = 50000")
+        .replace("max_rows = 100000", "max_bytes = 2000000")
         + "";
     let config = config.replace("include = [", "snapshot_parallelism = 1\ninclude = [");
     let config_path = dir.path().join("inlet.toml");

@@ -189,6 +189,14 @@ impl TableState {
     fn has_pending(&self) -> bool {
         self.closed > 0 || self.force
     }
+
+    /// Whether the batch has reached its size bounds. A table being copied is bounded by bytes
+    /// only: every commit of a copy rewrites the file groups it touches (copy-on-write), which
+    /// grow with the copy, so fewer, larger commits write less; memory is bounded all the same.
+    fn full(&self, options: &PipelineOptions) -> bool {
+        self.bytes >= options.max_bytes
+            || (self.snapshot.is_none() && self.rows >= options.max_rows)
+    }
 }
 
 /// Source → tables, exactly once.
@@ -542,8 +550,7 @@ impl<S: Source> Pipeline<S> {
                     }
                     state.snapshot = Some((position, after_key));
                     state.closed = state.pending.len();
-                    if state.rows >= self.options.max_rows || state.bytes >= self.options.max_bytes
-                    {
+                    if state.full(&self.options) {
                         self.flush(&table).await?;
                     }
                 }
@@ -619,8 +626,7 @@ impl<S: Source> Pipeline<S> {
             .filter(|s| {
                 s.failed.is_none()
                     && s.has_pending()
-                    && (s.rows >= self.options.max_rows
-                        || s.bytes >= self.options.max_bytes
+                    && (s.full(&self.options)
                         || s.since
                             .is_some_and(|t| t.elapsed() >= self.options.max_delay)
                         || self.options.stop_at.is_some_and(|p| self.processed >= p))

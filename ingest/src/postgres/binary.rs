@@ -512,19 +512,30 @@ impl<'a> Numeric<'a> {
         group / 10i128.pow(3 - (k % 4) as u32) % 10
     }
 
-    /// The value times 10^`scale`, if that is a whole number that fits.
+    /// The value times 10^`scale`, if that is a whole number that fits: the groups down to the
+    /// one holding the `scale`-th fraction digit, whose lower digits and every later group must
+    /// be zeros. (Implicit zero groups before the first sent one add nothing.)
     fn unscaled(&self, scale: i8) -> Option<i128> {
+        let scale = i64::from(scale.max(0));
+        let last_full = i64::from(self.weight) + scale / 4;
         let mut value: i128 = 0;
-        for i in 0..=i64::from(self.weight) {
+        for i in 0..=last_full {
             value = value.checked_mul(10_000)?.checked_add(self.digit(i))?;
         }
-        let scale = i64::from(scale.max(0));
-        for k in 0..scale {
-            value = value.checked_mul(10)?.checked_add(self.fraction_digit(k))?;
+        let mut last = last_full;
+        let rest = (scale % 4) as u32;
+        if rest > 0 {
+            last += 1;
+            let (group, below) = (self.digit(last), 10i128.pow(4 - rest));
+            if group % below != 0 {
+                return None;
+            }
+            value = value
+                .checked_mul(10i128.pow(rest))?
+                .checked_add(group / below)?;
         }
-        // Decimal digits after the point that the sent digits cover.
-        let sent = 4 * (self.digits.len() as i64 / 2 - 1 - i64::from(self.weight));
-        if (scale..sent).any(|k| self.fraction_digit(k) != 0) {
+        let sent = self.digits.len() as i64 / 2;
+        if (last.max(-1) + 1..sent).any(|i| self.digit(i) != 0) {
             return None;
         }
         Some(if self.sign == NEGATIVE { -value } else { value })
@@ -564,6 +575,9 @@ impl<'a> Numeric<'a> {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::super::types::parse_decimal;
     use super::*;
 
     fn numeric(weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
@@ -618,6 +632,68 @@ mod tests {
             "NaN"
         );
         assert!(Numeric::parse(&[0, 1, 0, 0]).is_none());
+    }
+
+    /// PostgreSQL's binary numeric of `unscaled` / 10^`scale`: base-10000 groups aligned at the
+    /// point, leading and trailing zero groups dropped.
+    fn sent(unscaled: i128, scale: u16) -> Vec<u8> {
+        let digits = unscaled.unsigned_abs().to_string();
+        let scale = usize::from(scale);
+        let digits = format!("{digits:0>width$}", width = scale + 1);
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        let int = format!("{int:0>width$}", width = int.len().div_ceil(4) * 4);
+        let frac = format!("{frac:0<width$}", width = frac.len().div_ceil(4) * 4);
+        let groups: Vec<i16> = int
+            .as_bytes()
+            .chunks(4)
+            .chain(frac.as_bytes().chunks(4))
+            .map(|g| std::str::from_utf8(g).unwrap().parse().unwrap())
+            .collect();
+        let mut weight = (int.len() / 4) as i16 - 1;
+        let first = groups.iter().position(|&g| g != 0).unwrap_or(groups.len());
+        let last = groups
+            .iter()
+            .rposition(|&g| g != 0)
+            .map_or(first, |i| i + 1);
+        weight -= first as i16;
+        let sign = if unscaled < 0 { NEGATIVE } else { 0 };
+        let weight = if first == last { 0 } else { weight };
+        numeric(weight, sign, scale as u16, &groups[first..last])
+    }
+
+    #[test]
+    fn numerics_of_every_size_and_scale() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let digits = rng.random_range(0..=38u32);
+            let magnitude = if digits == 0 {
+                0
+            } else {
+                rng.random_range(0..10i128.pow(digits))
+            };
+            let value = if rng.random() { -magnitude } else { magnitude };
+            let scale: u16 = rng.random_range(0..=digits.max(1) as u16);
+            let bytes = sent(value, scale);
+            let n = Numeric::parse(&bytes).unwrap();
+            assert_eq!(
+                n.unscaled(scale as i8),
+                Some(value),
+                "{value} scale {scale}"
+            );
+            let text = n.text();
+            assert_eq!(parse_decimal(&text, scale as i8), Some(value), "{text}");
+            if scale < 38 && value.checked_mul(10).is_some() {
+                assert_eq!(n.unscaled(scale as i8 + 1), Some(value * 10));
+            }
+            if scale > 0 && value % 10 != 0 {
+                assert_eq!(
+                    n.unscaled(scale as i8 - 1),
+                    None,
+                    "{text} at scale {}",
+                    scale - 1
+                );
+            }
+        }
     }
 
     #[test]

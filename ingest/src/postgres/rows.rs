@@ -58,17 +58,25 @@ pub struct RowBuilder {
     rejected: Vec<Rejected>,
     rows: usize,
     bytes: usize,
+    /// Rows to make room for after each [`RowBuilder::finish`] (0: grow as needed).
+    capacity: usize,
 }
 
 impl RowBuilder {
     pub fn new(table: TableId, specs: Vec<ColumnSpec>) -> Self {
+        RowBuilder::with_capacity(table, specs, 0)
+    }
+
+    /// A builder that makes room for `rows` rows at a time (none: builders grow as rows come):
+    /// batches of a known size are built without reallocation, and without unused capacity.
+    pub fn with_capacity(table: TableId, specs: Vec<ColumnSpec>, rows: usize) -> Self {
         let mut fields: Vec<Field> = specs
             .iter()
             .map(|c| Field::new(&c.name, c.conv.data_type(), true))
             .collect();
         fields.extend(crate::change::cdc_fields());
-        RowBuilder {
-            columns: specs.iter().map(|c| ColumnBuilder::new(&c.conv)).collect(),
+        let mut builder = RowBuilder {
+            columns: Vec::new(),
             table,
             specs,
             schema: Arc::new(Schema::new(fields)),
@@ -80,7 +88,28 @@ impl RowBuilder {
             rejected: Vec::new(),
             rows: 0,
             bytes: 0,
-        }
+            capacity: rows,
+        };
+        builder.make_room();
+        builder
+    }
+
+    /// Fresh builders with room for [`RowBuilder::capacity`] rows (a finished builder has none).
+    fn make_room(&mut self) {
+        let rows = match self.capacity {
+            0 if !self.columns.is_empty() => return,
+            0 => 1024,
+            rows => rows,
+        };
+        self.columns = self
+            .specs
+            .iter()
+            .map(|c| ColumnBuilder::with_capacity(&c.conv, rows))
+            .collect();
+        self.op = StringBuilder::with_capacity(rows, rows);
+        self.position = Int64Builder::with_capacity(rows);
+        self.commit_ts = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+        self.deletes = BooleanBuilder::with_capacity(rows);
     }
 
     pub fn table(&self) -> &TableId {
@@ -184,12 +213,14 @@ impl RowBuilder {
         arrays.push(Arc::new(self.position.finish()));
         arrays.push(Arc::new(self.commit_ts.finish()));
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        let deletes = self.deletes.finish();
+        self.make_room();
         self.rows = 0;
         self.bytes = 0;
         Ok(Some(RowBatch {
             table: self.table.clone(),
             batch,
-            deletes: self.deletes.finish(),
+            deletes,
             unresolved: std::mem::take(&mut self.unresolved),
             rejected: std::mem::take(&mut self.rejected),
             inside: None,

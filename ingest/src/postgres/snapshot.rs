@@ -137,7 +137,7 @@ async fn copy_table(
     }))
     .await
     .map_err(|_| Error::Stopped)?;
-    let mut builder = RowBuilder::new(id.clone(), table.columns.clone());
+    let mut builder = RowBuilder::with_capacity(id.clone(), table.columns.clone(), CHUNK_ROWS);
     let mut parser = BinaryCopy::default();
     // The last row's key values as sent (their buffers reused from row to row).
     let mut last_key = LastKey::new(table);

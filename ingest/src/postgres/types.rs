@@ -188,31 +188,38 @@ pub struct BadValue(pub String);
 
 impl ColumnBuilder {
     pub fn new(conv: &Conv) -> ColumnBuilder {
+        ColumnBuilder::with_capacity(conv, 1024)
+    }
+
+    /// A builder with room for `rows` values (and as many bytes per variable-length value).
+    pub fn with_capacity(conv: &Conv, rows: usize) -> ColumnBuilder {
         match conv {
-            Conv::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
-            Conv::I16 => ColumnBuilder::I16(Int16Builder::new()),
-            Conv::I32 => ColumnBuilder::I32(Int32Builder::new()),
-            Conv::I64 => ColumnBuilder::I64(Int64Builder::new()),
-            Conv::Time => ColumnBuilder::Time(Int64Builder::new()),
-            Conv::F32 => ColumnBuilder::F32(Float32Builder::new()),
-            Conv::F64 => ColumnBuilder::F64(Float64Builder::new()),
+            Conv::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(rows)),
+            Conv::I16 => ColumnBuilder::I16(Int16Builder::with_capacity(rows)),
+            Conv::I32 => ColumnBuilder::I32(Int32Builder::with_capacity(rows)),
+            Conv::I64 => ColumnBuilder::I64(Int64Builder::with_capacity(rows)),
+            Conv::Time => ColumnBuilder::Time(Int64Builder::with_capacity(rows)),
+            Conv::F32 => ColumnBuilder::F32(Float32Builder::with_capacity(rows)),
+            Conv::F64 => ColumnBuilder::F64(Float64Builder::with_capacity(rows)),
             Conv::Decimal(p, s) => ColumnBuilder::Decimal(
-                Decimal128Builder::new().with_data_type(DataType::Decimal128(*p, *s)),
+                Decimal128Builder::with_capacity(rows).with_data_type(DataType::Decimal128(*p, *s)),
                 *s,
             ),
-            Conv::Text => ColumnBuilder::Text(StringBuilder::new()),
-            Conv::Bytea => ColumnBuilder::Bytea(BinaryBuilder::new()),
-            Conv::Date => ColumnBuilder::Date(Date32Builder::new()),
-            Conv::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new(), false),
+            Conv::Text => ColumnBuilder::Text(StringBuilder::with_capacity(rows, rows)),
+            Conv::Bytea => ColumnBuilder::Bytea(BinaryBuilder::with_capacity(rows, rows)),
+            Conv::Date => ColumnBuilder::Date(Date32Builder::with_capacity(rows)),
+            Conv::Timestamp => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows), false)
+            }
             Conv::TimestampTz => ColumnBuilder::Timestamp(
-                TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
                 true,
             ),
             Conv::List(item) => ColumnBuilder::List {
                 item: item_field(item),
-                offsets: vec![0],
-                validity: NullBufferBuilder::new(0),
-                child: Box::new(ColumnBuilder::new(item)),
+                offsets: Vec::from([0]),
+                validity: NullBufferBuilder::new(rows),
+                child: Box::new(ColumnBuilder::with_capacity(item, rows)),
             },
         }
     }
