@@ -12,6 +12,7 @@ pub mod ids;
 pub mod index;
 pub mod key;
 pub mod merge;
+pub mod parallel;
 pub mod properties;
 pub mod read;
 pub mod requests;

@@ -526,13 +526,14 @@ impl<'a> Numeric<'a> {
         let rest = (scale % 4) as u32;
         if rest > 0 {
             last += 1;
-            let (group, below) = (self.digit(last), 10i128.pow(4 - rest));
+            // In 32 bits: a 128-bit division is a library call.
+            let (group, below) = (self.digit(last) as i32, 10i32.pow(4 - rest));
             if group % below != 0 {
                 return None;
             }
             value = value
                 .checked_mul(10i128.pow(rest))?
-                .checked_add(group / below)?;
+                .checked_add(i128::from(group / below))?;
         }
         let sent = self.digits.len() as i64 / 2;
         if (last.max(-1) + 1..sent).any(|i| self.digit(i) != 0) {

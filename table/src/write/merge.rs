@@ -96,8 +96,11 @@ pub struct Merged {
 pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>> {
     let plan = &ctx.plan;
     let full_schema = schema::with_meta_columns(&ctx.data_schema);
-    let mut incoming: HashMap<&str, usize, RandomState> =
-        task.rows.iter().map(|&r| (plan.keys.value(r), r)).collect();
+    // The incoming rows by key, to find the stored rows they change (a new file group has none).
+    let mut incoming: HashMap<&str, usize, RandomState> = match task.stored {
+        Some(_) => task.rows.iter().map(|&r| (plan.keys.value(r), r)).collect(),
+        None => HashMap::default(),
+    };
     let mut out = Output {
         ctx,
         task,
@@ -243,11 +246,22 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
         }
     }
     // Keys not found in the file group are inserts (or deletes of nothing), in input order.
-    let mut inserts: Vec<usize> = incoming
-        .into_values()
-        .filter(|&r| !plan.deletes.value(r))
-        .collect();
-    inserts.sort_unstable();
+    let inserts: Vec<usize> = match task.stored {
+        Some(_) => {
+            let mut inserts: Vec<usize> = incoming
+                .into_values()
+                .filter(|&r| !plan.deletes.value(r))
+                .collect();
+            inserts.sort_unstable();
+            inserts
+        }
+        None => task
+            .rows
+            .iter()
+            .copied()
+            .filter(|&r| !plan.deletes.value(r))
+            .collect(),
+    };
     if updates == 0 && deletes == 0 && inserts.is_empty() {
         return Ok(None);
     }

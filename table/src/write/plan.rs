@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::index;
 use crate::key::KeyGenerator;
 pub use crate::merge::{Ordering, OrderingValues, Version, wins};
+use crate::parallel;
 
 /// The incoming rows that go to one file group: (partition, bucket) → row indices.
 #[derive(Debug)]
@@ -80,45 +81,79 @@ pub fn plan(
             (Some(field.clone()), Some(converter), Some(rows))
         }
     };
-    // The winning row of each key. The table holds row numbers only (the key is the row's):
-    // at a million rows, a table of (key, row) pairs spent most of the plan on cache misses.
     let n = batch.num_rows();
     if u32::try_from(n).is_err() {
         return Err(Error::Task(format!(
             "{n} rows in one commit (at most 2^32)"
         )));
     }
+    // Each row's key hash and bucket, range by range on every core.
     let hasher = RandomState::default();
-    let hash = |key: &str| hasher.hash_one(key);
-    let mut winners: HashTable<u32> = HashTable::with_capacity(n);
-    for row in 0..n {
-        let key = keys.value(row);
-        let same = |&r: &u32| keys.value(r as usize) == key;
-        match winners.entry(hash(key), same, |&r| hash(keys.value(r as usize))) {
-            Entry::Occupied(mut current) => {
-                let version = |r: usize| Version {
-                    delete: deletes.value(r),
-                    ordering: incoming_ordering(ordering_rows.as_ref(), &deletes, r),
-                };
-                if wins(version(row), version(*current.get() as usize)) {
-                    *current.get_mut() = row as u32;
+    let fields = keygen.record_key_fields();
+    let (hashes, row_buckets): (Vec<u64>, Vec<u32>) = {
+        let ranges = parallel::ranges(n);
+        let parts = parallel::each(ranges.len(), |i| {
+            ranges[i]
+                .clone()
+                .map(|row| {
+                    let key = keys.value(row);
+                    (hasher.hash_one(key), index::bucket_id(key, fields, buckets))
+                })
+                .unzip::<u64, u32, Vec<u64>, Vec<u32>>()
+        });
+        let (mut hashes, mut row_buckets) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (h, b) in parts {
+            hashes.extend(h);
+            row_buckets.extend(b);
+        }
+        (hashes, row_buckets)
+    };
+    // The winning row of each key. Rows are shared out by key hash (every row of a key in one
+    // share, in input order), each share reduced on a core of its own. The tables hold row
+    // numbers only (the key is the row's): at a million rows, a table of (key, row) pairs
+    // spent most of the plan on cache misses.
+    let shares = parallel::ranges(n).len();
+    let mut share_rows: Vec<Vec<u32>> = vec![Vec::with_capacity(n / shares + 1); shares];
+    for (row, hash) in hashes.iter().enumerate() {
+        // Bits the hash table does not use for its slots or tags.
+        share_rows[(hash >> 32) as usize % shares].push(row as u32);
+    }
+    let winners: Vec<Vec<u32>> = parallel::each(shares, |share| {
+        let rows = &share_rows[share];
+        let mut winners: HashTable<u32> = HashTable::with_capacity(rows.len());
+        for &row in rows {
+            let key = keys.value(row as usize);
+            let same = |&r: &u32| keys.value(r as usize) == key;
+            match winners.entry(hashes[row as usize], same, |&r| hashes[r as usize]) {
+                Entry::Occupied(mut current) => {
+                    let version = |r: usize| Version {
+                        delete: deletes.value(r),
+                        ordering: incoming_ordering(ordering_rows.as_ref(), &deletes, r),
+                    };
+                    if wins(version(row as usize), version(*current.get() as usize)) {
+                        *current.get_mut() = row;
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(row);
                 }
             }
-            Entry::Vacant(slot) => {
-                slot.insert(row as u32);
-            }
         }
-    }
+        winners.into_iter().collect()
+    });
+    drop(share_rows);
     // Distinct keys (the common case) all win; otherwise the winners are marked, then listed
     // in input order.
-    let chosen: Vec<usize> = if winners.len() == n {
+    let chosen: Vec<usize> = if winners.iter().map(Vec::len).sum::<usize>() == n {
         (0..n).collect()
     } else {
         let mut won = vec![false; n];
-        winners.iter().for_each(|&r| won[r as usize] = true);
+        winners
+            .iter()
+            .flatten()
+            .for_each(|&r| won[r as usize] = true);
         (0..n).filter(|&r| won[r]).collect()
     };
-    drop(winners);
     let mut plan = Plan {
         keys,
         partitions,
@@ -128,7 +163,7 @@ pub fn plan(
         winners: Vec::new(),
         groups: BTreeMap::new(),
         ordering_field,
-        row_buckets: vec![0; batch.num_rows()],
+        row_buckets,
     };
     // Rows by (partition number, bucket): partitions are numbered as they come, and a run of
     // rows of one partition (all of them, without partitions) is numbered once.
@@ -137,8 +172,7 @@ pub fn plan(
     let mut last: Option<(&str, usize)> = None;
     let mut by_group: HashMap<(usize, u32), Vec<usize>, RandomState> = HashMap::default();
     for &row in &chosen {
-        let bucket = index::bucket_id(plan.keys.value(row), keygen.record_key_fields(), buckets);
-        plan.row_buckets[row] = bucket;
+        let bucket = plan.row_buckets[row];
         let partition = plan.partitions.value(row);
         let number = match last {
             Some((previous, number)) if same_partition(previous, partition) => number,
@@ -269,6 +303,76 @@ mod tests {
     use arrow::array::Int64Array;
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
+
+    /// A plan large enough to be shared out over the cores keeps the winner a key-by-key fold
+    /// in input order keeps: keys repeated far apart, deletes, ties and missing ordering values,
+    /// keys that move between partitions.
+    #[test]
+    fn a_plan_over_the_cores_keeps_the_sequential_winners() -> Result<()> {
+        use rand::{Rng, SeedableRng};
+        let n = 3 * parallel::MIN_ROWS * parallel::threads().max(2) + 17;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let ids: Vec<String> = (0..n)
+            .map(|_| format!("k{}", rng.random_range(0..n / 3)))
+            .collect();
+        let ts: Vec<Option<i64>> = (0..n)
+            .map(|_| rng.random_bool(0.9).then(|| rng.random_range(0..50)))
+            .collect();
+        let regions: Vec<&str> = (0..n)
+            .map(|_| ["eu", "us", "Köln"][rng.random_range(0..3)])
+            .collect();
+        let deletes = BooleanArray::from((0..n).map(|_| rng.random_bool(0.2)).collect::<Vec<_>>());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("ts", DataType::Int64, true),
+            Field::new("region", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(ids.clone())),
+                Arc::new(Int64Array::from(ts)),
+                Arc::new(StringArray::from(regions.clone())),
+            ],
+        )?;
+        let mut props = TableProperties::new("t", TableType::CopyOnWrite, vec!["id".into()]);
+        props.partition_fields = vec!["region".into()];
+        let keygen = KeyGenerator::new(&props);
+        let planned = plan(
+            &batch,
+            deletes.clone(),
+            &keygen,
+            8,
+            &Ordering::EventTime("ts".into()),
+        )?;
+        // The model: a fold over each key's rows in input order.
+        let version = |r: usize| Version {
+            delete: deletes.value(r),
+            ordering: incoming_ordering(planned.ordering.as_ref(), &deletes, r),
+        };
+        let mut winner: HashMap<&str, usize> = HashMap::new();
+        for (row, id) in ids.iter().enumerate() {
+            match winner.get(id.as_str()) {
+                Some(&current) if !wins(version(row), version(current)) => {}
+                _ => {
+                    winner.insert(id, row);
+                }
+            }
+        }
+        let mut expected: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+        for (id, &row) in &winner {
+            let bucket = index::bucket_id(id, keygen.record_key_fields(), 8);
+            let partition = planned.partitions.value(row).to_string();
+            expected.entry((partition, bucket)).or_default().push(row);
+        }
+        expected.values_mut().for_each(|rows| rows.sort_unstable());
+        assert_eq!(planned.groups, expected);
+        let mut all: Vec<usize> = winner.values().copied().collect();
+        all.sort_unstable();
+        assert_eq!(planned.winners, all);
+        assert!(all.len() < n, "the keys repeat");
+        Ok(())
+    }
 
     #[test]
     fn keeps_one_winner_per_key_by_event_time() -> Result<()> {
