@@ -28,7 +28,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use super::parquet::BaseFileWriter;
 use super::plan::Plan;
 use super::plan::incoming_ordering;
-use crate::bloom::BloomFilter;
+use crate::bloom::{BloomFilter, MAX_RECORD_KEY, MIN_RECORD_KEY};
 use crate::cdc;
 use crate::error::{Error, Result};
 use crate::merge::{OrderingValues, Version, wins};
@@ -127,7 +127,24 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
             .map_err(|e| Error::parquet(stored_path, e))?;
         let metadata = stored.metadata().clone();
         out.writer = out.writer.encoded_like(&metadata)?;
+        // When the stored file's filter says that it holds none of the incoming keys (inserts,
+        // as a copy or a stream of new rows brings), no row group is touched: they are copied
+        // without decoding their keys, the filter extended and the key range widened by the
+        // footer's. A key it might hold stops the check at once.
+        let mut unread = None;
         if let Some(filter) = extendable_filter(&metadata, plan, task.rows) {
+            let footer = metadata.file_metadata().key_value_metadata();
+            let get = |key: &str| {
+                footer?
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .and_then(|kv| kv.value.clone())
+            };
+            if let (Some(min), Some(max)) = (get(MIN_RECORD_KEY), get(MAX_RECORD_KEY))
+                && !incoming.keys().any(|k| filter.might_contain(k))
+            {
+                unread = Some((min, max));
+            }
             out.writer = out.writer.extending(filter);
         }
         let offsets = metadata.offset_index();
@@ -155,6 +172,11 @@ pub fn merge(ctx: &MergeContext, task: &MergeTask<'_>) -> Result<Option<Merged>>
                 copyable && group_meta.num_rows() >= MIN_COPIED_ROWS,
                 offsets.and_then(|o| o.get(group)),
             ) {
+                if let Some((min, max)) = &unread {
+                    out.writer
+                        .copy_row_group_unread(bytes, group_meta, offsets, (min, max))?;
+                    continue;
+                }
                 let keys = group_keys(builder(), stored_path)?;
                 let strings = keys.as_string::<i32>();
                 let untouched = (0..strings.len())

@@ -122,21 +122,26 @@ impl BaseFileWriter {
             Keys::Extended(filter) => filter.add_all(keys.as_string::<i32>().iter().flatten()),
         }
         for key in keys.as_string::<i32>().iter().flatten() {
-            // In Java's order, as Hudi writes them and readers compare them.
-            if self
-                .min_key
-                .as_deref()
-                .is_none_or(|m| java_order(key, m).is_lt())
-            {
-                self.min_key = Some(key.to_string());
-            }
-            if self
-                .max_key
-                .as_deref()
-                .is_none_or(|m| java_order(key, m).is_gt())
-            {
-                self.max_key = Some(key.to_string());
-            }
+            self.note_range(key, key);
+        }
+    }
+
+    /// Widens the key range to hold `min` and `max` (in Java's order, as Hudi writes them and
+    /// readers compare them).
+    fn note_range(&mut self, min: &str, max: &str) {
+        if self
+            .min_key
+            .as_deref()
+            .is_none_or(|m| java_order(min, m).is_lt())
+        {
+            self.min_key = Some(min.to_string());
+        }
+        if self
+            .max_key
+            .as_deref()
+            .is_none_or(|m| java_order(max, m).is_gt())
+        {
+            self.max_key = Some(max.to_string());
         }
     }
 
@@ -210,6 +215,29 @@ impl BaseFileWriter {
         keys: &ArrayRef,
     ) -> Result<()> {
         self.note_keys(keys, true);
+        self.rows += group.num_rows() as usize;
+        self.copy(bytes, group, offsets)
+            .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    /// Copies a row group as [`BaseFileWriter::copy_row_group`] does, without its record keys:
+    /// the filter this writer is [`extending`] holds them, and `range` (the stored file's key
+    /// range, from its footer) covers them.
+    ///
+    /// [`extending`]: BaseFileWriter::extending
+    pub fn copy_row_group_unread(
+        &mut self,
+        bytes: &Bytes,
+        group: &RowGroupMetaData,
+        offsets: &[OffsetIndexMetaData],
+        range: (&str, &str),
+    ) -> Result<()> {
+        if !matches!(self.keys, Keys::Extended(_)) {
+            return Err(Error::Task(
+                "a row group copied without its keys needs the stored file's filter".to_string(),
+            ));
+        }
+        self.note_range(range.0, range.1);
         self.rows += group.num_rows() as usize;
         self.copy(bytes, group, offsets)
             .map_err(|e| Error::parquet(&self.path, e))

@@ -443,7 +443,8 @@ fn column_chunks(path: &std::path::Path, column: &str) -> Vec<Vec<u8>> {
 async fn untouched_row_groups_are_copied_as_they_are() -> Result<()> {
     let dir = tempfile::tempdir().expect("temp dir");
     let table = local_table(&dir, props(&["id"], Some("ts"), &[], 1)).await?;
-    let n = 40_000i64;
+    // More rows than a bloom filter row holds (60,000), so that the rewrite keeps the filter.
+    let n = 70_000i64;
     let first: Vec<(i64, &str, Option<i64>, Option<&str>)> =
         (0..n).map(|i| (i, "a", Some(1), Some("first"))).collect();
     let c1 = upsert(&table, rows(&first), None).await?;
@@ -460,6 +461,12 @@ async fn untouched_row_groups_are_copied_as_they_are() -> Result<()> {
     let (v1, v2) = (column_chunks(&p1, "value"), column_chunks(&p2, "value"));
     assert_eq!(v2.len(), 2, "a copied row group and a new one");
     assert_eq!(v2[0], v1[0], "the first row group's bytes are copied");
+    // No incoming key is in the stored filter: the row group was copied with its keys unread,
+    // and the footer's key range comes from the stored one and the new keys.
+    let (filter, keys) = footer_filter_and_keys(&p2);
+    assert_eq!(keys.len() as i64, 2 * n);
+    assert!(keys.iter().all(|k| filter.might_contain(k)));
+    assert_eq!(footer_key_range(&p2), java_range(&keys));
     // A change in the second row group: the first is copied again, the second merged.
     let changes = vec![
         (n + 5, "a", Some(3), Some("changed")),
@@ -490,5 +497,31 @@ async fn untouched_row_groups_are_copied_as_they_are() -> Result<()> {
     let (filter, keys) = footer_filter_and_keys(&p3);
     assert_eq!(keys.len() as i64, 2 * n - 1);
     assert!(keys.iter().all(|k| filter.might_contain(k)));
+    assert_eq!(footer_key_range(&p3), java_range(&keys));
     Ok(())
+}
+
+/// The footer's `hoodie_min_record_key` and `hoodie_max_record_key`.
+fn footer_key_range(path: &std::path::Path) -> Option<(String, String)> {
+    let file = std::fs::File::open(path).expect("a base file");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()?
+        .clone();
+    let get = |key: &str| {
+        kv.iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.clone())
+    };
+    Some((get("hoodie_min_record_key")?, get("hoodie_max_record_key")?))
+}
+
+/// The least and greatest of `keys` in Java's order.
+fn java_range(keys: &[String]) -> Option<(String, String)> {
+    let order = inlet_table::bloom::java_order;
+    let min = keys.iter().min_by(|a, b| order(a, b))?;
+    let max = keys.iter().max_by(|a, b| order(a, b))?;
+    Some((min.clone(), max.clone()))
 }
