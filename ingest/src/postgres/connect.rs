@@ -11,6 +11,11 @@ use tokio_postgres::config::Host;
 use super::types::SESSION_OPTIONS;
 use crate::error::{Error, Result};
 
+/// How often the replication worker may tell the server the acknowledged position: often
+/// enough that a stop does not wait long for the last one, seldom enough to cost nothing (a
+/// 34-byte message).
+const STATUS_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How TLS is used (libpq's `sslmode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -208,7 +213,9 @@ impl ConnectOptions {
         .with_tls(tls)
         .with_options(SESSION_OPTIONS)
         .with_application_name("inlet")
-        .with_status_interval(Duration::from_secs(1))
+        // A durable position reaches the slot at most this long after it is acknowledged, and a
+        // stop waits this long at most for the last one (the worker sends no status on stop).
+        .with_status_interval(STATUS_INTERVAL)
         .with_wakeup_interval(Duration::from_secs(5))
     }
 }
