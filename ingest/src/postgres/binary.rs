@@ -108,12 +108,7 @@ impl Wire {
         Ok(Cow::Owned(match self {
             Wire::Text | Wire::Output => return utf8(bytes).map(Cow::Borrowed),
             Wire::Jsonb => return jsonb(bytes).map(Cow::Borrowed),
-            Wire::Bool => (if fixed::<1>(bytes, bad)?[0] != 0 {
-                "t"
-            } else {
-                "f"
-            })
-            .to_string(),
+            Wire::Bool => String::from(["f", "t"][usize::from(fixed::<1>(bytes, bad)?[0] != 0)]),
             Wire::Int2 => i16::from_be_bytes(fixed(bytes, bad)?).to_string(),
             Wire::Int4 => i32::from_be_bytes(fixed(bytes, bad)?).to_string(),
             Wire::Int8 => i64::from_be_bytes(fixed(bytes, bad)?).to_string(),

@@ -1,6 +1,6 @@
 //! PostgreSQL types as Arrow types, and the one conversion of PostgreSQL text values into Arrow
-//! column builders, shared by the snapshot (COPY text format) and the stream (pgoutput text
-//! tuples).
+//! column builders: the stream's (pgoutput text tuples), and the snapshot's for types it reads
+//! as their text output (see [`super::binary`] for the ones it decodes from binary `COPY`).
 //!
 //! | PostgreSQL                                   | Arrow                                  |
 //! |----------------------------------------------|----------------------------------------|
