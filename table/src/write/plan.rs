@@ -65,7 +65,7 @@ pub fn plan(
     buckets: u32,
     ordering: &Ordering,
 ) -> Result<Plan> {
-    let keys = keygen.record_keys(batch)?;
+    let keys = record_keys(keygen, batch)?;
     let partitions = keygen.partition_paths(batch)?;
     let (ordering_field, ordering_converter, ordering_rows) = match ordering {
         Ordering::CommitTime => (None, None, None),
@@ -87,40 +87,44 @@ pub fn plan(
             "{n} rows in one commit (at most 2^32)"
         )));
     }
-    // Each row's key hash and bucket, range by range on every core.
+    // Each row's key hash and bucket, range by range on every core; each range also shares out
+    // its rows by key hash (every row of a key in one share).
     let hasher = RandomState::default();
     let fields = keygen.record_key_fields();
-    let (hashes, row_buckets): (Vec<u64>, Vec<u32>) = {
-        let ranges = parallel::ranges(n);
-        let parts = parallel::each(ranges.len(), |i| {
-            ranges[i]
-                .clone()
-                .map(|row| {
-                    let key = keys.value(row);
-                    (hasher.hash_one(key), index::bucket_id(key, fields, buckets))
-                })
-                .unzip::<u64, u32, Vec<u64>, Vec<u32>>()
-        });
-        let (mut hashes, mut row_buckets) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for (h, b) in parts {
-            hashes.extend(h);
-            row_buckets.extend(b);
+    let ranges = parallel::ranges(n);
+    let shares = ranges.len();
+    let parts = parallel::each(ranges.len(), |i| {
+        let range = ranges[i].clone();
+        let mut share_rows: Vec<Vec<u32>> =
+            vec![Vec::with_capacity(range.len() / shares + 1); shares];
+        let (mut hashes, mut row_buckets) = (
+            Vec::with_capacity(range.len()),
+            Vec::with_capacity(range.len()),
+        );
+        for row in range {
+            let key = keys.value(row);
+            let hash = hasher.hash_one(key);
+            // Bits the hash table does not use for its slots or tags.
+            share_rows[(hash >> 32) as usize % shares].push(row as u32);
+            hashes.push(hash);
+            row_buckets.push(index::bucket_id(key, fields, buckets));
         }
-        (hashes, row_buckets)
-    };
-    // The winning row of each key. Rows are shared out by key hash (every row of a key in one
-    // share, in input order), each share reduced on a core of its own. The tables hold row
-    // numbers only (the key is the row's): at a million rows, a table of (key, row) pairs
-    // spent most of the plan on cache misses.
-    let shares = parallel::ranges(n).len();
-    let mut share_rows: Vec<Vec<u32>> = vec![Vec::with_capacity(n / shares + 1); shares];
-    for (row, hash) in hashes.iter().enumerate() {
-        // Bits the hash table does not use for its slots or tags.
-        share_rows[(hash >> 32) as usize % shares].push(row as u32);
+        (hashes, row_buckets, share_rows)
+    });
+    let (mut hashes, mut row_buckets) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut share_rows: Vec<Vec<Vec<u32>>> = Vec::with_capacity(parts.len());
+    for (h, b, s) in parts {
+        hashes.extend(h);
+        row_buckets.extend(b);
+        share_rows.push(s);
     }
+    // The winning row of each key, each share reduced on a core of its own, its rows in input
+    // order (range after range). The tables hold row numbers only (the key is the row's): at a
+    // million rows, a table of (key, row) pairs spent most of the plan on cache misses.
     let winners: Vec<Vec<u32>> = parallel::each(shares, |share| {
-        let rows = &share_rows[share];
-        let mut winners: HashTable<u32> = HashTable::with_capacity(rows.len());
+        let rows = share_rows.iter().flat_map(|range| &range[share]);
+        let count = share_rows.iter().map(|range| range[share].len()).sum();
+        let mut winners: HashTable<u32> = HashTable::with_capacity(count);
         for &row in rows {
             let key = keys.value(row as usize);
             let same = |&r: &u32| keys.value(r as usize) == key;
@@ -165,34 +169,72 @@ pub fn plan(
         ordering_field,
         row_buckets,
     };
-    // Rows by (partition number, bucket): partitions are numbered as they come, and a run of
+    // Rows by (partition, bucket), range by range of the winners on every core, then joined in
+    // range order (rows stay in input order). Partitions are numbered as they come, and a run of
     // rows of one partition (all of them, without partitions) is numbered once.
-    let mut numbers: HashMap<&str, usize, RandomState> = HashMap::default();
-    let mut partitions: Vec<&str> = Vec::new();
-    let mut last: Option<(&str, usize)> = None;
-    let mut by_group: HashMap<(usize, u32), Vec<usize>, RandomState> = HashMap::default();
-    for &row in &chosen {
-        let bucket = plan.row_buckets[row];
-        let partition = plan.partitions.value(row);
-        let number = match last {
-            Some((previous, number)) if same_partition(previous, partition) => number,
-            _ => {
-                let number = *numbers.entry(partition).or_insert_with(|| {
-                    partitions.push(partition);
-                    partitions.len() - 1
-                });
-                last = Some((partition, number));
-                number
-            }
-        };
-        by_group.entry((number, bucket)).or_default().push(row);
+    let (row_buckets, partition_paths) = (&plan.row_buckets, &plan.partitions);
+    let ranges = parallel::ranges(chosen.len());
+    let parts = parallel::each(ranges.len(), |i| {
+        let mut numbers: HashMap<&str, usize, RandomState> = HashMap::default();
+        let mut partitions: Vec<&str> = Vec::new();
+        let mut last: Option<(&str, usize)> = None;
+        let mut by_group: HashMap<(usize, u32), Vec<usize>, RandomState> = HashMap::default();
+        for &row in &chosen[ranges[i].clone()] {
+            let partition = partition_paths.value(row);
+            let number = match last {
+                Some((previous, number)) if same_partition(previous, partition) => number,
+                _ => {
+                    let number = *numbers.entry(partition).or_insert_with(|| {
+                        partitions.push(partition);
+                        partitions.len() - 1
+                    });
+                    last = Some((partition, number));
+                    number
+                }
+            };
+            by_group
+                .entry((number, row_buckets[row]))
+                .or_default()
+                .push(row);
+        }
+        (partitions, by_group)
+    });
+    let mut groups: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    for (partitions, by_group) in parts {
+        for ((number, bucket), rows) in by_group {
+            groups
+                .entry((partitions[number].to_string(), bucket))
+                .or_default()
+                .extend(rows);
+        }
     }
-    plan.groups = by_group
-        .into_iter()
-        .map(|((number, bucket), rows)| ((partitions[number].to_string(), bucket), rows))
-        .collect();
+    plan.groups = groups;
     plan.winners = chosen;
     Ok(plan)
+}
+
+/// The record keys of `batch`, range by range on every core (a record error names its row in
+/// the whole batch).
+fn record_keys(keygen: &KeyGenerator, batch: &RecordBatch) -> Result<StringArray> {
+    let ranges = parallel::ranges(batch.num_rows());
+    if ranges.len() == 1 {
+        return keygen.record_keys(batch);
+    }
+    let parts = parallel::each(ranges.len(), |i| {
+        let range = &ranges[i];
+        keygen
+            .record_keys(&batch.slice(range.start, range.len()))
+            .map_err(|e| match e {
+                Error::Record { row, reason } => Error::Record {
+                    row: row + range.start,
+                    reason,
+                },
+                e => e,
+            })
+    });
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    let arrays: Vec<&dyn Array> = parts.iter().map(|p| p as &dyn Array).collect();
+    downcast_strings(concat(&arrays)?)
 }
 
 impl Plan {
@@ -371,6 +413,29 @@ mod tests {
         all.sort_unstable();
         assert_eq!(planned.winners, all);
         assert!(all.len() < n, "the keys repeat");
+        Ok(())
+    }
+
+    /// Keys worked out range by range name a bad row by its place in the whole batch.
+    #[test]
+    fn a_null_key_far_into_a_large_batch_is_named_by_its_row() -> Result<()> {
+        let n = 3 * parallel::MIN_ROWS * parallel::threads().max(2);
+        let bad = n - 7;
+        let ids: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i != bad as i64).then_some(i))
+            .collect();
+        let batch =
+            RecordBatch::try_from_iter(vec![("id", Arc::new(Int64Array::from(ids)) as ArrayRef)])?;
+        let props = TableProperties::new("t", TableType::CopyOnWrite, vec!["id".into()]);
+        let keygen = KeyGenerator::new(&props);
+        match record_keys(&keygen, &batch) {
+            Err(Error::Record { row, .. }) => assert_eq!(row, bad),
+            other => panic!("expected a record error, got {other:?}"),
+        }
+        let good = batch.slice(0, bad);
+        let keys = record_keys(&keygen, &good)?;
+        assert_eq!(keys.len(), bad);
+        assert_eq!(keys.value(bad - 1), (bad - 1).to_string());
         Ok(())
     }
 
