@@ -858,6 +858,8 @@ impl AdminConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
+    /// Not for a table being copied (its initial snapshot), which `max_bytes` and `max_delay`
+    /// bound: each copy-on-write commit rewrites the growing file groups.
     #[serde(default = "default_max_rows")]
     pub max_rows: usize,
     #[serde(default = "default_max_bytes")]
