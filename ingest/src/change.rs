@@ -193,7 +193,8 @@ pub struct Checkpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnapshotState {
     Done,
-    /// Rows up to this key (in key order) are copied.
+    /// Rows up to this key (in key order) are copied. Empty: from the start, also for a copy
+    /// without key order (committed in parts, it starts over when interrupted).
     After(Vec<String>),
 }
 

@@ -196,6 +196,7 @@ pub async fn postgres_source(
         publication: pg.publication.clone(),
         snapshot: pg.snapshot == SnapshotMode::Initial,
         snapshot_parallelism: pg.snapshot_parallelism,
+        batch_bytes: config.batch.max_bytes,
         keys: config
             .tables
             .iter()

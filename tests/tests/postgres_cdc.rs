@@ -1114,6 +1114,98 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
     Ok(())
 }
 
+/// A table no larger than a batch on the server is copied without key order, so its checkpoint
+/// has no key to resume after. Compressed values make the estimate low: 400 rows of ~1 KB on
+/// disk are 96 KB each once read, so the copy outgrows `max_bytes` and is committed in parts,
+/// each saying "from the start". Killed after the first part, the restart copies every row
+/// again (the same rows, rewritten), and the lake ends up as the source, no key twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_without_key_order_that_outgrows_a_batch_starts_over() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    let rows = 400;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE squeezed (id int PRIMARY KEY, body text);
+             INSERT INTO squeezed SELECT g, repeat(md5(g::text), 3000)
+               FROM generate_series(1, {rows}) g;"
+        ))
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let max_bytes = 8_000_000;
+    let size: i64 = client
+        .query_one("SELECT pg_table_size('squeezed')", &[])
+        .await?
+        .get(0);
+    ensure!(
+        size < max_bytes,
+        "the table takes {size} bytes on the server"
+    );
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let config = config_text(&pg, &lake, &["public.*"], "")
+        .replace("max_rows = 100000", &format!("max_bytes = {max_bytes}"))
+        .replace("include = [", "snapshot_parallelism = 1\ninclude = [");
+    let config_path = dir.path().join("inlet.toml");
+    std::fs::write(&config_path, &config)?;
+    let log = dir.path().join("inlet.log");
+
+    // Killed once the first part of the copy is committed.
+    let mut child = spawn_inlet(&config_path, &log)?;
+    let timeline = lake.join("public/squeezed/.hoodie");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed = std::fs::read_dir(&timeline)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".commit"))
+            })
+            .unwrap_or(false);
+        if committed {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no snapshot commit within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill()?;
+    child.wait()?;
+    let uri = lake.join("public/squeezed").display().to_string();
+    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
+        .await?
+        .context("a checkpoint")?;
+    let copied = lake_rows(&uri, &["id".to_string()]).await?.len();
+    eprintln!("killed with {copied} rows copied, checkpoint {checkpoint:?}");
+    ensure!(
+        checkpoint.snapshot == inlet_ingest::change::SnapshotState::After(Vec::new()),
+        "a part of a copy without key order has no key: {checkpoint:?}"
+    );
+    ensure!(
+        0 < copied && copied < rows,
+        "{copied} rows in the first part"
+    );
+
+    client
+        .execute(
+            "UPDATE squeezed SET body = 'changed' WHERE id IN (1, 400)",
+            &[],
+        )
+        .await?;
+    let summary = sync(&client, &config).await?;
+    ensure!(
+        summary.rows as usize >= rows,
+        "the restart wrote {} rows: it did not start over",
+        summary.rows
+    );
+    let log = std::fs::read_to_string(&log)?;
+    ensure!(!log.contains("Resuming the snapshot after"), "{log}");
+    assert_table_matches(&client, &lake, "public", "squeezed", "id").await?;
+    Ok(())
+}
+
 /// The snapshot reads COPY's binary format and writes the last copied key into its checkpoint
 /// as text, for a resumed copy's `WHERE (key) > (literal)`. For each key type, at the edges of
 /// its range, that text must select exactly the value it came from; and it must be the text

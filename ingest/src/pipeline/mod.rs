@@ -542,9 +542,11 @@ impl<S: Source> Pipeline<S> {
             } => {
                 if let Some(state) = self.tables.get_mut(&table) {
                     if after_key.is_empty() {
-                        // A copy starting over (the table was emptied because the source lost
-                        // changes it needs): what the table held before counts no more, and
-                        // positions of another server may be lower than its old ones.
+                        // A copy from the start (or one without key order, whose every chunk
+                        // says so): when starting over (the table was emptied because the source
+                        // lost changes it needs), what the table held before counts no more, and
+                        // positions of another server may be lower than its old ones. Positions
+                        // of a copy are all its `position`, so saying it again changes nothing.
                         state.durable = position;
                         state.floor = position;
                     }

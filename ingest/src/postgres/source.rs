@@ -51,6 +51,9 @@ pub struct PostgresOptions {
     /// Copy existing rows first (`false`: stream only).
     pub snapshot: bool,
     pub snapshot_parallelism: usize,
+    /// The pipeline's `batch.max_bytes`: a table no larger is copied without key order (see
+    /// [`snapshot`]).
+    pub batch_bytes: usize,
     /// Record keys named in the configuration, by `schema.table`, for tables without a usable
     /// primary key or replica identity index, and whether the operator vouches for their
     /// uniqueness where no unique index does.
@@ -537,7 +540,15 @@ impl PostgresSource {
     ) {
         let options = self.options.connect.clone();
         let parallelism = self.options.snapshot_parallelism;
-        tokio::spawn(snapshot::run(options, snapshot_name, jobs, parallelism, tx));
+        let batch_bytes = self.options.batch_bytes;
+        tokio::spawn(snapshot::run(
+            options,
+            snapshot_name,
+            jobs,
+            parallelism,
+            batch_bytes,
+            tx,
+        ));
     }
 
     async fn begin_streaming(

@@ -71,9 +71,12 @@ pub fn without_meta_columns(schema: &Schema) -> SchemaRef {
 /// The constant ones need no statistics either: the file name dictionary-encodes to nothing, and
 /// the partition path is `DELTA_BYTE_ARRAY` too (each value the previous one: nothing to store),
 /// because a dictionary of the empty path of a table without partitions cost ~90 ns a row (the
-/// dictionary's lookups call `memcmp` on empty slices, slow in glibc's AVX-512 variant). Integer, date and timestamp columns are `DELTA_BINARY_PACKED`: ids and
+/// dictionary's lookups call `memcmp` on empty slices, slow in glibc's AVX-512 variant).
+/// Integer, date, timestamp and 18-digit decimal columns are `DELTA_BINARY_PACKED`: ids and
 /// times that grow along the file pack into a few bits, few distinct values into few bits too,
-/// and random ones cost what plain encoding does.
+/// and random ones cost what plain encoding does. A dictionary of amounts (a `numeric(12,2)`
+/// of 100,000 values) was a twentieth of a snapshot's commit: every value is looked up in a
+/// hash table that outgrows the cache.
 /// Spark (3.3+), Trino, Hive, hudi-rs, DuckDB and pyarrow read these standard encodings.
 /// Other columns are dictionary-encoded (the writer falls back to plain when the dictionary page
 /// fills), but the `plain` ones.
@@ -95,14 +98,16 @@ pub fn parquet_properties(schema: &Schema, plain: &[ColumnPath]) -> WriterProper
         }
     }
     for field in schema.fields() {
-        let packs = matches!(
-            field.data_type(),
+        // Decimals of up to 18 digits are stored as INT32 or INT64 (as Spark writes them).
+        let packs = match field.data_type() {
             DataType::Int32
-                | DataType::Int64
-                | DataType::Date32
-                | DataType::Timestamp(..)
-                | DataType::Time64(_)
-        );
+            | DataType::Int64
+            | DataType::Date32
+            | DataType::Timestamp(..)
+            | DataType::Time64(_) => true,
+            DataType::Decimal128(precision, _) => *precision <= 18,
+            _ => false,
+        };
         if packs {
             let column = ColumnPath::from(field.name().as_str());
             builder = builder

@@ -498,8 +498,8 @@ mod tests {
         fresh.write(&batch)?;
         assert_eq!(
             dictionaries(fresh.finish()?)?,
-            [true; 5],
-            "a new file tries a dictionary everywhere"
+            [true, true, true, true, false],
+            "a new file tries a dictionary everywhere but on 18-digit decimals (delta-packed)"
         );
         let mut rewrite =
             BaseFileWriter::new(schema.clone(), "t/b.parquet")?.encoded_like(stored.metadata())?;
@@ -509,6 +509,50 @@ mod tests {
             dictionaries(rewrite.finish()?)?,
             [false, false, true, true, false]
         );
+        Ok(())
+    }
+
+    /// Decimals of up to 18 digits (stored as INT32 or INT64) are delta-packed like integers,
+    /// wider ones (fixed-length bytes) dictionary-encoded; every value reads back, the largest
+    /// and smallest of each precision, zero and nulls among them.
+    #[test]
+    fn decimals_of_up_to_18_digits_are_delta_packed() -> Result<(), Box<dyn Error>> {
+        let mut rng = StdRng::seed_from_u64(5);
+        let rows = 3_000;
+        let mut fields = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for (precision, scale) in [(1, 0), (9, 2), (10, 0), (18, 4), (19, 0), (38, 10)] {
+            let max = 10i128.pow(u32::from(precision)) - 1;
+            let values: Decimal128Array = [Some(max), Some(-max), Some(0), None]
+                .into_iter()
+                .chain((4..rows).map(|_| Some(rng.random_range(-max..=max))))
+                .collect::<Decimal128Array>()
+                .with_precision_and_scale(precision, scale)?;
+            fields.push(Field::new(
+                format!("d{precision}"),
+                DataType::Decimal128(precision, scale),
+                true,
+            ));
+            columns.push(Arc::new(values));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        let mut writer = BaseFileWriter::new(schema.clone(), "t/d.parquet")?;
+        writer.write(&batch)?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(writer.finish()?)?;
+        let packed: Vec<bool> = reader.metadata().row_groups()[0]
+            .columns()
+            .iter()
+            .map(|c| c.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED))
+            .collect();
+        assert_eq!(packed, [true, true, true, true, false, false]);
+        let read = reader
+            .build()?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let read = arrow::compute::concat_batches(&schema, &read)?;
+        for (column, (got, want)) in read.columns().iter().zip(batch.columns()).enumerate() {
+            assert_eq!(got.to_data(), want.to_data(), "column {column}");
+        }
         Ok(())
     }
 }

@@ -4,8 +4,8 @@
 //! 1. the initial snapshot of a ROWS-row table (rows/s, from start to durable in the lake), next
 //!    to `COPY snap TO STDOUT (FORMAT binary)` on one connection, counted and dropped. The COPY
 //!    runs right before inlet's snapshot, so both read the table from the same warm cache.
-//!    Prints both rates and the ratio inlet snapshot / COPY (goal >= 0.5; inlet copies in text
-//!    format, ordered by key, and converts every row);
+//!    Prints both rates and the ratio inlet snapshot / COPY (goal >= 0.5; inlet decodes every
+//!    row into Arrow and commits it to the lake);
 //! 2. CHANGES row changes (60% inserts, 30% updates, 10% deletes, in transactions of 1000
 //!    rows) committed while inlet is stopped, then the slot is copied and drained twice, side by
 //!    side: by `pg_recvlogical` (pgoutput, to /dev/null) and by the inlet pipeline (to durable
