@@ -32,6 +32,11 @@ pub const CHUNK_ROWS: usize = 50_000;
 /// line pointer.
 const MIN_TUPLE_BYTES: usize = 28;
 
+/// The most rows a copy's builders make room for up front (beyond, they grow as rows come): a
+/// generous `max_bytes` of narrow rows must not ask for allocations of gigabytes, which Linux's
+/// overcommit heuristic may refuse even though most of them would never be written.
+const MAX_RESERVED_ROWS: usize = 1 << 22;
+
 /// One table to copy.
 #[derive(Debug, Clone)]
 pub struct CopyJob {
@@ -148,7 +153,7 @@ async fn copy_table(
             let size = usize::try_from(row.get::<_, i64>(0)).unwrap_or(0);
             // A heap tuple takes at least `MIN_TUPLE_BYTES`, so the table has at most this many
             // rows: room reserved but never written costs address space only.
-            (size <= batch_bytes).then_some(size / MIN_TUPLE_BYTES + 1)
+            (size <= batch_bytes).then_some((size / MIN_TUPLE_BYTES + 1).min(MAX_RESERVED_ROWS))
         }
     };
     let ordered = unordered.is_none();
