@@ -1045,31 +1045,22 @@ async fn reconnects_and_reports_a_dropped_slot() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::Result<()> {
-    let pg = PostgresServer::start()?;
-    let client = pg.connect().await?;
-    let rows = 300_000;
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE big (id int PRIMARY KEY, v text);
-             INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
-        ))
-        .await?;
-    client.batch_execute(FENCE_DDL).await?;
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let config = config_text(&pg, &lake, &["public.*"], "")
-        .replace("max_rows = 100000", "max_bytes = 2000000")
-        + "";
-    let config = config.replace("include = [", "snapshot_parallelism = 1\ninclude = [");
-    let config_path = dir.path().join("inlet.toml");
+/// Runs `inlet` (one table copied at a time, `max_bytes` per batch) and kills it once the
+/// first commit of `public.<table>` is on its timeline. Returns the configuration (its log is
+/// `inlet.log` beside `lake`), the table's checkpoint then, and how many rows it held.
+async fn kill_after_first_commit(
+    pg: &PostgresServer,
+    lake: &Path,
+    max_bytes: i64,
+    table: &str,
+) -> anyhow::Result<(String, inlet_ingest::change::Checkpoint, usize)> {
+    let config = config_text(pg, lake, &["public.*"], "")
+        .replace("max_rows = 100000", &format!("max_bytes = {max_bytes}"))
+        .replace("include = [", "snapshot_parallelism = 1\ninclude = [");
+    let config_path = lake.with_file_name("inlet.toml");
     std::fs::write(&config_path, &config)?;
-    let log = dir.path().join("inlet.log");
-
-    // Killed once the first chunk of the copy is committed.
-    let mut child = spawn_inlet(&config_path, &log)?;
-    let timeline = lake.join("public/big/.hoodie");
+    let mut child = spawn_inlet(&config_path, &lake.with_file_name("inlet.log"))?;
+    let timeline = lake.join("public").join(table).join(".hoodie");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let committed = std::fs::read_dir(&timeline)
@@ -1085,17 +1076,36 @@ async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::
             std::time::Instant::now() < deadline,
             "no snapshot commit within 60 s"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     child.kill()?;
     child.wait()?;
-    let uri = lake.join("public/big").display().to_string();
-    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
-    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
+    let uri = lake.join("public").join(table).display().to_string();
+    let opened = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
+    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&opened)
         .await?
         .context("a checkpoint")?;
     let copied = lake_rows(&uri, &["id".to_string()]).await?.len();
     eprintln!("killed with {copied} rows copied, checkpoint {checkpoint:?}");
+    Ok((config, checkpoint, copied))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_snapshot_resumes_after_the_last_copied_key() -> anyhow::Result<()> {
+    let pg = PostgresServer::start()?;
+    let client = pg.connect().await?;
+    let rows = 300_000;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE big (id int PRIMARY KEY, v text);
+             INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, {rows}) g;"
+        ))
+        .await?;
+    client.batch_execute(FENCE_DDL).await?;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let (config, checkpoint, copied) =
+        kill_after_first_commit(&pg, &lake, 2_000_000, "big").await?;
 
     // The restart copies the rest only.
     client
@@ -1143,42 +1153,8 @@ async fn a_copy_without_key_order_that_outgrows_a_batch_starts_over() -> anyhow:
     );
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
-    let config = config_text(&pg, &lake, &["public.*"], "")
-        .replace("max_rows = 100000", &format!("max_bytes = {max_bytes}"))
-        .replace("include = [", "snapshot_parallelism = 1\ninclude = [");
-    let config_path = dir.path().join("inlet.toml");
-    std::fs::write(&config_path, &config)?;
-    let log = dir.path().join("inlet.log");
-
-    // Killed once the first part of the copy is committed.
-    let mut child = spawn_inlet(&config_path, &log)?;
-    let timeline = lake.join("public/squeezed/.hoodie");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let committed = std::fs::read_dir(&timeline)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .any(|e| e.file_name().to_string_lossy().ends_with(".commit"))
-            })
-            .unwrap_or(false);
-        if committed {
-            break;
-        }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "no snapshot commit within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    child.kill()?;
-    child.wait()?;
-    let uri = lake.join("public/squeezed").display().to_string();
-    let table = inlet_table::Table::open(&uri, inlet_table::TableConfig::default()).await?;
-    let checkpoint = inlet_ingest::pipeline::table_checkpoint(&table)
-        .await?
-        .context("a checkpoint")?;
-    let copied = lake_rows(&uri, &["id".to_string()]).await?.len();
-    eprintln!("killed with {copied} rows copied, checkpoint {checkpoint:?}");
+    let (config, checkpoint, copied) =
+        kill_after_first_commit(&pg, &lake, max_bytes, "squeezed").await?;
     ensure!(
         checkpoint.snapshot == inlet_ingest::change::SnapshotState::After(Vec::new()),
         "a part of a copy without key order has no key: {checkpoint:?}"
@@ -1200,7 +1176,7 @@ async fn a_copy_without_key_order_that_outgrows_a_batch_starts_over() -> anyhow:
         "the restart wrote {} rows: it did not start over",
         summary.rows
     );
-    let log = std::fs::read_to_string(&log)?;
+    let log = std::fs::read_to_string(lake.with_file_name("inlet.log"))?;
     ensure!(!log.contains("Resuming the snapshot after"), "{log}");
     assert_table_matches(&client, &lake, "public", "squeezed", "id").await?;
     Ok(())
